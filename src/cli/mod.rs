@@ -1,0 +1,59 @@
+//! The command-line interface: one module per subcommand.
+//!
+//! Exit codes, shared by every subcommand: 0 when every check holds, 1 when any fails, 2 on
+//! bad input (arguments or files).
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub mod bench;
+pub mod gradcheck;
+
+/// Exit code when every check holds.
+pub const EXIT_HOLDS: u8 = 0;
+/// Exit code when a check fails.
+pub const EXIT_FAILS: u8 = 1;
+/// Exit code on bad input (arguments or files).
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Top-level arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rtb-trustpcl",
+    version,
+    about = "Verify that Relative Trajectory Balance is equivalent to Trust-PCL"
+)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// At-scale agreement of the fused f32/f64 kernels (C2–C4 in floats).
+    Gradcheck(gradcheck::GradcheckArgs),
+    /// Throughput of the fused kernels beside a memory-copy reference.
+    Bench(bench::BenchArgs),
+}
+
+/// Parses the arguments, runs the subcommand, and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                EXIT_BAD_INPUT
+            } else {
+                EXIT_HOLDS
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let code = match &cli.command {
+        Command::Gradcheck(args) => gradcheck::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    ExitCode::from(code)
+}
