@@ -6,3 +6,4 @@
 
 pub mod batched;
 pub mod cli;
+pub mod mutant;
