@@ -6,4 +6,5 @@
 
 pub mod batched;
 pub mod cli;
+pub mod exact;
 pub mod mutant;

@@ -1,0 +1,140 @@
+//! Derivation records: the named rewriting steps of an exact check, with the canonical form
+//! after each step. A derivation is a certificate that [`Derivation::recheck`] verifies again
+//! from its own contents.
+use super::{Poly, VarNames};
+use serde::Serialize;
+
+/// One step: named terms and their collected sum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// What the step does ("Trust-PCL per-step RL terms", "collect C + α·δ", ...).
+    pub name: String,
+    /// The labelled terms the step collects.
+    pub terms: Vec<(String, Poly)>,
+    /// The canonical form of the sum of the terms.
+    pub result: Poly,
+}
+
+impl Step {
+    /// A step whose result is the canonical sum of its terms.
+    pub fn collect(name: impl Into<String>, terms: Vec<(String, Poly)>) -> Self {
+        let result = Poly::sum(terms.iter().map(|(_, p)| p));
+        Self {
+            name: name.into(),
+            terms,
+            result,
+        }
+    }
+}
+
+/// A derivation of one identity `… = 0` for one subject (a trajectory, a window, an edge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derivation {
+    /// The claim and check (`C1`, `C3.logZ`, ...).
+    pub check: String,
+    /// What the identity is about (`trajectory s0,a,x1`, `edge s0->a`, `generic trajectory`).
+    pub subject: String,
+    /// The identity, in words (`C + α·δ = 0`).
+    pub identity: String,
+    /// The steps, in order; the last step's result is the residual of the identity.
+    pub steps: Vec<Step>,
+}
+
+/// A rendered derivation, for JSON output and snapshots.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderedDerivation {
+    /// The check.
+    pub check: String,
+    /// The subject.
+    pub subject: String,
+    /// The identity.
+    pub identity: String,
+    /// `(step name, [term label = form], result)`.
+    pub steps: Vec<RenderedStep>,
+    /// Whether the residual is zero.
+    pub holds: bool,
+}
+
+/// A rendered step.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderedStep {
+    /// The step name.
+    pub name: String,
+    /// `label = form` for each term.
+    pub terms: Vec<String>,
+    /// The canonical result.
+    pub result: String,
+}
+
+impl Derivation {
+    /// The residual: the result of the last step (zero when the identity holds).
+    pub fn residual(&self) -> Poly {
+        self.steps
+            .last()
+            .map(|s| s.result.clone())
+            .unwrap_or_default()
+    }
+
+    /// True when the residual is the zero polynomial.
+    pub fn holds(&self) -> bool {
+        self.residual().is_zero()
+    }
+
+    /// Re-checks the certificate from its own contents: every step's result must be the
+    /// canonical sum of its terms. Returns the name of the first step that does not.
+    pub fn recheck(&self) -> Result<(), String> {
+        for step in &self.steps {
+            let sum = Poly::sum(step.terms.iter().map(|(_, p)| p));
+            if sum != step.result {
+                return Err(format!(
+                    "{} / {}: step `{}` does not collect to its result",
+                    self.check, self.subject, step.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Renders every form with the given names.
+    pub fn render(&self, names: &dyn VarNames) -> RenderedDerivation {
+        RenderedDerivation {
+            check: self.check.clone(),
+            subject: self.subject.clone(),
+            identity: self.identity.clone(),
+            steps: self
+                .steps
+                .iter()
+                .map(|s| RenderedStep {
+                    name: s.name.clone(),
+                    terms: s
+                        .terms
+                        .iter()
+                        .map(|(label, p)| format!("{label} = {}", p.render(names)))
+                        .collect(),
+                    result: s.result.render(names),
+                })
+                .collect(),
+            holds: self.holds(),
+        }
+    }
+}
+
+impl RenderedDerivation {
+    /// Plain-text form, one line per term, as printed by `derive` and stored in snapshots.
+    pub fn to_text(&self) -> String {
+        let mut out = format!("{} on {}: {}\n", self.check, self.subject, self.identity);
+        for (i, step) in self.steps.iter().enumerate() {
+            out.push_str(&format!("  {}. {}\n", i + 1, step.name));
+            for term in &step.terms {
+                out.push_str(&format!("       {term}\n"));
+            }
+            out.push_str(&format!("     ⇒ {}\n", step.result));
+        }
+        out.push_str(if self.holds {
+            "  ∎ holds: the residual is the zero polynomial\n"
+        } else {
+            "  ✗ FAILS: the residual above is not zero\n"
+        });
+        out
+    }
+}

@@ -1,0 +1,410 @@
+//! The polynomial ring `Q[symbols, log b_k]` in which objectives live.
+//!
+//! Variables are formal symbols (learned scalars, per-edge log-probabilities, generic
+//! trajectory aggregates) and the log atoms `log b_k` of a coprime base. A polynomial is a map
+//! from monomials to non-zero rational coefficients, so equality of values of this type is
+//! equality of canonical forms. Treating log atoms as indeterminates makes polynomial equality
+//! a sufficient proof of a real identity; a non-zero difference is a sound refutation when it
+//! has a non-zero coefficient that is of degree ≤ 1 in the atoms (see [`Poly::refutes`]).
+use super::{LogForm, Rational};
+use num_bigint::BigUint;
+use num_traits::{One, Signed, Zero};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// A variable of the ring.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Var {
+    /// The learned log-partition function `log Z`.
+    LogZ,
+    /// The Trust-PCL value `V(s)` of a state (by index).
+    V(usize),
+    /// The learned log-flow `log F(s)` of a state (by index).
+    LogF(usize),
+    /// The log-probability `ℓ_e = log q(e)` of an edge (by index), as a free symbol.
+    LogQ(usize),
+    /// The sum of `log q` along a generic trajectory.
+    SumLogQ,
+    /// The sum of `log p` along a generic trajectory.
+    SumLogP,
+    /// The log-reward `log r(x)` of the terminal of a generic trajectory.
+    LogR,
+    /// The log atom `log b` of a base element `b`.
+    Atom(BigUint),
+}
+
+impl Var {
+    /// True for a log atom (a constant of unknown algebraic relations), false for a symbol.
+    pub fn is_atom(&self) -> bool {
+        matches!(self, Var::Atom(_))
+    }
+}
+
+/// Names states and edges when polynomials are rendered.
+pub trait VarNames {
+    /// The name of state `s`.
+    fn state(&self, s: usize) -> String;
+    /// The name of edge `e`, as `from->to`.
+    fn edge(&self, e: usize) -> String;
+
+    /// The rendering of a variable.
+    fn var(&self, v: &Var) -> String {
+        match v {
+            Var::LogZ => "logZ".into(),
+            Var::V(s) => format!("V({})", self.state(*s)),
+            Var::LogF(s) => format!("logF({})", self.state(*s)),
+            Var::LogQ(e) => format!("ℓ({})", self.edge(*e)),
+            Var::SumLogQ => "Σℓ".into(),
+            Var::SumLogP => "Σlogp".into(),
+            Var::LogR => "logr".into(),
+            Var::Atom(b) => format!("log{b}"),
+        }
+    }
+}
+
+/// Renders with indices as names (for debugging).
+pub struct IndexNames;
+
+impl VarNames for IndexNames {
+    fn state(&self, s: usize) -> String {
+        format!("s{s}")
+    }
+    fn edge(&self, e: usize) -> String {
+        format!("e{e}")
+    }
+}
+
+/// A monomial: variables with positive exponents, sorted by variable. Monomials are ordered
+/// by total degree (highest first), then lexicographically, so rendered forms read naturally.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Monomial(Vec<(Var, u32)>);
+
+impl Monomial {
+    fn degree(&self) -> u32 {
+        self.0.iter().map(|(_, e)| e).sum()
+    }
+}
+
+impl Ord for Monomial {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.degree().cmp(&self.degree()).then_with(|| {
+            // Graded lex: at the first difference, the monomial with the earlier variable
+            // or the higher exponent of the same variable comes first.
+            for ((va, ea), (vb, eb)) in self.0.iter().zip(&other.0) {
+                let by_var = va.cmp(vb);
+                if by_var != std::cmp::Ordering::Equal {
+                    return by_var;
+                }
+                if ea != eb {
+                    return eb.cmp(ea);
+                }
+            }
+            other.0.len().cmp(&self.0.len())
+        })
+    }
+}
+
+impl PartialOrd for Monomial {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Monomial {
+    /// The monomial `1`.
+    pub fn one() -> Self {
+        Self(Vec::new())
+    }
+
+    /// The monomial of a single variable.
+    pub fn var(v: Var) -> Self {
+        Self(vec![(v, 1)])
+    }
+
+    /// The variables and exponents.
+    pub fn factors(&self) -> &[(Var, u32)] {
+        &self.0
+    }
+
+    /// The product of two monomials.
+    pub fn mul(&self, other: &Self) -> Self {
+        let mut merged: BTreeMap<Var, u32> = self.0.iter().cloned().collect();
+        for (v, e) in &other.0 {
+            *merged.entry(v.clone()).or_default() += e;
+        }
+        Self(merged.into_iter().collect())
+    }
+
+    /// The exponent of `v` (0 when absent).
+    pub fn exponent(&self, v: &Var) -> u32 {
+        self.0.iter().find(|(w, _)| w == v).map_or(0, |(_, e)| *e)
+    }
+
+    fn without(&self, v: &Var) -> Self {
+        Self(self.0.iter().filter(|(w, _)| w != v).cloned().collect())
+    }
+
+    /// Total degree in log atoms.
+    pub fn atom_degree(&self) -> u32 {
+        self.0
+            .iter()
+            .filter(|(v, _)| v.is_atom())
+            .map(|(_, e)| e)
+            .sum()
+    }
+
+    /// The part of the monomial made of symbols (atoms removed).
+    pub fn symbol_part(&self) -> Self {
+        Self(
+            self.0
+                .iter()
+                .filter(|(v, _)| !v.is_atom())
+                .cloned()
+                .collect(),
+        )
+    }
+
+    fn render(&self, names: &dyn VarNames) -> String {
+        self.0
+            .iter()
+            .map(|(v, e)| {
+                if *e == 1 {
+                    names.var(v)
+                } else {
+                    format!("{}^{e}", names.var(v))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("·")
+    }
+}
+
+/// A polynomial with rational coefficients in canonical form (no zero coefficient stored).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Poly {
+    terms: BTreeMap<Monomial, Rational>,
+}
+
+impl Poly {
+    /// The zero polynomial.
+    pub fn zero() -> Self {
+        Self::default()
+    }
+
+    /// A rational constant.
+    pub fn constant(c: Rational) -> Self {
+        let mut p = Self::zero();
+        p.add_term(Monomial::one(), c);
+        p
+    }
+
+    /// A single variable.
+    pub fn var(v: Var) -> Self {
+        let mut p = Self::zero();
+        p.add_term(Monomial::var(v), Rational::one());
+        p
+    }
+
+    /// The polynomial of a log-form: `c0 + Σ c_k · Atom(b_k)`.
+    pub fn from_logform(form: &LogForm) -> Self {
+        let mut p = Self::constant(form.constant_part().clone());
+        for (atom, c) in form.coefficients() {
+            p.add_term(Monomial::var(Var::Atom(atom.clone())), c.clone());
+        }
+        p
+    }
+
+    fn add_term(&mut self, m: Monomial, c: Rational) {
+        if c.is_zero() {
+            return;
+        }
+        let entry = self.terms.entry(m.clone()).or_default();
+        *entry += c;
+        if entry.is_zero() {
+            self.terms.remove(&m);
+        }
+    }
+
+    /// The terms: monomial → non-zero coefficient.
+    pub fn terms(&self) -> &BTreeMap<Monomial, Rational> {
+        &self.terms
+    }
+
+    /// True for the zero polynomial.
+    pub fn is_zero(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// `self + other`.
+    pub fn add(&self, other: &Self) -> Self {
+        let mut out = self.clone();
+        for (m, c) in &other.terms {
+            out.add_term(m.clone(), c.clone());
+        }
+        out
+    }
+
+    /// `self − other`.
+    pub fn sub(&self, other: &Self) -> Self {
+        let mut out = self.clone();
+        for (m, c) in &other.terms {
+            out.add_term(m.clone(), -c.clone());
+        }
+        out
+    }
+
+    /// `−self`.
+    pub fn neg(&self) -> Self {
+        self.scale(&-Rational::one())
+    }
+
+    /// `c · self`.
+    pub fn scale(&self, c: &Rational) -> Self {
+        if c.is_zero() {
+            return Self::zero();
+        }
+        Self {
+            terms: self.terms.iter().map(|(m, k)| (m.clone(), k * c)).collect(),
+        }
+    }
+
+    /// `self · other`.
+    pub fn mul(&self, other: &Self) -> Self {
+        let mut out = Self::zero();
+        for (m1, c1) in &self.terms {
+            for (m2, c2) in &other.terms {
+                out.add_term(m1.mul(m2), c1 * c2);
+            }
+        }
+        out
+    }
+
+    /// The sum of an iterator of polynomials.
+    pub fn sum<'a>(items: impl IntoIterator<Item = &'a Poly>) -> Self {
+        items.into_iter().fold(Self::zero(), |acc, p| acc.add(p))
+    }
+
+    /// The partial derivative `∂self/∂v`.
+    pub fn derivative(&self, v: &Var) -> Self {
+        let mut out = Self::zero();
+        for (m, c) in &self.terms {
+            let e = m.exponent(v);
+            if e == 0 {
+                continue;
+            }
+            let rest = m.without(v);
+            let lowered = if e > 1 {
+                rest.mul(&Monomial(vec![(v.clone(), e - 1)]))
+            } else {
+                rest
+            };
+            out.add_term(lowered, c * Rational::from_integer(e.into()));
+        }
+        out
+    }
+
+    /// `self` with every occurrence of `v` replaced by `value`.
+    pub fn substitute(&self, v: &Var, value: &Poly) -> Self {
+        let mut out = Self::zero();
+        let mut powers: Vec<Poly> = vec![Poly::constant(Rational::one())];
+        for (m, c) in &self.terms {
+            let e = m.exponent(v) as usize;
+            while powers.len() <= e {
+                let next = powers.last().expect("non-empty").mul(value);
+                powers.push(next);
+            }
+            let mut rest = Poly::zero();
+            rest.add_term(m.without(v), c.clone());
+            out = out.add(&rest.mul(&powers[e]));
+        }
+        out
+    }
+
+    /// True when `self`, as a polynomial in the symbols with coefficients in `Q[log atoms]`,
+    /// has a coefficient of degree ≤ 1 in the atoms that is non-zero. By Baker's theorem
+    /// (`1` and the logs of multiplicatively independent integers are linearly independent over
+    /// the algebraic numbers) such a coefficient is a non-zero real number, so `self` is not
+    /// the zero function of the symbols: a sound refutation of `self = 0`.
+    pub fn refutes(&self) -> bool {
+        let mut by_symbols: BTreeMap<Monomial, bool> = BTreeMap::new();
+        for m in self.terms.keys() {
+            let low = m.atom_degree() <= 1;
+            let entry = by_symbols.entry(m.symbol_part()).or_insert(true);
+            *entry &= low;
+        }
+        by_symbols.values().any(|&all_low| all_low)
+    }
+
+    /// Renders the polynomial with the given names, terms in canonical order.
+    pub fn render(&self, names: &dyn VarNames) -> String {
+        if self.terms.is_empty() {
+            return "0".into();
+        }
+        let mut out = String::new();
+        for (i, (m, c)) in self.terms.iter().enumerate() {
+            let (negative, magnitude) = (c.is_negative(), c.abs());
+            match (i, negative) {
+                (0, true) => out.push('-'),
+                (0, false) => {}
+                (_, true) => out.push_str(" - "),
+                (_, false) => out.push_str(" + "),
+            }
+            let body = m.render(names);
+            if body.is_empty() {
+                let _ = write!(out, "{magnitude}");
+            } else if magnitude.is_one() {
+                out.push_str(&body);
+            } else {
+                let _ = write!(out, "{magnitude}·{body}");
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(n: i64, d: i64) -> Rational {
+        Rational::new(n.into(), d.into())
+    }
+
+    #[test]
+    fn ring_operations_are_canonical() {
+        let x = Poly::var(Var::LogZ);
+        let y = Poly::var(Var::LogQ(0));
+        let sum = x.add(&y);
+        let square = sum.mul(&sum);
+        let expanded = x.mul(&x).add(&x.mul(&y).scale(&q(2, 1))).add(&y.mul(&y));
+        assert_eq!(square, expanded);
+        assert!(square.sub(&expanded).is_zero());
+        assert_eq!(
+            square.render(&IndexNames),
+            "logZ^2 + 2·logZ·ℓ(e0) + ℓ(e0)^2"
+        );
+    }
+
+    #[test]
+    fn derivative_and_substitution() {
+        let x = Poly::var(Var::LogZ);
+        let y = Poly::var(Var::V(1));
+        let p = x.mul(&x).mul(&y).scale(&q(1, 2));
+        assert_eq!(p.derivative(&Var::LogZ), x.mul(&y));
+        assert_eq!(p.derivative(&Var::LogQ(3)), Poly::zero());
+        let sub = p.substitute(&Var::V(1), &x.scale(&q(3, 1)));
+        assert_eq!(sub, x.mul(&x).mul(&x).scale(&q(3, 2)));
+    }
+
+    #[test]
+    fn refutation_needs_a_low_degree_coefficient() {
+        let a = Poly::var(Var::Atom(2u32.into()));
+        let b = Poly::var(Var::Atom(3u32.into()));
+        let z = Poly::var(Var::LogZ);
+        assert!(a.sub(&b).refutes());
+        assert!(z.mul(&a).refutes());
+        // log2² − log3 is not decided by linear independence alone.
+        assert!(!a.mul(&a).sub(&b).refutes());
+        assert!(!Poly::zero().refutes());
+    }
+}
