@@ -5,6 +5,10 @@
 #![deny(missing_docs)]
 
 pub mod batched;
+pub mod claims;
 pub mod cli;
+pub mod dag;
 pub mod exact;
 pub mod mutant;
+pub mod objectives;
+pub mod report;

@@ -6,7 +6,9 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod bench;
+pub mod derive;
 pub mod gradcheck;
+pub mod verify;
 
 /// Exit code when every check holds.
 pub const EXIT_HOLDS: u8 = 0;
@@ -31,6 +33,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Verify claims C1–C5 exactly on every environment (default `spec/`).
+    Verify(verify::VerifyArgs),
+    /// Print the derivation of one claim on one environment.
+    Derive(derive::DeriveArgs),
     /// At-scale agreement of the fused f32/f64 kernels (C2–C4 in floats).
     Gradcheck(gradcheck::GradcheckArgs),
     /// Throughput of the fused kernels beside a memory-copy reference.
@@ -52,6 +58,8 @@ pub fn main() -> ExitCode {
         }
     };
     let code = match &cli.command {
+        Command::Verify(args) => verify::run(args),
+        Command::Derive(args) => derive::run(args),
         Command::Gradcheck(args) => gradcheck::run(args),
         Command::Bench(args) => bench::run(args),
     };

@@ -13,6 +13,8 @@ pub struct Step {
     pub terms: Vec<(String, Poly)>,
     /// The canonical form of the sum of the terms.
     pub result: Poly,
+    /// True when the step asserts that its result is zero (an identity being proved).
+    pub asserts_zero: bool,
 }
 
 impl Step {
@@ -23,6 +25,26 @@ impl Step {
             name: name.into(),
             terms,
             result,
+            asserts_zero: false,
+        }
+    }
+
+    /// A step whose result was computed elsewhere (by an objective's own definition); the
+    /// terms show its decomposition and [`Derivation::recheck`] verifies they agree.
+    pub fn computed(name: impl Into<String>, terms: Vec<(String, Poly)>, result: Poly) -> Self {
+        Self {
+            name: name.into(),
+            terms,
+            result,
+            asserts_zero: false,
+        }
+    }
+
+    /// A step that collects its terms and asserts the sum is zero.
+    pub fn identity(name: impl Into<String>, terms: Vec<(String, Poly)>) -> Self {
+        Self {
+            asserts_zero: true,
+            ..Self::collect(name, terms)
         }
     }
 }
@@ -49,7 +71,7 @@ pub struct RenderedDerivation {
     pub subject: String,
     /// The identity.
     pub identity: String,
-    /// `(step name, [term label = form], result)`.
+    /// The steps.
     pub steps: Vec<RenderedStep>,
     /// Whether the residual is zero.
     pub holds: bool,
@@ -64,20 +86,22 @@ pub struct RenderedStep {
     pub terms: Vec<String>,
     /// The canonical result.
     pub result: String,
+    /// Whether the step asserts its result is zero.
+    pub asserts_zero: bool,
 }
 
 impl Derivation {
-    /// The residual: the result of the last step (zero when the identity holds).
-    pub fn residual(&self) -> Poly {
+    /// The first non-zero result among the steps that assert zero (`None` when it holds).
+    pub fn offending(&self) -> Option<&Step> {
         self.steps
-            .last()
-            .map(|s| s.result.clone())
-            .unwrap_or_default()
+            .iter()
+            .find(|s| s.asserts_zero && !s.result.is_zero())
     }
 
-    /// True when the residual is the zero polynomial.
+    /// True when every step that asserts zero has the zero polynomial as its result (and
+    /// there is at least one such step).
     pub fn holds(&self) -> bool {
-        self.residual().is_zero()
+        self.steps.iter().any(|s| s.asserts_zero) && self.offending().is_none()
     }
 
     /// Re-checks the certificate from its own contents: every step's result must be the
@@ -112,6 +136,7 @@ impl Derivation {
                         .map(|(label, p)| format!("{label} = {}", p.render(names)))
                         .collect(),
                     result: s.result.render(names),
+                    asserts_zero: s.asserts_zero,
                 })
                 .collect(),
             holds: self.holds(),
@@ -128,12 +153,17 @@ impl RenderedDerivation {
             for term in &step.terms {
                 out.push_str(&format!("       {term}\n"));
             }
-            out.push_str(&format!("     ⇒ {}\n", step.result));
+            let mark = match (step.asserts_zero, step.result == "0") {
+                (false, _) => "",
+                (true, true) => "   ✓ = 0",
+                (true, false) => "   ✗ ≠ 0",
+            };
+            out.push_str(&format!("     ⇒ {}{mark}\n", step.result));
         }
         out.push_str(if self.holds {
-            "  ∎ holds: the residual is the zero polynomial\n"
+            "  ∎ holds: every asserted residual is the zero polynomial\n"
         } else {
-            "  ✗ FAILS: the residual above is not zero\n"
+            "  ✗ FAILS: a residual marked ✗ is not zero\n"
         });
         out
     }

@@ -1,0 +1,214 @@
+//! The claims of DESIGN §3, one module each. Every claim builds both sides independently
+//! (Trust-PCL from its per-step RL terms), decides the identity exactly in the polynomial
+//! ring, and returns a [`Certificate`] with its derivations.
+
+pub mod c1_residual;
+pub mod c2_loss;
+pub mod c3_gradient;
+pub mod c4_window;
+pub mod c5_fixed_point;
+mod context;
+
+pub use context::{ClaimContext, VerifyOptions};
+
+use crate::exact::{Derivation, Poly, VarNames};
+use serde::Serialize;
+
+/// The outcome of one named check (a family of identities decided by one route).
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckOutcome {
+    /// The check's name (`C3.logZ`, `C1.structural`, ...).
+    pub name: String,
+    /// `enumeration` (every trajectory/window), `structural` (per edge/state plus the
+    /// telescoping lemma), `generic` (a generic trajectory with symbolic aggregates) or `dp`.
+    pub route: String,
+    /// Identities decided.
+    pub checked: u64,
+    /// Identities that failed.
+    pub failed: u64,
+    /// Why the check did not run (`None` when it ran).
+    pub skipped: Option<String>,
+}
+
+/// What a claim checked, whether it holds, and the derivations that show it.
+#[derive(Debug, Clone)]
+pub struct Certificate {
+    /// `C1` … `C5`.
+    pub claim: String,
+    /// One line: what the claim states.
+    pub statement: String,
+    /// `Some(true)` when every check that ran holds, `Some(false)` when one fails, `None`
+    /// when nothing could run.
+    pub holds: Option<bool>,
+    /// The named checks.
+    pub checks: Vec<CheckOutcome>,
+    /// Kept derivations (the first few of each check, and the first failures).
+    pub derivations: Vec<Derivation>,
+    /// The first failing derivation of each failing check.
+    pub failures: Vec<Derivation>,
+}
+
+impl Certificate {
+    /// Total identities decided.
+    pub fn checked(&self) -> u64 {
+        self.checks.iter().map(|c| c.checked).sum()
+    }
+
+    /// The reason nothing ran, or the reasons some checks were skipped.
+    pub fn skipped(&self) -> Option<String> {
+        let reasons: Vec<String> = self
+            .checks
+            .iter()
+            .filter_map(|c| c.skipped.as_ref().map(|r| format!("{}: {r}", c.name)))
+            .collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
+    /// A one-line summary for the report.
+    pub fn summary(&self, names: &dyn VarNames) -> String {
+        let ran: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| c.skipped.is_none())
+            .map(|c| {
+                if c.failed == 0 {
+                    format!("{} {} ({})", c.name, c.checked, c.route)
+                } else {
+                    format!("{} FAILS {}/{} ({})", c.name, c.failed, c.checked, c.route)
+                }
+            })
+            .collect();
+        let mut out = if ran.is_empty() {
+            "nothing ran".to_string()
+        } else {
+            ran.join(", ")
+        };
+        if let Some(first) = self.failures.first() {
+            if let Some(step) = first.offending() {
+                let mut rendered = step.result.render(names);
+                if rendered.chars().count() > 160 {
+                    rendered = rendered.chars().take(160).collect::<String>() + " …";
+                }
+                let soundness = if step.result.refutes() {
+                    "refuted"
+                } else {
+                    "not proven (residual only of degree ≥ 2 in log atoms)"
+                };
+                out.push_str(&format!(
+                    "; {soundness}: on {}, {} = {rendered}",
+                    first.subject, step.name
+                ));
+            }
+        }
+        out
+    }
+
+    /// Re-checks every kept derivation: each step collects to its result, and each
+    /// derivation's verdict agrees with the certificate's counts.
+    pub fn recheck(&self) -> Result<(), String> {
+        for d in self.derivations.iter().chain(&self.failures) {
+            d.recheck()?;
+        }
+        let any_failed = self.checks.iter().any(|c| c.failed > 0);
+        if self.failures.iter().any(|d| d.holds()) {
+            return Err(format!("{}: a recorded failure holds", self.claim));
+        }
+        if any_failed == self.failures.is_empty() {
+            return Err(format!(
+                "{}: failure counts and records disagree",
+                self.claim
+            ));
+        }
+        if self.holds == Some(any_failed) {
+            return Err(format!("{}: verdict disagrees with its checks", self.claim));
+        }
+        Ok(())
+    }
+}
+
+/// Accumulates the derivations of one named check.
+pub(crate) struct Recorder {
+    outcome: CheckOutcome,
+    keep: usize,
+    kept: Vec<Derivation>,
+    first_failure: Option<Derivation>,
+}
+
+impl Recorder {
+    pub(crate) fn new(name: &str, route: &str, keep: usize) -> Self {
+        Self {
+            outcome: CheckOutcome {
+                name: name.into(),
+                route: route.into(),
+                checked: 0,
+                failed: 0,
+                skipped: None,
+            },
+            keep,
+            kept: Vec::new(),
+            first_failure: None,
+        }
+    }
+
+    pub(crate) fn skipped(name: &str, route: &str, reason: String) -> Self {
+        let mut r = Self::new(name, route, 0);
+        r.outcome.skipped = Some(reason);
+        r
+    }
+
+    /// Records one derivation, counting each asserted identity in it.
+    pub(crate) fn record(&mut self, d: Derivation) {
+        let asserted = d.steps.iter().filter(|s| s.asserts_zero).count() as u64;
+        let failed = d
+            .steps
+            .iter()
+            .filter(|s| s.asserts_zero && !s.result.is_zero())
+            .count() as u64;
+        self.outcome.checked += asserted;
+        self.outcome.failed += failed;
+        if failed > 0 && self.first_failure.is_none() {
+            self.first_failure = Some(d.clone());
+        }
+        if self.kept.len() < self.keep {
+            self.kept.push(d);
+        }
+    }
+}
+
+/// Assembles a certificate from the recorders of its checks.
+pub(crate) fn certificate(claim: &str, statement: &str, recorders: Vec<Recorder>) -> Certificate {
+    let mut checks = Vec::new();
+    let mut derivations = Vec::new();
+    let mut failures = Vec::new();
+    for r in recorders {
+        checks.push(r.outcome);
+        derivations.extend(r.kept);
+        failures.extend(r.first_failure);
+    }
+    let ran = checks.iter().any(|c| c.skipped.is_none());
+    let holds = ran.then(|| checks.iter().all(|c| c.failed == 0));
+    Certificate {
+        claim: claim.into(),
+        statement: statement.into(),
+        holds,
+        checks,
+        derivations,
+        failures,
+    }
+}
+
+/// Runs C1–C5 on one environment.
+pub fn verify_environment(ctx: &ClaimContext) -> Vec<Certificate> {
+    vec![
+        c1_residual::check(ctx),
+        c2_loss::check(ctx),
+        c3_gradient::check(ctx),
+        c4_window::check(ctx),
+        c5_fixed_point::check(ctx),
+    ]
+}
+
+/// `label = poly` pair for derivation terms.
+pub(crate) fn term(label: impl Into<String>, p: Poly) -> (String, Poly) {
+    (label.into(), p)
+}

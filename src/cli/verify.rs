@@ -1,0 +1,83 @@
+//! `verify`: every claim on every environment, as a report.
+use crate::claims::VerifyOptions;
+use crate::dag::load_dir;
+use crate::mutant::Mutant;
+use crate::report::{environment_report, Report};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Arguments of `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Spec files or directories of `*.toml` specs (default: `spec/`).
+    pub paths: Vec<PathBuf>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Swap in a deliberately wrong variant; the claims it affects must then fail.
+    #[arg(long, value_enum)]
+    pub mutant: Option<Mutant>,
+    /// Enumeration-based checks are refused above this many trajectories (structural checks
+    /// still run).
+    #[arg(long, default_value_t = 100_000)]
+    pub max_trajectories: u64,
+    /// Window enumeration is refused above this many windows.
+    #[arg(long, default_value_t = 200_000)]
+    pub max_windows: u64,
+}
+
+/// Runs `verify`; returns the exit code.
+pub fn run(args: &VerifyArgs) -> u8 {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("spec")]
+    } else {
+        args.paths.clone()
+    };
+    let envs = match load_dir(&paths) {
+        Ok(envs) if envs.is_empty() => {
+            eprintln!("error: no spec files found under {paths:?}");
+            return super::EXIT_BAD_INPUT;
+        }
+        Ok(envs) => envs,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_BAD_INPUT;
+        }
+    };
+    let options = VerifyOptions {
+        max_trajectories: args.max_trajectories,
+        max_windows: args.max_windows,
+        mutant: args.mutant,
+        ..VerifyOptions::default()
+    };
+    let mut environments = Vec::new();
+    for env in &envs {
+        match environment_report(env, &options) {
+            Ok((report, _)) => environments.push(report),
+            Err(e) => {
+                eprintln!("error: {}: internal exact-arithmetic error: {e}", env.file);
+                return super::EXIT_BAD_INPUT;
+            }
+        }
+    }
+    let all_hold = environments
+        .iter()
+        .all(|e| e.claims.iter().all(|c| c.holds != Some(false)));
+    let report = Report {
+        all_hold,
+        mutant: args.mutant.map(|m| m.to_string()),
+        environments,
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: cannot serialise the report: {e}");
+                return super::EXIT_BAD_INPUT;
+            }
+        }
+    } else {
+        print!("{}", report.to_text());
+    }
+    report.exit_code()
+}

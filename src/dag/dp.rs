@@ -1,0 +1,64 @@
+//! Exact dynamic programming on the DAG: the optimum `F*`, `q*`, `Z*` by backward induction,
+//! and occupancy measures under a concrete policy, in O(|E|) exact operations.
+use super::Environment;
+use crate::exact::{exact_power, Rational};
+use num_traits::{One, Zero};
+
+/// The optimum of the fine-tuning problem: `F*(x) = r(x)^β`, `F*(s) = Σ p(s'|s) F*(s')`,
+/// `q*(s'|s) = p(s'|s) F*(s') / F*(s)`, `Z* = F*(s0)`. Soft values are `V*(s) = α log F*(s)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Optimum {
+    /// `F*(s)` per state.
+    pub flow: Vec<Rational>,
+    /// `q*(e)` per edge.
+    pub policy: Vec<Rational>,
+    /// `Z* = F*(s0)`.
+    pub z: Rational,
+}
+
+/// The exact optimum, or the reason it is not rational (some `r(x)^β` irrational).
+pub fn optimum(env: &Environment) -> Result<Optimum, String> {
+    let mut flow = vec![Rational::zero(); env.states.len()];
+    for &s in env.topo.iter().rev() {
+        flow[s] = if env.is_terminal(s) {
+            let r = env.reward(s);
+            exact_power(r, &env.beta).ok_or_else(|| {
+                format!(
+                    "F*({}) = r^β = ({r})^({}) is irrational, so Z* and q* have no exact rational form",
+                    env.states[s], env.beta
+                )
+            })?
+        } else {
+            env.out_edges[s].iter().fold(Rational::zero(), |acc, &e| {
+                acc + &env.edges[e].prior * &flow[env.edges[e].to]
+            })
+        };
+    }
+    let policy = env
+        .edges
+        .iter()
+        .map(|edge| &edge.prior * &flow[edge.to] / &flow[edge.from])
+        .collect();
+    let z = flow[env.source].clone();
+    Ok(Optimum { flow, policy, z })
+}
+
+/// The occupancy measure of a policy given per edge: `occ(s0) = 1`,
+/// `occ(s') = Σ occ(s) q(s'|s)`; on terminals it is the terminal marginal.
+pub fn occupancy(env: &Environment, policy: &[Rational]) -> Vec<Rational> {
+    let mut occ = vec![Rational::zero(); env.states.len()];
+    occ[env.source] = Rational::one();
+    for &s in &env.topo {
+        for &e in &env.out_edges[s] {
+            let mass = &occ[s] * &policy[e];
+            occ[env.edges[e].to] += mass;
+        }
+    }
+    occ
+}
+
+/// The probability of a path under a policy given per edge.
+pub fn path_probability(policy: &[Rational], path: &[usize]) -> Rational {
+    path.iter()
+        .fold(Rational::one(), |acc, &e| acc * &policy[e])
+}

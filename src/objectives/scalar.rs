@@ -1,0 +1,60 @@
+//! The number trait objectives are written over: the exact polynomial ring and `f64`.
+use crate::exact::{Poly, Rational};
+use num_traits::ToPrimitive;
+
+/// A commutative ring with rational constants: enough to write every per-trajectory objective.
+pub trait Scalar: Clone {
+    /// The rational constant `c`.
+    fn from_rational(c: &Rational) -> Self;
+    /// `self + other`.
+    fn add(&self, other: &Self) -> Self;
+    /// `self − other`.
+    fn sub(&self, other: &Self) -> Self;
+    /// `self · other`.
+    fn mul(&self, other: &Self) -> Self;
+    /// `c · self`.
+    fn scale(&self, c: &Rational) -> Self {
+        Self::from_rational(c).mul(self)
+    }
+    /// Zero.
+    fn zero() -> Self {
+        Self::from_rational(&Rational::from_integer(0.into()))
+    }
+    /// The sum of a slice.
+    fn sum(items: &[Self]) -> Self {
+        items.iter().fold(Self::zero(), |acc, x| acc.add(x))
+    }
+}
+
+impl Scalar for Poly {
+    fn from_rational(c: &Rational) -> Self {
+        Poly::constant(c.clone())
+    }
+    fn add(&self, other: &Self) -> Self {
+        Poly::add(self, other)
+    }
+    fn sub(&self, other: &Self) -> Self {
+        Poly::sub(self, other)
+    }
+    fn mul(&self, other: &Self) -> Self {
+        Poly::mul(self, other)
+    }
+    fn scale(&self, c: &Rational) -> Self {
+        Poly::scale(self, c)
+    }
+}
+
+impl Scalar for f64 {
+    fn from_rational(c: &Rational) -> Self {
+        c.to_f64().unwrap_or(f64::NAN)
+    }
+    fn add(&self, other: &Self) -> Self {
+        self + other
+    }
+    fn sub(&self, other: &Self) -> Self {
+        self - other
+    }
+    fn mul(&self, other: &Self) -> Self {
+        self * other
+    }
+}

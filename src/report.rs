@@ -1,0 +1,250 @@
+//! The verification report: per environment, each claim's verdict and counts, and the exact
+//! numbers of interest (`Z*`, `q*`, `J(q)`, `KL(q ‖ q*)`) with `f64` approximations for
+//! humans. Approximations are computed here, from the exact forms, at the very end; no
+//! decision uses them.
+use crate::claims::{self, c5_fixed_point, Certificate, ClaimContext, VerifyOptions};
+use crate::dag::{trajectory_count, Environment};
+use crate::exact::{ExactError, Poly, Var};
+use num_bigint::BigUint;
+use num_traits::ToPrimitive;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// An exact value with its approximation.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExactValue {
+    /// The exact form (rational combination of logs of integers).
+    pub exact: String,
+    /// Its value in `f64`, for humans.
+    pub approx: f64,
+}
+
+/// One claim's line in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimReport {
+    /// `C1` … `C5`.
+    pub id: String,
+    /// What the claim states.
+    pub statement: String,
+    /// `true`, `false`, or `null` when skipped.
+    pub holds: Option<bool>,
+    /// Identities decided.
+    pub checked: u64,
+    /// Why (part of) it was skipped.
+    pub skipped: Option<String>,
+    /// One line: per check, counts and route; the offending term on failure.
+    pub summary: String,
+    /// The named checks.
+    pub checks: Vec<claims::CheckOutcome>,
+}
+
+/// One environment's section of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvironmentReport {
+    /// The spec file.
+    pub file: String,
+    /// The environment's name.
+    pub name: String,
+    /// β as a rational string.
+    pub beta: String,
+    /// Number of states.
+    pub states: usize,
+    /// Number of edges.
+    pub edges: usize,
+    /// Number of terminals.
+    pub terminals: usize,
+    /// Number of trajectories (decimal string: it can be huge).
+    pub trajectories: String,
+    /// `Z*` as a rational string, or null where irrational.
+    pub z_star: Option<String>,
+    /// `log Z*`, or null.
+    pub log_z_star: Option<ExactValue>,
+    /// `q*` per edge `from->to`, or null.
+    pub q_star: Option<BTreeMap<String, String>>,
+    /// `KL(q ‖ q*)` at the spec's q, or null.
+    pub kl_q_to_qstar: Option<ExactValue>,
+    /// `J(q)` at the spec's q.
+    pub j_q: Option<ExactValue>,
+    /// The claims.
+    pub claims: Vec<ClaimReport>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// True when no claim fails anywhere.
+    pub all_hold: bool,
+    /// The mutant in force, if any.
+    pub mutant: Option<String>,
+    /// Per environment.
+    pub environments: Vec<EnvironmentReport>,
+}
+
+/// `ln b` for a big integer without overflow.
+fn ln_big(b: &BigUint) -> f64 {
+    let bits = b.bits();
+    if bits < 1000 {
+        return b.to_f64().unwrap_or(f64::INFINITY).ln();
+    }
+    let shift = bits - 64;
+    (b >> shift).to_f64().unwrap_or(f64::INFINITY).ln() + shift as f64 * std::f64::consts::LN_2
+}
+
+/// The approximate value of a polynomial with no free symbols (atoms and constants only).
+pub fn approx(p: &Poly) -> Option<f64> {
+    let mut total = 0.0;
+    for (m, c) in p.terms() {
+        let mut value = c.to_f64()?;
+        for (v, e) in m.factors() {
+            match v {
+                Var::Atom(b) => value *= ln_big(b).powi(*e as i32),
+                _ => return None,
+            }
+        }
+        total += value;
+    }
+    Some(total)
+}
+
+fn exact_value(p: &Poly, env: &Environment) -> Option<ExactValue> {
+    Some(ExactValue {
+        exact: p.render(env),
+        approx: approx(p)?,
+    })
+}
+
+/// Runs every claim on one environment and builds its report section with the certificates.
+pub fn environment_report(
+    env: &Environment,
+    options: &VerifyOptions,
+) -> Result<(EnvironmentReport, Vec<Certificate>), ExactError> {
+    let ctx = ClaimContext::new(env, options.clone())?;
+    let certificates = claims::verify_environment(&ctx);
+    let claims = certificates
+        .iter()
+        .map(|c| ClaimReport {
+            id: c.claim.clone(),
+            statement: c.statement.clone(),
+            holds: c.holds,
+            checked: c.checked(),
+            skipped: c.skipped(),
+            summary: c.summary(env),
+            checks: c.checks.clone(),
+        })
+        .collect();
+    let q = env.posterior();
+    let log_q = |e: usize| ctx.log_q_concrete(e).clone();
+    let (_, j_q) = c5_fixed_point::j_of(&ctx, &q, &log_q);
+    let optimum = c5_fixed_point::optimum_polys(&ctx).ok();
+    let kl = optimum.as_ref().map(|opt| {
+        let log_q_star = |e: usize| opt.log_policy[e].clone();
+        c5_fixed_point::reward_and_kl(&ctx, &q, &log_q, &log_q_star, "q*").2
+    });
+    let report = EnvironmentReport {
+        file: env.file.clone(),
+        name: env.name.clone(),
+        beta: env.beta.to_string(),
+        states: env.states.len(),
+        edges: env.edges.len(),
+        terminals: env.terminals().len(),
+        trajectories: trajectory_count(env).to_string(),
+        z_star: ctx.optimum.as_ref().ok().map(|o| o.z.to_string()),
+        log_z_star: optimum.as_ref().and_then(|o| exact_value(&o.log_z, env)),
+        q_star: ctx.optimum.as_ref().ok().map(|o| {
+            (0..env.edges.len())
+                .map(|e| (env.edge_name(e), o.policy[e].to_string()))
+                .collect()
+        }),
+        kl_q_to_qstar: kl.as_ref().and_then(|k| exact_value(k, env)),
+        j_q: exact_value(&j_q, env),
+        claims,
+    };
+    Ok((report, certificates))
+}
+
+impl Report {
+    /// Exit code: 0 when every claim holds (or is skipped), 1 when any fails.
+    pub fn exit_code(&self) -> u8 {
+        if self.all_hold {
+            0
+        } else {
+            1
+        }
+    }
+
+    /// The human-readable report.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        if let Some(m) = &self.mutant {
+            out.push_str(&format!("MUTANT IN FORCE: {m} (a deliberately wrong variant; claims it affects must fail)\n\n"));
+        }
+        let (mut held, mut failed, mut skipped) = (0, 0, 0);
+        for env in &self.environments {
+            out.push_str(&format!(
+                "== {} ({})  β = {}  states {}  edges {}  terminals {}  trajectories {}\n",
+                env.name,
+                env.file,
+                env.beta,
+                env.states,
+                env.edges,
+                env.terminals,
+                env.trajectories
+            ));
+            match (&env.z_star, &env.log_z_star) {
+                (Some(z), Some(lz)) => out.push_str(&format!(
+                    "   Z* = {z}   logZ* = {} ≈ {:.6}\n",
+                    lz.exact, lz.approx
+                )),
+                _ => out.push_str("   Z* irrational (some r(x)^β is irrational): C5 skipped\n"),
+            }
+            if let Some(j) = &env.j_q {
+                out.push_str(&format!("   J(q) ≈ {:.6}", j.approx));
+            }
+            if let Some(kl) = &env.kl_q_to_qstar {
+                out.push_str(&format!("   KL(q‖q*) ≈ {:.6}", kl.approx));
+            }
+            out.push('\n');
+            out.push_str(&format!(
+                "   {:<5} {:<8} {:>9}  {}\n",
+                "claim", "holds", "checked", "summary"
+            ));
+            for c in &env.claims {
+                let verdict = match c.holds {
+                    Some(true) => {
+                        held += 1;
+                        "yes"
+                    }
+                    Some(false) => {
+                        failed += 1;
+                        "FAILS"
+                    }
+                    None => {
+                        skipped += 1;
+                        "skipped"
+                    }
+                };
+                out.push_str(&format!(
+                    "   {:<5} {:<8} {:>9}  {}\n",
+                    c.id, verdict, c.checked, c.summary
+                ));
+                if let Some(reason) = &c.skipped {
+                    out.push_str(&format!(
+                        "   {:<5} {:<8} {:>9}  skipped: {reason}\n",
+                        "", "", ""
+                    ));
+                }
+            }
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "Summary: {} environments; {held} claims hold, {failed} fail, {skipped} skipped. {}\n",
+            self.environments.len(),
+            if self.all_hold {
+                "ALL HOLD"
+            } else {
+                "SOME CLAIMS FAIL"
+            }
+        ));
+        out
+    }
+}
