@@ -132,14 +132,11 @@ pub fn environment_report(
             checks: c.checks.clone(),
         })
         .collect();
-    let q = env.posterior();
-    let log_q = |e: usize| ctx.log_q_concrete(e).clone();
-    let (_, j_q) = c5_fixed_point::j_of(&ctx, &q, &log_q);
+    let j_q = &c5_fixed_point::j_of_spec_q(&ctx).1;
     let optimum = c5_fixed_point::optimum_polys(&ctx).ok();
-    let kl = optimum.as_ref().map(|opt| {
-        let log_q_star = |e: usize| opt.log_policy[e].clone();
-        c5_fixed_point::reward_and_kl(&ctx, &q, &log_q, &log_q_star, "q*").2
-    });
+    let kl = optimum
+        .as_ref()
+        .map(|_| c5_fixed_point::kl_spec_q_to_optimum(&ctx).1.clone());
     let report = EnvironmentReport {
         file: env.file.clone(),
         name: env.name.clone(),
@@ -156,7 +153,7 @@ pub fn environment_report(
                 .collect()
         }),
         kl_q_to_qstar: kl.as_ref().and_then(|k| exact_value(k, env)),
-        j_q: exact_value(&j_q, env),
+        j_q: exact_value(j_q, env),
         claims,
     };
     Ok((report, certificates))

@@ -8,16 +8,18 @@
 //! window), DP (`J` and `KL` by occupancy measures in O(|E|)), and enumeration cross-checks
 //! of `J` and `KL` as sums over trajectories.
 use super::{certificate, term, Certificate, ClaimContext, Recorder};
-use crate::dag::{dp, occupancy};
+use crate::dag::{dp, occupancy, LogCombination, LogKey, PolicyLog};
 use crate::exact::{Derivation, Poly, Rational, Step};
 use crate::objectives::{subtb, trust_pcl};
+use num_traits::{One, Zero};
 
 /// The claim's statement.
 pub const STATEMENT: &str =
     "at q*, logZ*, V* = α·logF*: all residuals vanish; J(q*) = α·logZ*; KL(q‖q*) = logZ* − β·J(q)";
 
 /// The check names, in report order.
-pub const CHECKS: [&str; 6] = [
+pub const CHECKS: [&str; 7] = [
+    "C5.optimum",
     "C5.zeros.structural",
     "C5.zeros.trajectories",
     "C5.zeros.windows",
@@ -54,57 +56,82 @@ pub fn optimum_polys(ctx: &ClaimContext) -> Result<OptimumPolys, String> {
     })
 }
 
-/// `(E_q[log r(x)], KL(q(τ) ‖ p(τ)))` for a policy, by occupancy: the terminal marginal for the
-/// first, and the chain rule of KL, `Σ_s occ(s) Σ_e q(e) (log q(e) − log p(e))`, for the second.
-/// Returns the derivation steps and the two values.
+/// The terms of a collected combination of logs, each expanded over the base.
+fn expand(ctx: &ClaimContext, combination: &LogCombination) -> Vec<(String, Poly)> {
+    let env = ctx.env;
+    combination
+        .terms()
+        .map(|(key, c)| {
+            let label = match *key {
+                LogKey::Prior(e) => format!("log p({})", env.edge_name(e)),
+                LogKey::Posterior(e) => format!("log q({})", env.edge_name(e)),
+                LogKey::Flow(s) => format!("log F*({})", env.states[s]),
+                LogKey::Reward(x) => format!("log r({})", env.states[x]),
+            };
+            let form = ctx
+                .logs
+                .form(*key)
+                .expect("log F* is only combined when the optimum is rational");
+            (format!("{c}·{label}"), Poly::from_logform(form).scale(c))
+        })
+        .collect()
+}
+
+/// `(E_q[log r(x)], KL(q ‖ other))` for a policy, by occupancy: the terminal marginal for the
+/// first, the chain rule of KL, `Σ_s occ(s) Σ_e q(e) (log q(e) − log other(e))`, for the
+/// second. Coefficients are collected per log before expansion (so `log F*` of inner states
+/// cancels exactly, as flow conservation says). Returns the steps and the two values.
 pub fn reward_and_kl(
     ctx: &ClaimContext,
     policy: &[Rational],
-    log_policy: &dyn Fn(usize) -> Poly,
-    log_other: &dyn Fn(usize) -> Poly,
+    log_policy: PolicyLog,
+    other: PolicyLog,
     other_name: &str,
 ) -> (Vec<Step>, Poly, Poly) {
     let env = ctx.env;
     let occ = occupancy(env, policy);
-    let reward_terms = env
-        .terminals()
-        .into_iter()
-        .map(|x| {
-            term(
-                format!("occ({})·log r({})", env.states[x], env.states[x]),
-                ctx.log_r(x).scale(&occ[x]),
-            )
-        })
-        .collect();
-    let reward = Step::collect("E[log r(x)] = Σ_x occ(x)·log r(x)", reward_terms);
-    let kl_terms = (0..env.states.len())
-        .filter(|&s| !env.is_terminal(s))
-        .map(|s| {
-            let local = env.out_edges[s].iter().fold(Poly::zero(), |acc, &e| {
-                acc.add(&log_policy(e).sub(&log_other(e)).scale(&policy[e]))
-            });
-            term(
-                format!("occ({})·KL_local", env.states[s]),
-                local.scale(&occ[s]),
-            )
-        })
-        .collect();
+    let mut reward = LogCombination::default();
+    for x in env.terminals() {
+        reward.add(LogKey::Reward(x), &occ[x]);
+    }
+    let mut kl = LogCombination::default();
+    for (e, edge) in env.edges.iter().enumerate() {
+        let weight = &occ[edge.from] * &policy[e];
+        kl.add_policy(env, log_policy, e, &weight);
+        kl.add_policy(env, other, e, &-weight);
+    }
+    let reward = Step::collect("E[log r(x)] = Σ_x occ(x)·log r(x)", expand(ctx, &reward));
     let kl = Step::collect(
-        format!("KL(q ‖ {other_name}) = Σ_s occ(s)·Σ_e q(e)·(log q(e) − log {other_name}(e))"),
-        kl_terms,
+        format!("KL(q ‖ {other_name}) = Σ_s occ(s)·Σ_e q(e)·(log q(e) − log {other_name}(e)), collected per log"),
+        expand(ctx, &kl),
     );
     let (r, k) = (reward.result.clone(), kl.result.clone());
     (vec![reward, kl], r, k)
 }
 
+/// `J(q)` at the spec's q, computed once per context.
+pub fn j_of_spec_q<'c>(ctx: &'c ClaimContext) -> &'c (Vec<Step>, Poly) {
+    ctx.j_q
+        .get_or_init(|| j_of(ctx, &ctx.env.posterior(), PolicyLog::Posterior))
+}
+
+/// `KL(q ‖ q*)` at the spec's q (the optimum must be rational), computed once per context.
+pub fn kl_spec_q_to_optimum<'c>(ctx: &'c ClaimContext) -> &'c (Vec<Step>, Poly) {
+    ctx.kl_q_qstar.get_or_init(|| {
+        let (steps, _, kl) = reward_and_kl(
+            ctx,
+            &ctx.env.posterior(),
+            PolicyLog::Posterior,
+            PolicyLog::Optimal,
+            "q*",
+        );
+        (steps, kl)
+    })
+}
+
 /// `J(q) = E_q[log r] − α KL(q ‖ p)` by DP, with its steps.
-pub fn j_of(
-    ctx: &ClaimContext,
-    policy: &[Rational],
-    log_policy: &dyn Fn(usize) -> Poly,
-) -> (Vec<Step>, Poly) {
-    let log_p = |e: usize| ctx.log_p(e).clone();
-    let (mut steps, reward, kl) = reward_and_kl(ctx, policy, log_policy, &log_p, "p");
+pub fn j_of(ctx: &ClaimContext, policy: &[Rational], log_policy: PolicyLog) -> (Vec<Step>, Poly) {
+    let (mut steps, reward, kl) = reward_and_kl(ctx, policy, log_policy, PolicyLog::Prior, "p");
     let j_step = Step::collect(
         "J = E[log r] − α·KL(q ‖ p)",
         vec![
@@ -202,38 +229,64 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
     let log_q_star = |e: usize| opt.log_policy[e].clone();
     let log_f_star = |s: usize| opt.log_flow[s].clone();
 
-    let mut zeros = Recorder::new(CHECKS[0], "structural", keep);
+    // The optimum itself, exactly in rationals: Bellman's equation makes q* a probability at
+    // every state, q*(e)·F*(s) = p(e)·F*(s') (which is what makes log q* the sum of logs used
+    // everywhere below), Z* = F*(s0), and F*(x)^(1/β) = r(x) at every terminal.
+    let mut optimum = Recorder::new(CHECKS[0], "exact", keep);
+    if let Ok(o) = &ctx.optimum {
+        let rational = |label: String, difference: Rational| {
+            Step::identity(label, vec![term("difference", Poly::constant(difference))])
+        };
+        let mut steps = Vec::new();
+        for s in (0..env.states.len()).filter(|&s| !env.is_terminal(s)) {
+            let mass = env.out_edges[s]
+                .iter()
+                .fold(Rational::zero(), |acc, &e| acc + &o.policy[e]);
+            steps.push(rational(
+                format!("Σ_e q*(e) − 1 at {}", env.states[s]),
+                mass - Rational::one(),
+            ));
+        }
+        for (e, edge) in env.edges.iter().enumerate() {
+            steps.push(rational(
+                format!("q*·F*(s) − p·F*(s') on {}", env.edge_name(e)),
+                &o.policy[e] * &o.flow[edge.from] - &edge.prior * &o.flow[edge.to],
+            ));
+        }
+        steps.push(rational("Z* − F*(s0)".into(), &o.z - &o.flow[env.source]));
+        for x in env.terminals() {
+            // Inverting the power is independent of how F*(x) was computed.
+            let difference = match crate::exact::exact_power(&o.flow[x], &env.beta.recip()) {
+                Some(root) => root - env.reward(x),
+                None => o.flow[x].clone(),
+            };
+            steps.push(rational(
+                format!("F*({0})^(1/β) − r({0})", env.states[x]),
+                difference,
+            ));
+        }
+        optimum.record(Derivation {
+            check: CHECKS[0].into(),
+            subject: "the optimum".into(),
+            identity: "q* is a policy, q*·F*(s) = p·F*(s'), Z* = F*(s0), F*(x) = r(x)^β".into(),
+            steps,
+        });
+    }
+
+    let mut zeros = Recorder::new(CHECKS[1], "structural", keep);
     for d in structural(ctx, &opt) {
         zeros.record(d);
     }
 
     let trajectories = match &ctx.trajectories {
         Ok(paths) => {
-            let mut r = Recorder::new(CHECKS[1], "enumeration", keep);
+            let mut r = Recorder::new(CHECKS[2], "enumeration", keep);
             let v_s0 = opt.log_z.scale(alpha);
             for path in paths {
                 let sides = ctx.trajectory_sides(path, &v_s0, &opt.log_z, &log_q_star);
                 r.record(zero_sides(
-                    CHECKS[1],
-                    format!("trajectory {}", env.path_name(path)),
-                    sides,
-                    &tag,
-                ));
-            }
-            r
-        }
-        Err(reason) => Recorder::skipped(CHECKS[1], "enumeration", reason.clone()),
-    };
-
-    let windows = match &ctx.windows {
-        Ok(windows) => {
-            let mut r = Recorder::new(CHECKS[2], "enumeration", keep);
-            let value = |s: usize| opt.log_flow[s].scale(alpha);
-            for w in windows {
-                let sides = ctx.window_sides(w, &value, &log_f_star, &log_q_star);
-                r.record(zero_sides(
                     CHECKS[2],
-                    format!("window {}", env.path_name(w)),
+                    format!("trajectory {}", env.path_name(path)),
                     sides,
                     &tag,
                 ));
@@ -243,9 +296,27 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
         Err(reason) => Recorder::skipped(CHECKS[2], "enumeration", reason.clone()),
     };
 
+    let windows = match &ctx.windows {
+        Ok(windows) => {
+            let mut r = Recorder::new(CHECKS[3], "enumeration", keep);
+            let value = |s: usize| opt.log_flow[s].scale(alpha);
+            for w in windows {
+                let sides = ctx.window_sides(w, &value, &log_f_star, &log_q_star);
+                r.record(zero_sides(
+                    CHECKS[3],
+                    format!("window {}", env.path_name(w)),
+                    sides,
+                    &tag,
+                ));
+            }
+            r
+        }
+        Err(reason) => Recorder::skipped(CHECKS[3], "enumeration", reason.clone()),
+    };
+
     // J(q*) = α·logZ*.
-    let mut j_rec = Recorder::new(CHECKS[3], "dp", keep);
-    let (mut steps, j_star) = j_of(ctx, &opt.policy, &log_q_star);
+    let mut j_rec = Recorder::new(CHECKS[4], "dp", keep);
+    let (mut steps, j_star) = j_of(ctx, &opt.policy, PolicyLog::Optimal);
     steps.push(Step::identity(
         "J(q*) − α·logZ*",
         vec![
@@ -254,7 +325,7 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
         ],
     ));
     j_rec.record(Derivation {
-        check: CHECKS[3].into(),
+        check: CHECKS[4].into(),
         subject: "optimum q*".into(),
         identity: format!("J(q*) = α·logZ* with α = {alpha}"),
         steps,
@@ -263,9 +334,10 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
     // KL(q ‖ q*) = logZ* − β·J(q) at the spec's q.
     let q = env.posterior();
     let log_q = |e: usize| ctx.log_q_concrete(e).clone();
-    let mut kl_rec = Recorder::new(CHECKS[4], "dp", keep);
-    let (mut steps, _, kl_star) = reward_and_kl(ctx, &q, &log_q, &log_q_star, "q*");
-    let (j_steps, j_q) = j_of(ctx, &q, &log_q);
+    let mut kl_rec = Recorder::new(CHECKS[5], "dp", keep);
+    let (kl_steps, kl_star) = kl_spec_q_to_optimum(ctx).clone();
+    let (j_steps, j_q) = j_of_spec_q(ctx).clone();
+    let mut steps = kl_steps;
     steps.extend(j_steps);
     steps.push(Step::identity(
         "KL(q ‖ q*) − logZ* + β·J(q)",
@@ -276,7 +348,7 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
         ],
     ));
     kl_rec.record(Derivation {
-        check: CHECKS[4].into(),
+        check: CHECKS[5].into(),
         subject: "the spec's q".into(),
         identity: format!("KL(q ‖ q*) = logZ* − β·J(q) with β = {}", env.beta),
         steps,
@@ -285,7 +357,7 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
     // Cross-check J and KL as sums over trajectories.
     let enumeration = match &ctx.trajectories {
         Ok(paths) => {
-            let mut r = Recorder::new(CHECKS[5], "enumeration", keep);
+            let mut r = Recorder::new(CHECKS[6], "enumeration", keep);
             let (mut j_enum, mut kl_enum) = (Poly::zero(), Poly::zero());
             for path in paths {
                 let prob = dp::path_probability(&q, path);
@@ -300,7 +372,7 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                 kl_enum = kl_enum.add(&log_ratio_star.scale(&prob));
             }
             r.record(Derivation {
-                check: CHECKS[5].into(),
+                check: CHECKS[6].into(),
                 subject: format!("{} trajectories under the spec's q", paths.len()),
                 identity: "Σ_τ q(τ)·(…) agrees with the DP values".into(),
                 steps: vec![
@@ -316,11 +388,19 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
             });
             r
         }
-        Err(reason) => Recorder::skipped(CHECKS[5], "enumeration", reason.clone()),
+        Err(reason) => Recorder::skipped(CHECKS[6], "enumeration", reason.clone()),
     };
     certificate(
         "C5",
         STATEMENT,
-        vec![zeros, trajectories, windows, j_rec, kl_rec, enumeration],
+        vec![
+            optimum,
+            zeros,
+            trajectories,
+            windows,
+            j_rec,
+            kl_rec,
+            enumeration,
+        ],
     )
 }

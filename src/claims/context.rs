@@ -50,6 +50,10 @@ pub struct ClaimContext<'a> {
     log_p: Vec<Poly>,
     log_q: Vec<Poly>,
     log_r: Vec<Option<Poly>>,
+    /// `J(q)` at the spec's q with its steps (computed once, used by C5 and the report).
+    pub(crate) j_q: std::sync::OnceLock<(Vec<Step>, Poly)>,
+    /// `KL(q ‖ q*)` at the spec's q with its steps.
+    pub(crate) kl_q_qstar: std::sync::OnceLock<(Vec<Step>, Poly)>,
 }
 
 /// The two sides of the identity on one path, with the steps that built them.
@@ -85,6 +89,8 @@ impl<'a> ClaimContext<'a> {
             log_p,
             log_q,
             log_r,
+            j_q: std::sync::OnceLock::new(),
+            kl_q_qstar: std::sync::OnceLock::new(),
         })
     }
 

@@ -56,12 +56,23 @@ impl Certificate {
 
     /// The reason nothing ran, or the reasons some checks were skipped.
     pub fn skipped(&self) -> Option<String> {
-        let reasons: Vec<String> = self
-            .checks
-            .iter()
-            .filter_map(|c| c.skipped.as_ref().map(|r| format!("{}: {r}", c.name)))
-            .collect();
-        (!reasons.is_empty()).then(|| reasons.join("; "))
+        // Group the checks by reason: several checks usually share one.
+        let mut reasons: Vec<(String, Vec<&str>)> = Vec::new();
+        for c in &self.checks {
+            if let Some(r) = &c.skipped {
+                match reasons.iter_mut().find(|(reason, _)| reason == r) {
+                    Some((_, names)) => names.push(&c.name),
+                    None => reasons.push((r.clone(), vec![&c.name])),
+                }
+            }
+        }
+        (!reasons.is_empty()).then(|| {
+            reasons
+                .iter()
+                .map(|(r, names)| format!("{}: {r}", names.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
     }
 
     /// A one-line summary for the report.

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 pub mod bench;
 pub mod derive;
+pub mod generate;
 pub mod gradcheck;
 pub mod verify;
 
@@ -37,6 +38,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Print the derivation of one claim on one environment.
     Derive(derive::DeriveArgs),
+    /// Write a reproducible random layered DAG as a spec file.
+    Generate(generate::GenerateArgs),
     /// At-scale agreement of the fused f32/f64 kernels (C2–C4 in floats).
     Gradcheck(gradcheck::GradcheckArgs),
     /// Throughput of the fused kernels beside a memory-copy reference.
@@ -60,6 +63,7 @@ pub fn main() -> ExitCode {
     let code = match &cli.command {
         Command::Verify(args) => verify::run(args),
         Command::Derive(args) => derive::run(args),
+        Command::Generate(args) => generate::run(args),
         Command::Gradcheck(args) => gradcheck::run(args),
         Command::Bench(args) => bench::run(args),
     };

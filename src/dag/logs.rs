@@ -5,11 +5,11 @@ use crate::exact::{CoprimeBase, ExactError, LogForm, Rational};
 /// The logs of the optimum's numbers.
 #[derive(Debug, Clone)]
 pub struct OptimumLogs {
-    /// `log q*(e)` per edge.
+    /// `log q*(e) = log p(e) + log F*(s') − log F*(s)` per edge.
     pub log_policy: Vec<LogForm>,
     /// `log F*(s)` per state.
     pub log_flow: Vec<LogForm>,
-    /// `log Z*`.
+    /// `log Z* = log F*(s0)`.
     pub log_z: LogForm,
 }
 
@@ -38,10 +38,10 @@ impl LogTable {
             numbers.push(&edge.posterior);
         }
         numbers.extend(env.rewards.iter().flatten());
+        // q*(e) = p(e)·F*(s')/F*(s) and Z* = F*(s0) (checked exactly in C5), so their logs are
+        // sums of logs already in the base: inserting them too would only cost gcds.
         if let Some(opt) = optimum {
             numbers.extend(&opt.flow);
-            numbers.extend(&opt.policy);
-            numbers.push(&opt.z);
         }
         let mut base = CoprimeBase::new();
         for r in numbers {
@@ -66,10 +66,19 @@ impl LogTable {
             .collect::<Result<_, _>>()?;
         let optimum = optimum
             .map(|opt| -> Result<OptimumLogs, ExactError> {
+                let log_flow: Vec<LogForm> = opt.flow.iter().map(log).collect::<Result<_, _>>()?;
+                let log_policy = env
+                    .edges
+                    .iter()
+                    .zip(&log_prior)
+                    .map(|(edge, lp): (&crate::dag::Edge, &LogForm)| {
+                        lp.add(&log_flow[edge.to]).sub(&log_flow[edge.from])
+                    })
+                    .collect();
                 Ok(OptimumLogs {
-                    log_policy: opt.policy.iter().map(log).collect::<Result<_, _>>()?,
-                    log_flow: opt.flow.iter().map(log).collect::<Result<_, _>>()?,
-                    log_z: log(&opt.z)?,
+                    log_policy,
+                    log_z: log_flow[env.source].clone(),
+                    log_flow,
                 })
             })
             .transpose()?;
@@ -87,5 +96,80 @@ impl LogTable {
         self.log_reward[x]
             .as_ref()
             .expect("validated environments have a reward on every terminal")
+    }
+}
+
+/// A logarithm the claims combine linearly, before it is expanded over the base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogKey {
+    /// `log p(e)`.
+    Prior(usize),
+    /// `log q(e)` of the concrete posterior.
+    Posterior(usize),
+    /// `log F*(s)`.
+    Flow(usize),
+    /// `log r(x)`.
+    Reward(usize),
+}
+
+/// Which policy's log-probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyLog {
+    /// The prior `p`.
+    Prior,
+    /// The spec's concrete posterior `q`.
+    Posterior,
+    /// The optimum `q*`, whose log is `log p(e) + log F*(s') − log F*(s)`.
+    Optimal,
+}
+
+/// A rational linear combination of logs, collected by key before expansion: sums over
+/// states and edges collapse coefficient-wise (a telescoping sum of `log F*` leaves only its
+/// ends), so only the keys that survive are expanded over the base.
+#[derive(Debug, Clone, Default)]
+pub struct LogCombination {
+    coefficients: std::collections::BTreeMap<LogKey, Rational>,
+}
+
+impl LogCombination {
+    /// Adds `c · log(key)`.
+    pub fn add(&mut self, key: LogKey, c: &Rational) {
+        use num_traits::Zero;
+        let entry = self.coefficients.entry(key).or_default();
+        *entry += c;
+        if entry.is_zero() {
+            self.coefficients.remove(&key);
+        }
+    }
+
+    /// Adds `c · log policy(e)`.
+    pub fn add_policy(&mut self, env: &Environment, policy: PolicyLog, e: usize, c: &Rational) {
+        match policy {
+            PolicyLog::Prior => self.add(LogKey::Prior(e), c),
+            PolicyLog::Posterior => self.add(LogKey::Posterior(e), c),
+            PolicyLog::Optimal => {
+                let edge = &env.edges[e];
+                self.add(LogKey::Prior(e), c);
+                self.add(LogKey::Flow(edge.to), c);
+                self.add(LogKey::Flow(edge.from), &-c.clone());
+            }
+        }
+    }
+
+    /// The surviving keys and coefficients.
+    pub fn terms(&self) -> impl Iterator<Item = (&LogKey, &Rational)> {
+        self.coefficients.iter()
+    }
+}
+
+impl LogTable {
+    /// The log-form of one key, or `None` for `log F*` when the optimum is not rational.
+    pub fn form(&self, key: LogKey) -> Option<&LogForm> {
+        match key {
+            LogKey::Prior(e) => Some(&self.log_prior[e]),
+            LogKey::Posterior(e) => Some(&self.log_posterior[e]),
+            LogKey::Flow(s) => self.optimum.as_ref().map(|o| &o.log_flow[s]),
+            LogKey::Reward(x) => self.log_reward[x].as_ref(),
+        }
     }
 }

@@ -10,6 +10,6 @@ pub mod spec;
 
 pub use dp::{occupancy, optimum, Optimum};
 pub use env::{Edge, Environment};
-pub use logs::LogTable;
+pub use logs::{LogCombination, LogKey, LogTable, PolicyLog};
 pub use paths::{trajectories, trajectory_count, window_count, windows, EnumerationRefused};
 pub use spec::{load_dir, load_file, SpecError};

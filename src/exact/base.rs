@@ -4,20 +4,33 @@
 //! logarithms are linearly independent over Q: a log-form over such a base is canonical.
 use num_bigint::BigUint;
 use num_integer::Integer;
-use num_traits::One;
+use num_traits::{One, Zero};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The primes below 1000, divided out before gcd refinement.
+static SMALL_PRIMES: std::sync::LazyLock<Vec<u32>> = std::sync::LazyLock::new(|| {
+    (2u32..1000)
+        .filter(|&n| (2..n).take_while(|d| d * d <= n).all(|d| n % d != 0))
+        .collect()
+});
 
 /// A set of pairwise-coprime integers `> 1`, refined whenever a new integer is inserted so that
 /// every integer ever inserted is a product of powers of the elements.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CoprimeBase {
     elements: BTreeSet<BigUint>,
+    /// The product of the elements without a small prime factor (the "large" ones): one
+    /// `gcd(m, product mod m)` tells whether `m` is coprime to all of them at once.
+    large_product: BigUint,
 }
 
 impl CoprimeBase {
     /// An empty base.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            elements: BTreeSet::new(),
+            large_product: BigUint::one(),
+        }
     }
 
     /// The elements, in increasing order.
@@ -38,10 +51,37 @@ impl CoprimeBase {
     /// Refines the base so that `n` is a product of powers of its elements, keeping the
     /// elements pairwise coprime. Terminates because every split strictly lowers the product of
     /// all pending numbers and elements.
+    ///
+    /// Small primes are divided out first: they are pairwise coprime with everything else, and
+    /// it keeps the gcd refinement (quadratic in the number of large elements) to the large
+    /// cofactors. Correctness does not depend on it.
     pub fn insert(&mut self, n: &BigUint) {
-        let mut pending = vec![n.clone()];
+        let mut rest = n.clone();
+        for &p in SMALL_PRIMES.iter() {
+            if rest.is_one() || rest == BigUint::ZERO {
+                return;
+            }
+            let prime = BigUint::from(p);
+            let mut divides = false;
+            while (&rest % p) == BigUint::ZERO {
+                rest /= p;
+                divides = true;
+            }
+            if divides {
+                self.elements.insert(prime);
+            }
+        }
+        let mut pending = vec![rest];
         while let Some(m) = pending.pop() {
             if m.is_one() || m == BigUint::ZERO || self.elements.contains(&m) {
+                continue;
+            }
+            if self.large_product.is_zero() {
+                self.large_product = BigUint::one();
+            }
+            if (&self.large_product % &m).gcd(&m).is_one() {
+                self.large_product *= &m;
+                self.elements.insert(m);
                 continue;
             }
             let shared = self
@@ -51,10 +91,12 @@ impl CoprimeBase {
                 .find(|(_, g)| !g.is_one());
             match shared {
                 None => {
+                    self.large_product *= &m;
                     self.elements.insert(m);
                 }
                 Some((b, g)) => {
                     self.elements.remove(&b);
+                    self.large_product /= &b;
                     pending.push(&b / &g);
                     pending.push(&m / &g);
                     pending.push(g);
@@ -69,6 +111,9 @@ impl CoprimeBase {
         let mut rest = n.clone();
         let mut exponents = BTreeMap::new();
         for b in &self.elements {
+            if rest.is_one() {
+                break;
+            }
             let mut e = 0u64;
             loop {
                 let (q, r) = rest.div_rem(b);

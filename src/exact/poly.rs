@@ -215,13 +215,20 @@ impl Poly {
     }
 
     fn add_term(&mut self, m: Monomial, c: Rational) {
+        use std::collections::btree_map::Entry;
         if c.is_zero() {
             return;
         }
-        let entry = self.terms.entry(m.clone()).or_default();
-        *entry += c;
-        if entry.is_zero() {
-            self.terms.remove(&m);
+        match self.terms.entry(m) {
+            Entry::Vacant(slot) => {
+                slot.insert(c);
+            }
+            Entry::Occupied(mut slot) => {
+                *slot.get_mut() += c;
+                if slot.get().is_zero() {
+                    slot.remove();
+                }
+            }
         }
     }
 
@@ -279,9 +286,20 @@ impl Poly {
         out
     }
 
-    /// The sum of an iterator of polynomials.
+    /// `self += other`, in place.
+    pub fn add_assign(&mut self, other: &Self) {
+        for (m, c) in &other.terms {
+            self.add_term(m.clone(), c.clone());
+        }
+    }
+
+    /// The sum of an iterator of polynomials (accumulated in place).
     pub fn sum<'a>(items: impl IntoIterator<Item = &'a Poly>) -> Self {
-        items.into_iter().fold(Self::zero(), |acc, p| acc.add(p))
+        let mut out = Self::zero();
+        for p in items {
+            out.add_assign(p);
+        }
+        out
     }
 
     /// The partial derivative `∂self/∂v`.
@@ -315,7 +333,31 @@ impl Poly {
             }
             let mut rest = Poly::zero();
             rest.add_term(m.without(v), c.clone());
-            out = out.add(&rest.mul(&powers[e]));
+            out.add_assign(&rest.mul(&powers[e]));
+        }
+        out
+    }
+
+    /// `self` with every variable `v` for which `value(v)` is `Some` replaced by that value,
+    /// in one pass (simultaneous substitution).
+    pub fn substitute_all(&self, value: &dyn Fn(&Var) -> Option<Poly>) -> Self {
+        let mut out = Self::zero();
+        for (m, c) in &self.terms {
+            let mut product = Poly::constant(c.clone());
+            let mut kept = Vec::new();
+            for (v, e) in m.factors() {
+                match value(v) {
+                    Some(p) => {
+                        for _ in 0..*e {
+                            product = product.mul(&p);
+                        }
+                    }
+                    None => kept.push((v.clone(), *e)),
+                }
+            }
+            let mut rest = Poly::zero();
+            rest.add_term(Monomial(kept), Rational::one());
+            out.add_assign(&product.mul(&rest));
         }
         out
     }
@@ -394,6 +436,12 @@ mod tests {
         assert_eq!(p.derivative(&Var::LogQ(3)), Poly::zero());
         let sub = p.substitute(&Var::V(1), &x.scale(&q(3, 1)));
         assert_eq!(sub, x.mul(&x).mul(&x).scale(&q(3, 2)));
+        let both = p.substitute_all(&|v| match v {
+            Var::V(1) => Some(x.scale(&q(3, 1))),
+            Var::LogZ => Some(Poly::constant(q(2, 1))),
+            _ => None,
+        });
+        assert_eq!(both, Poly::constant(q(12, 1)));
     }
 
     #[test]

@@ -42,6 +42,9 @@ impl Scalar for Poly {
     fn scale(&self, c: &Rational) -> Self {
         Poly::scale(self, c)
     }
+    fn sum(items: &[Self]) -> Self {
+        Poly::sum(items)
+    }
 }
 
 impl Scalar for f64 {

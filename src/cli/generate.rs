@@ -1,0 +1,82 @@
+//! `generate`: write a reproducible random layered DAG as a spec (for benchmarks and the
+//! sympy reference).
+use crate::dag::generate::{layered, Shape};
+use crate::dag::spec::validate;
+use crate::exact::parse_rational;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Arguments of `generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Inner layers between the source and the terminals.
+    #[arg(long, default_value_t = 10)]
+    pub layers: usize,
+    /// States per inner layer.
+    #[arg(long, default_value_t = 100)]
+    pub width: usize,
+    /// Children per state.
+    #[arg(long, default_value_t = 10)]
+    pub fan_out: usize,
+    /// Terminal states.
+    #[arg(long, default_value_t = 50)]
+    pub terminals: usize,
+    /// Percentage of children drawn from the layer after next (skip edges).
+    #[arg(long, default_value_t = 20)]
+    pub skip_percent: u32,
+    /// β as a rational string.
+    #[arg(long, default_value = "2")]
+    pub beta: String,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output file (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs `generate`; returns the exit code.
+pub fn run(args: &GenerateArgs) -> u8 {
+    let beta = match parse_rational(&args.beta) {
+        Ok(b) => b,
+        Err(m) => {
+            eprintln!("error: --beta: {m}");
+            return super::EXIT_BAD_INPUT;
+        }
+    };
+    let shape = Shape {
+        layers: args.layers,
+        width: args.width,
+        terminals: args.terminals,
+        fan_out: args.fan_out,
+        skip_percent: args.skip_percent,
+        beta,
+        posteriors: true,
+    };
+    let spec = layered(&shape, args.seed);
+    let env = match validate(&spec, "generated") {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_BAD_INPUT;
+        }
+    };
+    let text = env.to_toml();
+    match &args.out {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, text) {
+                eprintln!("error: {}: cannot write: {e}", path.display());
+                return super::EXIT_BAD_INPUT;
+            }
+            eprintln!(
+                "wrote {}: {} states, {} edges, {} terminals",
+                path.display(),
+                env.states.len(),
+                env.edges.len(),
+                env.terminals().len()
+            );
+        }
+        None => print!("{text}"),
+    }
+    super::EXIT_HOLDS
+}
