@@ -12,7 +12,8 @@ use serde::Serialize;
 pub enum Mutant {
     /// Trust-PCL loss `C²` instead of `½ C²`.
     MissingHalf,
-    /// Trust-PCL per-step reference term `−λ log p` instead of `+λ log p`.
+    /// Trust-PCL per-step term with the KL penalty's sign flipped:
+    /// `r_t + λ (log q − log p)` instead of `r_t − λ (log q − log p)`.
     FlippedSign,
     /// RTB residual `log Z + β (Σ log q − Σ log p) − log r` instead of
     /// `log Z + Σ log q − Σ log p − β log r`.

@@ -111,7 +111,7 @@ impl<'a> ClaimContext<'a> {
     pub fn tpcl_params(&self) -> trust_pcl::Params {
         let mut params = trust_pcl::Params::equivalence(&self.alpha);
         if self.mutant_is(Mutant::FlippedSign) {
-            params.reference_sign = -Rational::one();
+            params.penalty_sign = -Rational::one();
         }
         params
     }

@@ -91,10 +91,13 @@ fn rational_field(
 ) -> Result<Rational, SpecError> {
     match value {
         toml::Value::String(text) => parse_rational(text).map_err(|m| refuse.at(field, m)),
-        toml::Value::Integer(i) => Ok(Rational::from_integer((*i).into())),
         toml::Value::Float(x) => Err(refuse.at(
             field,
             format!("`{x}` is a float, which is not exact: write the rational as a string, e.g. \"1/3\""),
+        )),
+        toml::Value::Integer(i) => Err(refuse.at(
+            field,
+            format!("`{i}` is a bare number: write exact rationals as strings, e.g. \"{i}\""),
         )),
         other => Err(refuse.at(
             field,

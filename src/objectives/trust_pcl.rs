@@ -13,9 +13,10 @@ pub struct Params {
     pub entropy: Rational,
     /// Relative-entropy (KL) weight λ.
     pub relative_entropy: Rational,
-    /// Sign of the reference term `λ log p`: `+1` in Trust-PCL, `−1` for the `flipped-sign`
-    /// mutant.
-    pub reference_sign: Rational,
+    /// Sign of the regularisation penalty `(τ_H + λ) log q − λ log p` subtracted from the
+    /// reward: `+1` in Trust-PCL, `−1` for the `flipped-sign` mutant (a KL bonus instead of a
+    /// penalty).
+    pub penalty_sign: Rational,
 }
 
 impl Params {
@@ -25,7 +26,7 @@ impl Params {
             gamma: Rational::one(),
             entropy: Rational::zero(),
             relative_entropy: alpha.clone(),
-            reference_sign: Rational::one(),
+            penalty_sign: Rational::one(),
         }
     }
 }
@@ -33,8 +34,8 @@ impl Params {
 /// The RL term of one step: `r_t − (τ_H + λ) log q + λ log p` (reward `r_t` is the log-reward
 /// on the step into the terminal and 0 elsewhere).
 pub fn step_term<S: Scalar>(reward: &S, log_q: &S, log_p: &S, params: &Params) -> S {
-    let q_weight = &params.entropy + &params.relative_entropy;
-    let p_weight = &params.relative_entropy * &params.reference_sign;
+    let q_weight = (&params.entropy + &params.relative_entropy) * &params.penalty_sign;
+    let p_weight = &params.relative_entropy * &params.penalty_sign;
     reward
         .sub(&log_q.scale(&q_weight))
         .add(&log_p.scale(&p_weight))
