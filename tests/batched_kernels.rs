@@ -189,7 +189,7 @@ macro_rules! float_tests {
             use super::*;
 
             fn gen(batch: usize, steps: usize, seed: u64, beta: f64) -> rtb_trustpcl::batched::generate::Generated<$t> {
-                generate::<$t>(&GenConfig { batch, steps, seed, beta }, None).unwrap()
+                generate::<$t>(&GenConfig { batch, steps, seed, beta, full_lengths: false }, None).unwrap()
             }
 
             #[test]

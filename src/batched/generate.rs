@@ -26,6 +26,9 @@ pub struct GenConfig {
     pub seed: u64,
     /// β (rounded once to the float type).
     pub beta: f64,
+    /// Every trajectory has length `T` (no padding, no empty rows): for benchmarks, where the
+    /// bytes a kernel must read are then exactly `2·B·T·size_of::<F>()`.
+    pub full_lengths: bool,
 }
 
 /// A generated batch and the learned parameters that go with it.
@@ -85,7 +88,9 @@ pub fn generate<F: Float>(
             let n_rows = qc.len().checked_div(t).unwrap_or(0);
             let mut out = Vec::with_capacity(n_rows);
             for k in 0..n_rows {
-                let len = if t == 0 || rng.gen_bool(0.02) {
+                let len = if cfg.full_lengths {
+                    t
+                } else if t == 0 || rng.gen_bool(0.02) {
                     0
                 } else if rng.gen_bool(0.3) {
                     t

@@ -681,6 +681,7 @@ pub fn run_checks(cfg: &GradcheckConfig) -> Result<GradcheckReport, BatchError> 
         steps: cfg.steps,
         seed: cfg.seed,
         beta: cfg.beta,
+        full_lengths: false,
     };
     let pb = if cfg.progress && cfg.batch.saturating_mul(cfg.steps) >= 10_000_000 {
         let pb = ProgressBar::new(chunks(&gen) + 4);
