@@ -1,0 +1,58 @@
+//! Stub twin of the CUDA backend (built without the `cuda` feature): the same API, every
+//! constructor returns [`BatchError::Cuda`] ("not compiled with CUDA").
+use crate::batched::batch::TrajectoryBatch;
+use crate::batched::error::BatchError;
+use crate::batched::float::Float;
+use crate::batched::kernels::{GradForm, Kernel, KernelOutput};
+use crate::mutant::Mutant;
+
+/// Float types the CUDA kernels exist for (`f32`, `f64`).
+pub trait CudaFloat: Float {}
+impl CudaFloat for f32 {}
+impl CudaFloat for f64 {}
+
+/// Whether a CUDA driver can be used (always `false` without the feature).
+pub fn available() -> bool {
+    false
+}
+
+/// The CUDA backend (uninhabited without the feature).
+#[derive(Debug)]
+pub struct CudaBackend {
+    never: std::convert::Infallible,
+}
+
+impl CudaBackend {
+    /// Always an error: this build has no CUDA support.
+    pub fn new(_ordinal: usize) -> Result<Self, BatchError> {
+        Err(BatchError::Cuda(
+            "this build has no CUDA support (rebuild with `--features cuda`)".into(),
+        ))
+    }
+
+    /// Same signature as the real backend; unreachable (no value of this type exists).
+    pub fn evaluate_mutant<F: CudaFloat>(
+        &self,
+        _batch: &TrajectoryBatch<F>,
+        _kernel: &Kernel<'_, F>,
+        _form: GradForm,
+        _mutant: Option<Mutant>,
+    ) -> Result<KernelOutput<F>, BatchError> {
+        match self.never {}
+    }
+
+    /// Same signature as the real backend; unreachable.
+    pub fn time_row_sums<F: CudaFloat>(
+        &self,
+        _batch: &TrajectoryBatch<F>,
+        _two: bool,
+        _repeats: usize,
+    ) -> Result<f64, BatchError> {
+        match self.never {}
+    }
+
+    /// Same signature as the real backend; unreachable.
+    pub fn device_name(&self) -> String {
+        match self.never {}
+    }
+}

@@ -1,0 +1,677 @@
+//! The fused loss-and-gradient kernels.
+//!
+//! Every kernel has the same three phases:
+//! 1. **one read of the inputs** (parallel over trajectories): per trajectory, one or two
+//!    pairwise sums over the live (or windowed) steps of a per-step term in `log q`, `log p`;
+//! 2. `O(B)` work: residuals, the batch-mean loss, the per-trajectory gradient `g`, the
+//!    scalar / boundary gradients;
+//! 3. (dense form only) one write of the `T × B` gradient `∂L/∂log q[t, i] = g_i · live[t, i]`.
+//!
+//! Every objective here depends on `log q` only through sums over a trajectory's steps, so the
+//! gradient has per-trajectory structure; [`GradForm::PerTrajectory`] returns `g` alone and
+//! the kernel only reads its inputs.
+//!
+//! The Trust-PCL kernels build their residual from the per-step RL terms
+//! `r_t − (τ_H + λ) log q_t + λ log p_t` (γ = 1, τ_H = 0, λ = α = 1/β, `r_t = log r(x)` on the
+//! step into the terminal, `V(terminal) = 0`); nothing in them refers to RTB.
+use nalgebra::{DMatrix, DVector};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::batch::{TrajectoryBatch, Windows};
+use super::error::BatchError;
+use super::float::Float;
+use super::sum::{lanes_sum, lanes_sum2, sum_by};
+use crate::mutant::Mutant;
+
+/// Trajectories per parallel task in the memory-bound phases.
+const ROWS_PER_TASK: usize = 256;
+
+/// A kernel and its parameters.
+#[derive(Debug, Clone, Copy)]
+pub enum Kernel<'a, F: Float> {
+    /// RTB: `δ = log Z + Σ log q − Σ log p − β log r`, `L = ½ δ²`.
+    Rtb {
+        /// Learned `log Z`.
+        log_z: F,
+    },
+    /// Trust-PCL on the full trajectory:
+    /// `C = −V(s0) + Σ_t [r_t − α log q_t + α log p_t]`, `L = ½ C²`.
+    Tpcl {
+        /// Learned `V(s0)`.
+        v0: F,
+    },
+    /// Trust-PCL on one window per trajectory with learned `V` at its boundaries.
+    TpclWindowed {
+        /// Windows and `V(s_start)`, `V(s_end)`.
+        windows: &'a Windows<F>,
+    },
+    /// Relative SubTB on one window per trajectory with learned `log F` at its boundaries:
+    /// `δ = log F(s_i) + Σ log q − Σ log p − log F(s_j)`, `log F(x) = β log r(x)`.
+    SubTb {
+        /// Windows and `log F(s_start)`, `log F(s_end)`.
+        windows: &'a Windows<F>,
+    },
+    /// The reference Trust-PCL code's policy surrogate `L = −sg(C) · Σ_t log q_t`.
+    TpclSurrogate {
+        /// `V(s0)` inside `C` (no gradient flows to it through `sg`).
+        v0: F,
+    },
+    /// REINFORCE with KL-regularized reward: `A = log r − α (log q(τ) − log p(τ)) − b`,
+    /// `b` the batch mean of the rest, `L = −sg(A) · log q(τ)`.
+    ReinforceKl,
+    /// The flawed baseline (negative control): `A = r(x) − mean r` (raw reward, not
+    /// `log r`), `L = −sg(A) · log q(τ) + κ (log q(τ) − log p(τ))²`.
+    Flawed {
+        /// Weight κ of the squared log-ratio penalty.
+        kappa: F,
+    },
+}
+
+/// The kernels' names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelId {
+    /// [`Kernel::Rtb`].
+    Rtb,
+    /// [`Kernel::Tpcl`].
+    Tpcl,
+    /// [`Kernel::TpclWindowed`].
+    TpclWindowed,
+    /// [`Kernel::SubTb`].
+    SubTb,
+    /// [`Kernel::TpclSurrogate`].
+    TpclSurrogate,
+    /// [`Kernel::ReinforceKl`].
+    ReinforceKl,
+    /// [`Kernel::Flawed`].
+    Flawed,
+}
+
+impl KernelId {
+    /// Every kernel, in a fixed order.
+    pub const ALL: [KernelId; 7] = [
+        KernelId::Rtb,
+        KernelId::Tpcl,
+        KernelId::TpclWindowed,
+        KernelId::SubTb,
+        KernelId::TpclSurrogate,
+        KernelId::ReinforceKl,
+        KernelId::Flawed,
+    ];
+    /// Kebab-case name (`rtb`, `tpcl-windowed`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelId::Rtb => "rtb",
+            KernelId::Tpcl => "tpcl",
+            KernelId::TpclWindowed => "tpcl-windowed",
+            KernelId::SubTb => "subtb",
+            KernelId::TpclSurrogate => "tpcl-surrogate",
+            KernelId::ReinforceKl => "reinforce-kl",
+            KernelId::Flawed => "flawed",
+        }
+    }
+    /// Whether the kernel reads windows.
+    pub fn windowed(self) -> bool {
+        matches!(self, KernelId::TpclWindowed | KernelId::SubTb)
+    }
+}
+
+impl<F: Float> Kernel<'_, F> {
+    /// The kernel's name.
+    pub fn id(&self) -> KernelId {
+        match self {
+            Kernel::Rtb { .. } => KernelId::Rtb,
+            Kernel::Tpcl { .. } => KernelId::Tpcl,
+            Kernel::TpclWindowed { .. } => KernelId::TpclWindowed,
+            Kernel::SubTb { .. } => KernelId::SubTb,
+            Kernel::TpclSurrogate { .. } => KernelId::TpclSurrogate,
+            Kernel::ReinforceKl => KernelId::ReinforceKl,
+            Kernel::Flawed { .. } => KernelId::Flawed,
+        }
+    }
+}
+
+/// Which gradient with respect to the per-step `log q` to return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GradForm {
+    /// The dense `T × B` gradient (what autograd materializes) as well as `g`.
+    Dense,
+    /// Only the per-trajectory `g` (`B` values): the kernel only reads its inputs.
+    PerTrajectory,
+}
+
+/// A kernel's result: the batch-mean loss and its gradients.
+#[derive(Debug, Clone)]
+pub struct KernelOutput<F: Float> {
+    /// Which kernel.
+    pub kernel: KernelId,
+    /// Batch-mean loss (over the live rows).
+    pub loss: F,
+    /// Per-trajectory residual: `δ` (RTB), `C` (Trust-PCL, surrogate), `C_{i:j}` (windowed),
+    /// `δ_{i:j}` (SubTB), the advantage `A` (REINFORCE-KL, flawed); 0 on empty rows.
+    pub residual: DVector<F>,
+    /// Per-trajectory gradient: `∂L/∂log q[t, i] = g_i` for every live (windowed) step `t`.
+    pub g: DVector<F>,
+    /// The dense `T × B` gradient (zero on padding and outside windows), when asked for.
+    pub dense: Option<DMatrix<F>>,
+    /// `∂L/∂log Z` (RTB), `∂L/∂V(s0)` (Trust-PCL); 0 where the kernel has no such scalar
+    /// (the surrogate's `sg(C)` stops it).
+    pub grad_scalar: F,
+    /// Windowed kernels: `∂L/∂V(s_start)` or `∂L/∂log F(s_start)` per trajectory.
+    pub grad_start: Option<DVector<F>>,
+    /// Windowed kernels: `∂L/∂V(s_end)` or `∂L/∂log F(s_end)` (0 where the end is terminal).
+    pub grad_end: Option<DVector<F>>,
+}
+
+/// Evaluates one kernel.
+pub fn evaluate<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    kernel: &Kernel<'_, F>,
+    form: GradForm,
+) -> Result<KernelOutput<F>, BatchError> {
+    evaluate_mutant(batch, kernel, form, None)
+}
+
+/// Evaluates one kernel with a deliberately wrong variant swapped in (negative controls;
+/// see [`Mutant`] for what each changes). `None` is the correct objective.
+pub fn evaluate_mutant<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    kernel: &Kernel<'_, F>,
+    form: GradForm,
+    mutant: Option<Mutant>,
+) -> Result<KernelOutput<F>, BatchError> {
+    match form {
+        GradForm::PerTrajectory => evaluate_into(batch, kernel, mutant, None),
+        GradForm::Dense => {
+            let mut dense = DMatrix::from_element(batch.steps(), batch.batch(), F::ZERO);
+            let mut out = evaluate_into(batch, kernel, mutant, Some(&mut dense))?;
+            out.dense = Some(dense);
+            Ok(out)
+        }
+    }
+}
+
+/// Evaluates one kernel, writing the dense gradient (if `dense` is given) into a caller-owned
+/// `T × B` buffer (no allocation of `B × T` memory per call); the output's `dense` is `None`.
+pub fn evaluate_into<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    kernel: &Kernel<'_, F>,
+    mutant: Option<Mutant>,
+    dense: Option<&mut DMatrix<F>>,
+) -> Result<KernelOutput<F>, BatchError> {
+    if let Some(d) = &dense {
+        let want = (batch.steps(), batch.batch());
+        if d.shape() != want {
+            return Err(BatchError::ShapeMismatch {
+                what: "dense gradient buffer",
+                found: d.shape(),
+                expected: want,
+            });
+        }
+    }
+    let phase1 = |w: Option<&Windows<F>>, t1, t2| Ok(cpu_row_sums(batch, w, t1, t2));
+    let out = compute(batch, kernel, mutant, &phase1)?;
+    if let Some(d) = dense {
+        let windows = match kernel {
+            Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(*windows),
+            _ => None,
+        };
+        fill_dense(batch, windows, out.g.as_slice(), d);
+    }
+    Ok(out)
+}
+
+fn check_scalar<F: Float>(what: &'static str, x: F) -> Result<(), BatchError> {
+    if x.is_finite() {
+        Ok(())
+    } else {
+        Err(BatchError::NonFiniteScalar {
+            what,
+            value: x.to_f64(),
+        })
+    }
+}
+
+fn check_windows<F: Float>(batch: &TrajectoryBatch<F>, w: &Windows<F>) -> Result<(), BatchError> {
+    if w.start().len() != batch.batch() {
+        return Err(BatchError::ShapeMismatch {
+            what: "windows",
+            found: (w.start().len(), 1),
+            expected: (batch.batch(), 1),
+        });
+    }
+    for (i, (&s, &e)) in w.start().iter().zip(w.end()).enumerate() {
+        let len = batch.lengths()[i];
+        let ok = if len == 0 {
+            s == 0 && e == 0
+        } else {
+            s < e && e <= len
+        };
+        if !ok {
+            return Err(BatchError::WindowOutOfRange {
+                row: i,
+                start: s,
+                end: e,
+                length: len,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A per-step term `a · log q + b · log p`, evaluated as `fl(fl(a log q) + fl(b log p))`
+/// (products by ±1 and additions of +0 are exact, so `(1, −1)` is exactly `fl(log q − log p)`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Term<F> {
+    /// Coefficient of `log q`.
+    pub a: F,
+    /// Coefficient of `log p`.
+    pub b: F,
+}
+
+/// Phase 1 of a kernel: per trajectory, the sums of one or two [`Term`]s over its live steps
+/// (`0..length`) or its window. The CPU provides [`cpu_row_sums`]; the CUDA backend its own.
+pub(crate) type Phase1<'p, F> = dyn Fn(Option<&Windows<F>>, Term<F>, Option<Term<F>>) -> Result<(Vec<F>, Vec<F>), BatchError>
+    + 'p;
+
+/// The CPU phase 1 (rayon over trajectory chunks, pairwise sums).
+pub(crate) fn cpu_row_sums<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    windows: Option<&Windows<F>>,
+    t1: Term<F>,
+    t2: Option<Term<F>>,
+) -> (Vec<F>, Vec<F>) {
+    let (one, neg) = (F::ONE, -F::ONE);
+    match t2 {
+        None => {
+            let s = if t1 == (Term { a: one, b: neg }) {
+                row_sums(batch, windows, |q, p| q - p)
+            } else {
+                let Term { a, b } = t1;
+                row_sums(batch, windows, move |q, p| a * q + b * p)
+            };
+            (s, Vec::new())
+        }
+        Some(t2) => {
+            let Term { a, b } = t1;
+            let Term { a: c, b: d } = t2;
+            if t2 == (Term { a: one, b: F::ZERO }) && t1 == (Term { a: one, b: neg }) {
+                row_sums2(batch, windows, |q, p| q - p, |q, _| q)
+            } else if t2 == (Term { a: one, b: F::ZERO }) {
+                row_sums2(batch, windows, move |q, p| a * q + b * p, |q, _| q)
+            } else {
+                row_sums2(
+                    batch,
+                    windows,
+                    move |q, p| a * q + b * p,
+                    move |q, p| c * q + d * p,
+                )
+            }
+        }
+    }
+}
+
+fn row_sums<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    windows: Option<&Windows<F>>,
+    f: impl Fn(F, F) -> F + Copy + Sync,
+) -> Vec<F> {
+    let t = batch.steps();
+    let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
+    let lengths = batch.lengths();
+    let mut out = vec![F::ZERO; batch.batch()];
+    out.par_chunks_mut(ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            for (k, o) in chunk.iter_mut().enumerate() {
+                let i = c * ROWS_PER_TASK + k;
+                prefetch_row(q, p, t, lengths, windows, i + PREFETCH_ROWS);
+                let (s, e) = range(lengths, windows, i);
+                *o = lanes_sum(&q[i * t + s..i * t + e], &p[i * t + s..i * t + e], f);
+            }
+        });
+    out
+}
+
+fn row_sums2<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    windows: Option<&Windows<F>>,
+    f: impl Fn(F, F) -> F + Copy + Sync,
+    g: impl Fn(F, F) -> F + Copy + Sync,
+) -> (Vec<F>, Vec<F>) {
+    let t = batch.steps();
+    let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
+    let lengths = batch.lengths();
+    let mut out = vec![(F::ZERO, F::ZERO); batch.batch()];
+    out.par_chunks_mut(ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            for (k, o) in chunk.iter_mut().enumerate() {
+                let i = c * ROWS_PER_TASK + k;
+                prefetch_row(q, p, t, lengths, windows, i + PREFETCH_ROWS);
+                let (s, e) = range(lengths, windows, i);
+                *o = lanes_sum2(&q[i * t + s..i * t + e], &p[i * t + s..i * t + e], f, g);
+            }
+        });
+    out.into_iter().unzip()
+}
+
+/// How many rows ahead phase 1 prefetches.
+const PREFETCH_ROWS: usize = 4;
+
+/// Software prefetch of row `i`'s range in both inputs. Windows start at random offsets, which
+/// defeats the hardware stream prefetcher row after row (each row then pays a miss latency);
+/// asking a few rows ahead turns that latency-bound pass back into a bandwidth-bound one.
+#[inline(always)]
+fn prefetch_row<F: Float>(
+    q: &[F],
+    p: &[F],
+    t: usize,
+    lengths: &[usize],
+    windows: Option<&Windows<F>>,
+    i: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        if i >= lengths.len() {
+            return;
+        }
+        let (s, e) = range(lengths, windows, i);
+        let line = 64 / F::BYTES;
+        let mut k = i * t + s;
+        while k < i * t + e {
+            // SAFETY: `k` is in bounds of both slices (row i's range); prefetch never faults.
+            unsafe {
+                _mm_prefetch(q.as_ptr().add(k) as *const i8, _MM_HINT_T0);
+                _mm_prefetch(p.as_ptr().add(k) as *const i8, _MM_HINT_T0);
+            }
+            k += line;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (q, p, t, lengths, windows, i);
+}
+
+#[inline(always)]
+fn range<F: Float>(lengths: &[usize], windows: Option<&Windows<F>>, i: usize) -> (usize, usize) {
+    match windows {
+        Some(w) => (w.start()[i], w.end()[i]),
+        None => (0, lengths[i]),
+    }
+}
+
+/// Phase 3: writes `g_i` on row `i`'s live (windowed) steps and 0 elsewhere.
+pub(crate) fn fill_dense<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    windows: Option<&Windows<F>>,
+    g: &[F],
+    dense: &mut DMatrix<F>,
+) {
+    let t = batch.steps();
+    if t == 0 {
+        return;
+    }
+    let lengths = batch.lengths();
+    dense
+        .as_mut_slice()
+        .par_chunks_mut(t * ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            for (k, col) in chunk.chunks_exact_mut(t).enumerate() {
+                let i = c * ROWS_PER_TASK + k;
+                let (s, e) = range(lengths, windows, i);
+                col[..s].fill(F::ZERO);
+                col[s..e].fill(g[i]);
+                col[e..].fill(F::ZERO);
+            }
+        });
+}
+
+/// Per-row loss terms summed pairwise, divided by the live count.
+fn mean<F: Float>(batch: &TrajectoryBatch<F>, f: impl Fn(usize) -> F + Sync) -> F {
+    let lengths = batch.lengths();
+    let s = sum_by(batch.batch(), &|i| {
+        if lengths[i] > 0 {
+            f(i)
+        } else {
+            F::ZERO
+        }
+    });
+    s / F::from_usize(batch.live())
+}
+
+/// Phase 2 helper: maps live rows, 0 on empty rows.
+fn per_row<F: Float>(batch: &TrajectoryBatch<F>, f: impl Fn(usize) -> F + Sync) -> DVector<F> {
+    let lengths = batch.lengths();
+    let v: Vec<F> = (0..batch.batch())
+        .into_par_iter()
+        .with_min_len(4096)
+        .map(|i| if lengths[i] > 0 { f(i) } else { F::ZERO })
+        .collect();
+    DVector::from_vec(v)
+}
+
+fn finite<F: Float>(
+    out: KernelOutput<F>,
+    kernel: &'static str,
+) -> Result<KernelOutput<F>, BatchError> {
+    let bad = |what| BatchError::Overflow {
+        kernel,
+        dtype: F::NAME,
+        what,
+    };
+    if !out.loss.is_finite() {
+        return Err(bad("loss"));
+    }
+    if !out.grad_scalar.is_finite() || !out.g.iter().all(|x| x.is_finite()) {
+        return Err(bad("gradient"));
+    }
+    Ok(out)
+}
+
+/// Phases 1 (through `phase1`) and 2 of a kernel.
+pub(crate) fn compute<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    kernel: &Kernel<'_, F>,
+    mutant: Option<Mutant>,
+    phase1: &Phase1<'_, F>,
+) -> Result<KernelOutput<F>, BatchError> {
+    let n = F::from_usize(batch.live());
+    let alpha = batch.alpha();
+    let beta = batch.beta();
+    let log_r = batch.log_r().as_slice();
+    let flipped = mutant == Some(Mutant::FlippedSign);
+    let missing_half = mutant == Some(Mutant::MissingHalf);
+    // Trust-PCL per-step RL term without the reward: −(τ_H + λ) log q + λ log p, τ_H = 0, λ = α.
+    let lam = alpha;
+    let tpcl_step = Term {
+        a: -lam,
+        b: if flipped { -lam } else { lam },
+    };
+    let diff = Term {
+        a: F::ONE,
+        b: -F::ONE,
+    };
+    let just_q = Term {
+        a: F::ONE,
+        b: F::ZERO,
+    };
+    // ½ C² and its derivative factor (C² and 2C under the missing-half mutant).
+    let (sq_scale, d_scale) = if missing_half {
+        (F::ONE, F::TWO)
+    } else {
+        (F::HALF, F::ONE)
+    };
+    let id = kernel.id();
+    let empty = |residual: DVector<F>, g: DVector<F>, loss: F, grad_scalar: F| KernelOutput {
+        kernel: id,
+        loss,
+        residual,
+        g,
+        dense: None,
+        grad_scalar,
+        grad_start: None,
+        grad_end: None,
+    };
+    let out = match *kernel {
+        Kernel::Rtb { log_z } => {
+            check_scalar("log_z", log_z)?;
+            let beta_on_ratio = mutant == Some(Mutant::BetaOnRatio);
+            let s = phase1(None, diff, None)?.0;
+            let delta = per_row(batch, |i| {
+                if beta_on_ratio {
+                    (log_z - log_r[i]) + beta * s[i]
+                } else {
+                    (log_z - beta * log_r[i]) + s[i]
+                }
+            });
+            let loss = mean(batch, |i| F::HALF * (delta[i] * delta[i]));
+            let g = per_row(batch, |i| delta[i] / n);
+            let gz = mean(batch, |i| delta[i]);
+            empty(delta, g, loss, gz)
+        }
+        Kernel::Tpcl { v0 } => {
+            check_scalar("v0", v0)?;
+            let s = phase1(None, tpcl_step, None)?.0;
+            // Σ_t r_t = log r(x) (paid on the step into the terminal), V(terminal) = 0.
+            let c = per_row(batch, |i| (s[i] + log_r[i]) - v0);
+            let loss = mean(batch, |i| sq_scale * (c[i] * c[i]));
+            let g = per_row(batch, |i| (-(d_scale * lam) * c[i]) / n);
+            let gv = -mean(batch, |i| d_scale * c[i]);
+            empty(c, g, loss, gv)
+        }
+        Kernel::TpclSurrogate { v0 } => {
+            check_scalar("v0", v0)?;
+            let (s, slq) = phase1(None, tpcl_step, Some(just_q))?;
+            let c = per_row(batch, |i| (s[i] + log_r[i]) - v0);
+            let loss = mean(batch, |i| -(c[i] * slq[i]));
+            let g = per_row(batch, |i| -c[i] / n);
+            empty(c, g, loss, F::ZERO)
+        }
+        Kernel::TpclWindowed { windows } => {
+            check_windows(batch, windows)?;
+            let lengths = batch.lengths();
+            let s = phase1(Some(windows), tpcl_step, None)?.0;
+            let (vs, ve, end) = (windows.value_start(), windows.value_end(), windows.end());
+            let c = per_row(batch, |i| {
+                if end[i] == lengths[i] {
+                    (s[i] + log_r[i]) - vs[i]
+                } else {
+                    (s[i] + ve[i]) - vs[i]
+                }
+            });
+            let loss = mean(batch, |i| sq_scale * (c[i] * c[i]));
+            let g = per_row(batch, |i| (-(d_scale * lam) * c[i]) / n);
+            let gs = per_row(batch, |i| -(d_scale * c[i]) / n);
+            let ge = per_row(batch, |i| {
+                if end[i] == lengths[i] {
+                    F::ZERO
+                } else {
+                    (d_scale * c[i]) / n
+                }
+            });
+            KernelOutput {
+                grad_start: Some(gs),
+                grad_end: Some(ge),
+                ..empty(c, g, loss, F::ZERO)
+            }
+        }
+        Kernel::SubTb { windows } => {
+            check_windows(batch, windows)?;
+            let lengths = batch.lengths();
+            let s = phase1(Some(windows), diff, None)?.0;
+            let (fs, fe, end) = (windows.value_start(), windows.value_end(), windows.end());
+            let d = per_row(batch, |i| {
+                if end[i] == lengths[i] {
+                    (fs[i] + s[i]) - beta * log_r[i]
+                } else {
+                    (fs[i] + s[i]) - fe[i]
+                }
+            });
+            let loss = mean(batch, |i| F::HALF * (d[i] * d[i]));
+            let g = per_row(batch, |i| d[i] / n);
+            let ge = per_row(batch, |i| {
+                if end[i] == lengths[i] {
+                    F::ZERO
+                } else {
+                    -d[i] / n
+                }
+            });
+            KernelOutput {
+                grad_start: Some(g.clone()),
+                grad_end: Some(ge),
+                ..empty(d, g, loss, F::ZERO)
+            }
+        }
+        Kernel::ReinforceKl => {
+            let (sd, slq) = phase1(None, diff, Some(just_q))?;
+            let reward = per_row(batch, |i| log_r[i] - alpha * sd[i]);
+            let b = mean(batch, |i| reward[i]);
+            let a = per_row(batch, |i| reward[i] - b);
+            let loss = mean(batch, |i| -(a[i] * slq[i]));
+            let g = per_row(batch, |i| -a[i] / n);
+            empty(a, g, loss, F::ZERO)
+        }
+        Kernel::Flawed { kappa } => {
+            check_scalar("kappa", kappa)?;
+            let (sd, slq) = phase1(None, diff, Some(just_q))?;
+            let r = per_row(batch, |i| log_r[i].exp());
+            if !r.iter().all(|x| x.is_finite()) {
+                return Err(BatchError::Overflow {
+                    kernel: "flawed",
+                    dtype: F::NAME,
+                    what: "r = exp(log r)",
+                });
+            }
+            let b = mean(batch, |i| r[i]);
+            let a = per_row(batch, |i| r[i] - b);
+            let loss = mean(batch, |i| -(a[i] * slq[i]) + kappa * (sd[i] * sd[i]));
+            let g = per_row(batch, |i| ((F::TWO * kappa) * sd[i] - a[i]) / n);
+            empty(a, g, loss, F::ZERO)
+        }
+    };
+    finite(out, id.name())
+}
+
+/// Parameters for [`all_kernels`].
+#[derive(Debug, Clone, Copy)]
+pub struct AllKernelsParams<'a, F: Float> {
+    /// `log Z` for RTB.
+    pub log_z: F,
+    /// `V(s0)` for Trust-PCL and its surrogate.
+    pub v0: F,
+    /// κ for the flawed baseline.
+    pub kappa: F,
+    /// Windows with `V` at the boundaries (windowed Trust-PCL); skipped if `None`.
+    pub windows_v: Option<&'a Windows<F>>,
+    /// Windows with `log F` at the boundaries (relative SubTB); skipped if `None`.
+    pub windows_log_f: Option<&'a Windows<F>>,
+}
+
+/// Every kernel's loss and gradients on one batch, in [`KernelId::ALL`] order (windowed
+/// kernels only when their windows are given). Meant for comparing against exact values.
+pub fn all_kernels<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    params: &AllKernelsParams<'_, F>,
+    form: GradForm,
+) -> Result<Vec<KernelOutput<F>>, BatchError> {
+    let mut kernels = vec![Kernel::Rtb {
+        log_z: params.log_z,
+    }];
+    kernels.push(Kernel::Tpcl { v0: params.v0 });
+    if let Some(windows) = params.windows_v {
+        kernels.push(Kernel::TpclWindowed { windows });
+    }
+    if let Some(windows) = params.windows_log_f {
+        kernels.push(Kernel::SubTb { windows });
+    }
+    kernels.push(Kernel::TpclSurrogate { v0: params.v0 });
+    kernels.push(Kernel::ReinforceKl);
+    kernels.push(Kernel::Flawed {
+        kappa: params.kappa,
+    });
+    kernels.iter().map(|k| evaluate(batch, k, form)).collect()
+}

@@ -1,0 +1,193 @@
+//! Pairwise summation with a known worst-case rounding depth.
+//!
+//! Every long sum in the kernels goes through [`lanes_sum`] / [`sum_by`]: eight interleaved
+//! lanes (lane `j` adds the terms `j, j+8, j+16, …` in order, which the compiler turns into SIMD
+//! without reassociating anything), blocks of at most [`BLOCK`] terms, and a balanced binary
+//! tree above the blocks. [`depth`] returns the largest number of rounded additions any single
+//! term goes through; for a sum computed this way, `|ŝ − s| ≤ γ_depth · Σ|x_i|` with
+//! `γ_k = k u / (1 − k u)` (Higham, *Accuracy and Stability of Numerical Algorithms*, §4.2).
+use super::float::Float;
+
+/// Number of interleaved lanes.
+pub const LANES: usize = 8;
+/// Largest block summed by lanes alone; longer sums split in halves (block-aligned).
+pub const BLOCK: usize = 256;
+
+#[inline(always)]
+fn combine<F: Float>(acc: [F; LANES]) -> F {
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+}
+
+/// Worst-case number of rounded additions on one term's path in a sum of `n` terms.
+pub fn depth(n: usize) -> usize {
+    if n <= 1 {
+        0
+    } else if n <= BLOCK {
+        // A lane holds at most ⌈n/8⌉ terms: ⌈n/8⌉ − 1 additions after the first (0 + x is
+        // exact), then three levels combining the lanes.
+        n.div_ceil(LANES) - 1 + 3
+    } else {
+        let (l, r) = split(n);
+        1 + depth(l).max(depth(r))
+    }
+}
+
+#[inline(always)]
+fn split(n: usize) -> (usize, usize) {
+    let blocks = n.div_ceil(BLOCK);
+    let left = (blocks / 2).max(1) * BLOCK;
+    (left, n - left)
+}
+
+/// Rounding depth of the CUDA kernels' warp sums: lane `j` of a 32-lane warp adds terms
+/// `j, j+32, …` in order, then five shuffle levels combine the lanes (levels whose partner
+/// lanes hold only exact zeros do not round).
+pub fn cuda_depth(n: usize) -> usize {
+    if n <= 1 {
+        0
+    } else {
+        n.div_ceil(32) - 1 + (usize::BITS - (n.min(32) - 1).leading_zeros()) as usize
+    }
+}
+
+/// A depth valid for both the CPU and the CUDA summation: `max(depth, cuda_depth)`. The error
+/// bounds use it, so one bound covers either backend.
+pub fn depth_bound(n: usize) -> usize {
+    depth(n).max(cuda_depth(n))
+}
+
+/// `Σ_t f(a[t], b[t])` over two equally long slices, by pairwise summation.
+#[inline(always)]
+pub fn lanes_sum<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F + Copy) -> F {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len();
+    if n > BLOCK {
+        let (l, _) = split(n);
+        return lanes_sum(&a[..l], &b[..l], f) + lanes_sum(&a[l..], &b[l..], f);
+    }
+    let mut acc = [F::ZERO; LANES];
+    let ca = a.chunks_exact(LANES);
+    let cb = b.chunks_exact(LANES);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (xa, xb) in ca.zip(cb) {
+        for j in 0..LANES {
+            acc[j] += f(xa[j], xb[j]);
+        }
+    }
+    for j in 0..ra.len() {
+        acc[j] += f(ra[j], rb[j]);
+    }
+    combine(acc)
+}
+
+/// Two sums `(Σ f(a,b), Σ g(a,b))` over the same slices in one read, each summed exactly as
+/// [`lanes_sum`] would.
+#[inline(always)]
+pub fn lanes_sum2<F: Float>(
+    a: &[F],
+    b: &[F],
+    f: impl Fn(F, F) -> F + Copy,
+    g: impl Fn(F, F) -> F + Copy,
+) -> (F, F) {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len();
+    if n > BLOCK {
+        let (l, _) = split(n);
+        let (x0, y0) = lanes_sum2(&a[..l], &b[..l], f, g);
+        let (x1, y1) = lanes_sum2(&a[l..], &b[l..], f, g);
+        return (x0 + x1, y0 + y1);
+    }
+    let mut acc = [F::ZERO; LANES];
+    let mut acc2 = [F::ZERO; LANES];
+    let ca = a.chunks_exact(LANES);
+    let cb = b.chunks_exact(LANES);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (xa, xb) in ca.zip(cb) {
+        for j in 0..LANES {
+            acc[j] += f(xa[j], xb[j]);
+            acc2[j] += g(xa[j], xb[j]);
+        }
+    }
+    for j in 0..ra.len() {
+        acc[j] += f(ra[j], rb[j]);
+        acc2[j] += g(ra[j], rb[j]);
+    }
+    (combine(acc), combine(acc2))
+}
+
+/// `Σ_{i<n} f(i)` by the same pairwise scheme (used over the batch dimension).
+pub fn sum_by<F: Float>(n: usize, f: &(impl Fn(usize) -> F + Sync)) -> F {
+    sum_range(0, n, f)
+}
+
+fn sum_range<F: Float>(lo: usize, n: usize, f: &(impl Fn(usize) -> F + Sync)) -> F {
+    if n > BLOCK {
+        let (l, r) = split(n);
+        if n > 1 << 16 {
+            let (x, y) = rayon::join(|| sum_range(lo, l, f), || sum_range(lo + l, r, f));
+            return x + y;
+        }
+        return sum_range(lo, l, f) + sum_range(lo + l, r, f);
+    }
+    let mut acc = [F::ZERO; LANES];
+    for k in 0..n {
+        acc[k % LANES] += f(lo + k);
+    }
+    combine(acc)
+}
+
+/// `Σ x_i` of a slice by pairwise summation.
+pub fn sum_slice<F: Float>(x: &[F]) -> F {
+    sum_by(x.len(), &|i| x[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_are_right_on_integers() {
+        for n in [0, 1, 7, 8, 9, 100, 256, 257, 1000, 5000, 70_000] {
+            let a: Vec<f64> = (0..n).map(|i| i as f64).collect();
+            let b = vec![1.0; n];
+            let want = (n * (n.max(1) - 1) / 2) as f64;
+            assert_eq!(lanes_sum(&a, &b, |x, _| x), want, "n={n}");
+            assert_eq!(lanes_sum2(&a, &b, |x, _| x, |_, y| y), (want, n as f64));
+            assert_eq!(sum_slice(&a), want);
+        }
+    }
+
+    #[test]
+    fn depth_is_logarithmic_above_a_block() {
+        assert_eq!(depth(1), 0);
+        assert_eq!(depth(8), 3);
+        assert_eq!(depth(100), 12 + 3);
+        assert_eq!(depth(256), 31 + 3);
+        assert!(depth(1 << 20) <= 34 + 12);
+    }
+
+    #[test]
+    fn cuda_depth_counts_shuffle_levels() {
+        assert_eq!(cuda_depth(1), 0);
+        assert_eq!(cuda_depth(2), 1);
+        assert_eq!(cuda_depth(32), 5);
+        assert_eq!(cuda_depth(33), 1 + 5);
+        assert_eq!(depth_bound(100), 15);
+    }
+
+    #[test]
+    fn error_stays_within_gamma_depth() {
+        // Terms of mixed sign and magnitude in f32, the exact sum in f64 (exact here: every
+        // partial sum of these f32 values is representable in f64 with room to spare).
+        let n = 3000;
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 1.000_123)
+            .collect();
+        let exact: f64 = x.iter().map(|&v| v as f64).sum();
+        let abs: f64 = x.iter().map(|&v| (v as f64).abs()).sum();
+        let k = depth(n) as f64;
+        let u = <f32 as Float>::UNIT_ROUNDOFF;
+        let got = sum_slice(&x) as f64;
+        assert!((got - exact).abs() <= k * u / (1.0 - k * u) * abs);
+    }
+}

@@ -1,0 +1,169 @@
+//! `gradcheck` end to end: every check holds on correct kernels (several shapes, seeds, β, both
+//! float types), each mutant makes its affected checks fail, the CLI's exit codes and JSON
+//! schema, and the CUDA path (skipped with a reason where no GPU is present).
+use std::process::Command;
+
+use rtb_trustpcl::batched::gradcheck::{run_checks, Device, Dtype, GradcheckConfig};
+use rtb_trustpcl::mutant::Mutant;
+
+fn cfg(batch: usize, steps: usize, dtype: Dtype, beta: f64, seed: u64) -> GradcheckConfig {
+    GradcheckConfig {
+        batch,
+        steps,
+        dtype,
+        beta,
+        seed,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn all_checks_hold_on_correct_kernels() {
+    for (b, t, dtype, beta, seed) in [
+        (2000, 50, Dtype::F32, 1.5, 0),
+        (1500, 20, Dtype::F64, 3.0, 1),
+        (300, 700, Dtype::F32, 0.25, 2), // rows longer than a summation block
+        (500, 1, Dtype::F64, 2.0, 3),
+        (3000, 8, Dtype::F32, 1.0, 4),
+    ] {
+        let r = run_checks(&cfg(b, t, dtype, beta, seed)).unwrap();
+        for c in &r.checks {
+            assert!(
+                c.holds,
+                "{b}x{t} {dtype:?} β={beta}: {} ratio {}",
+                c.id, c.max_error_over_bound
+            );
+        }
+        assert!(r.all_hold);
+        assert_eq!(r.checks.len(), 18);
+    }
+}
+
+/// The checks each mutant must break (at β ≠ 1), and nothing else.
+fn affected(m: Mutant) -> &'static [&'static str] {
+    match m {
+        Mutant::MissingHalf => &[
+            "c2-loss",
+            "c3-grad-logq-shared",
+            "c3-grad-logz-shared",
+            "c3-grad-v0-independent",
+            "c4-window-loss",
+            "c4-window-grad-logq",
+            "c4-window-grad-boundary",
+        ],
+        Mutant::FlippedSign => &[
+            "c1-residual",
+            "c2-loss",
+            "c3-grad-logq-shared",
+            "c3-grad-logz-shared",
+            "c3-grad-v0-independent",
+            "c3-surrogate-grad-logq",
+            "c4-window-residual",
+            "c4-window-loss",
+            "c4-window-grad-logq",
+            "c4-window-grad-boundary",
+        ],
+        Mutant::BetaOnRatio => &[
+            "c1-residual",
+            "c2-loss",
+            "c3-grad-logq-shared",
+            "c3-grad-logz-shared",
+            "c3-grad-v0-independent",
+            "c3-surrogate-grad-logq",
+        ],
+        Mutant::AlphaNotSquared => &["c2-loss", "c3-grad-logq-shared", "c3-grad-logz-shared"],
+    }
+}
+
+#[test]
+fn every_mutant_is_caught() {
+    for dtype in [Dtype::F32, Dtype::F64] {
+        for m in Mutant::ALL {
+            let r = run_checks(&GradcheckConfig {
+                mutant: Some(m),
+                ..cfg(1000, 30, dtype, 2.5, 9)
+            })
+            .unwrap();
+            assert!(!r.all_hold, "{m} not caught");
+            for c in &r.checks {
+                let want_fail = affected(m).contains(&c.id.as_str());
+                assert_eq!(
+                    !c.holds, want_fail,
+                    "{m} {dtype:?}: {} holds = {}",
+                    c.id, c.holds
+                );
+            }
+        }
+    }
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rtb-trustpcl"))
+}
+
+#[test]
+fn cli_exit_codes_and_json() {
+    let out = bin()
+        .args(["gradcheck", "--batch", "500", "--steps", "16", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "dtype", "batch", "steps", "device", "all_hold", "checks", "seconds",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["dtype"], "f32");
+    assert_eq!(v["device"], "cpu");
+    assert_eq!(v["all_hold"], true);
+    for c in v["checks"].as_array().unwrap() {
+        for key in ["id", "holds", "max_error_over_bound", "max_abs_error"] {
+            assert!(c.get(key).is_some(), "check missing {key}");
+        }
+    }
+    let out = bin()
+        .args([
+            "gradcheck",
+            "--batch",
+            "500",
+            "--steps",
+            "16",
+            "--mutant",
+            "flipped-sign",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    for bad in [
+        vec!["--beta=-1"],
+        vec!["--beta", "0"],
+        vec!["--steps", "0"],
+        vec!["--dtype", "f16"],
+        vec!["--mutant", "nope"],
+        vec!["--batch", "x"],
+    ] {
+        let out = bin().arg("gradcheck").args(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}
+
+#[test]
+fn cuda_device_agrees_or_reports_why_not() {
+    let c = GradcheckConfig {
+        device: Device::Cuda,
+        ..cfg(2000, 40, Dtype::F32, 1.5, 5)
+    };
+    match run_checks(&c) {
+        Ok(r) => assert!(r.all_hold, "CUDA gradcheck fails: {:?}", r.checks),
+        Err(e) => {
+            eprintln!("skipped: no usable GPU ({e})");
+            assert!(e.to_string().contains("CUDA"));
+            let out = bin()
+                .args(["gradcheck", "--device", "cuda"])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2));
+        }
+    }
+}
