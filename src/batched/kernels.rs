@@ -486,11 +486,9 @@ pub(crate) fn compute<F: Float>(
     let flipped = mutant == Some(Mutant::FlippedSign);
     let missing_half = mutant == Some(Mutant::MissingHalf);
     // Trust-PCL per-step RL term without the reward: −(τ_H + λ) log q + λ log p, τ_H = 0, λ = α.
-    let lam = alpha;
-    let tpcl_step = Term {
-        a: -lam,
-        b: if flipped { -lam } else { lam },
-    };
+    // The flipped-sign mutant turns the KL penalty into a bonus: +λ log q − λ log p.
+    let lam = if flipped { -alpha } else { alpha };
+    let tpcl_step = Term { a: -lam, b: lam };
     let diff = Term {
         a: F::ONE,
         b: -F::ONE,

@@ -36,9 +36,9 @@ struct RawSpec {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEdge {
-    from: String,
-    to: String,
-    prior: toml::Value,
+    from: Option<String>,
+    to: Option<String>,
+    prior: Option<toml::Value>,
     posterior: Option<toml::Value>,
 }
 
@@ -127,17 +127,29 @@ pub fn parse_spec(text: &str, file: &str) -> Result<SpecData, SpecError> {
         rewards.push((state.clone(), rational_field(value, &field, &refuse)?));
     }
     let mut edges = Vec::new();
-    for edge in &raw.edge {
-        let name = format!("{}->{}", edge.from, edge.to);
-        let prior = rational_field(&edge.prior, &format!("edge {name}: prior"), &refuse)?;
+    for (index, edge) in raw.edge.iter().enumerate() {
+        // Name the edge as well as the spec allows, to say which one lacks a key.
+        let end = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
+        let name = format!("{}->{}", end(&edge.from), end(&edge.to));
+        let (Some(from), Some(to)) = (&edge.from, &edge.to) else {
+            let key = if edge.from.is_none() { "from" } else { "to" };
+            return Err(refuse.at(
+                format!("edge #{} {name}: {key}", index + 1),
+                format!("missing field `{key}`"),
+            ));
+        };
+        let Some(prior) = &edge.prior else {
+            return Err(refuse.at(format!("edge {name}: prior"), "missing field `prior`"));
+        };
+        let prior = rational_field(prior, &format!("edge {name}: prior"), &refuse)?;
         let posterior = edge
             .posterior
             .as_ref()
             .map(|v| rational_field(v, &format!("edge {name}: posterior"), &refuse))
             .transpose()?;
         edges.push(EdgeData {
-            from: edge.from.clone(),
-            to: edge.to.clone(),
+            from: from.clone(),
+            to: to.clone(),
             prior,
             posterior,
         });
