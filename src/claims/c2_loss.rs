@@ -125,8 +125,8 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
     let enumeration = match &ctx.trajectories {
         Ok(paths) => {
             let mut r = Recorder::new("C2.trajectories", "enumeration", keep);
-            for path in paths {
-                r.record(trajectory_derivation(ctx, path));
+            for d in super::derive_all(paths, |path| trajectory_derivation(ctx, path)) {
+                r.record(d);
             }
             r
         }

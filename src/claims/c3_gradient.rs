@@ -293,11 +293,8 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
             .collect(),
     };
     if let Ok(paths) = &ctx.trajectories {
-        for path in paths {
-            for (r, d) in enumeration
-                .iter_mut()
-                .zip(trajectory_derivations(ctx, path))
-            {
+        for ds in super::derive_all(paths, |path| trajectory_derivations(ctx, path)) {
+            for (r, d) in enumeration.iter_mut().zip(ds) {
                 r.record(d);
             }
         }

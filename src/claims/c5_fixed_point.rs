@@ -282,14 +282,12 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
         Ok(paths) => {
             let mut r = Recorder::new(CHECKS[2], "enumeration", keep);
             let v_s0 = opt.log_z.scale(alpha);
-            for path in paths {
+            let derived = super::derive_all(paths, |path| {
                 let sides = ctx.trajectory_sides(path, &v_s0, &opt.log_z, &log_q_star);
-                r.record(zero_sides(
-                    CHECKS[2],
-                    format!("trajectory {}", env.path_name(path)),
-                    sides,
-                    &tag,
-                ));
+                zero_sides(CHECKS[2], format!("trajectory {}", env.path_name(path)), sides, &tag)
+            });
+            for d in derived {
+                r.record(d);
             }
             r
         }
@@ -300,14 +298,12 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
         Ok(windows) => {
             let mut r = Recorder::new(CHECKS[3], "enumeration", keep);
             let value = |s: usize| opt.log_flow[s].scale(alpha);
-            for w in windows {
+            let derived = super::derive_all(windows, |w| {
                 let sides = ctx.window_sides(w, &value, &log_f_star, &log_q_star);
-                r.record(zero_sides(
-                    CHECKS[3],
-                    format!("window {}", env.path_name(w)),
-                    sides,
-                    &tag,
-                ));
+                zero_sides(CHECKS[3], format!("window {}", env.path_name(w)), sides, &tag)
+            });
+            for d in derived {
+                r.record(d);
             }
             r
         }

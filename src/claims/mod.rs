@@ -186,6 +186,12 @@ impl Recorder {
     }
 }
 
+/// Builds the derivations of many independent subjects on all cores, in order.
+pub(crate) fn derive_all<T: Sync, D: Send>(items: &[T], derive: impl Fn(&T) -> D + Sync + Send) -> Vec<D> {
+    use rayon::prelude::*;
+    items.par_iter().map(derive).collect()
+}
+
 /// Assembles a certificate from the recorders of its checks.
 pub(crate) fn certificate(claim: &str, statement: &str, recorders: Vec<Recorder>) -> Certificate {
     let mut checks = Vec::new();
