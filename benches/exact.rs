@@ -21,9 +21,13 @@ fn all_claims(c: &mut Criterion) {
     };
     let big = validate(&layered(&shape, 0), "generated").expect("valid");
     assert!(big.edges.len() >= 10_000, "{} edges", big.edges.len());
-    let small = load_file(concat!(env!("CARGO_MANIFEST_DIR"), "/spec/generated.toml").as_ref()).expect("spec");
+    let small = load_file(concat!(env!("CARGO_MANIFEST_DIR"), "/spec/generated.toml").as_ref())
+        .expect("spec");
     let mut group = c.benchmark_group("exact");
-    group.sample_size(10).measurement_time(Duration::from_secs(60)).warm_up_time(Duration::from_secs(1));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(60))
+        .warm_up_time(Duration::from_secs(1));
     group.bench_function(format!("C1-C5 layered {} edges", big.edges.len()), |b| {
         b.iter(|| {
             let ctx = ClaimContext::new(&big, VerifyOptions::default()).expect("exact logs");
@@ -31,13 +35,16 @@ fn all_claims(c: &mut Criterion) {
             assert!(certs.iter().all(|c| c.holds == Some(true)));
         })
     });
-    group.bench_function(format!("C1-C5 spec/generated.toml {} edges", small.edges.len()), |b| {
-        b.iter(|| {
-            let ctx = ClaimContext::new(&small, VerifyOptions::default()).expect("exact logs");
-            let certs = verify_environment(&ctx);
-            assert!(certs.iter().all(|c| c.holds == Some(true)));
-        })
-    });
+    group.bench_function(
+        format!("C1-C5 spec/generated.toml {} edges", small.edges.len()),
+        |b| {
+            b.iter(|| {
+                let ctx = ClaimContext::new(&small, VerifyOptions::default()).expect("exact logs");
+                let certs = verify_environment(&ctx);
+                assert!(certs.iter().all(|c| c.holds == Some(true)));
+            })
+        },
+    );
     group.finish();
 }
 

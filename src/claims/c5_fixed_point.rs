@@ -284,7 +284,12 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
             let v_s0 = opt.log_z.scale(alpha);
             let derived = super::derive_all(paths, |path| {
                 let sides = ctx.trajectory_sides(path, &v_s0, &opt.log_z, &log_q_star);
-                zero_sides(CHECKS[2], format!("trajectory {}", env.path_name(path)), sides, &tag)
+                zero_sides(
+                    CHECKS[2],
+                    format!("trajectory {}", env.path_name(path)),
+                    sides,
+                    &tag,
+                )
             });
             for d in derived {
                 r.record(d);
@@ -300,7 +305,12 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
             let value = |s: usize| opt.log_flow[s].scale(alpha);
             let derived = super::derive_all(windows, |w| {
                 let sides = ctx.window_sides(w, &value, &log_f_star, &log_q_star);
-                zero_sides(CHECKS[3], format!("window {}", env.path_name(w)), sides, &tag)
+                zero_sides(
+                    CHECKS[3],
+                    format!("window {}", env.path_name(w)),
+                    sides,
+                    &tag,
+                )
             });
             for d in derived {
                 r.record(d);
@@ -310,9 +320,12 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
         Err(reason) => Recorder::skipped(CHECKS[3], "enumeration", reason.clone()),
     };
 
-    // J(q*) = α·logZ*.
+    // J(q*) = α·logZ*; the three DP passes (J at q*, KL and J at q) are independent.
     let mut j_rec = Recorder::new(CHECKS[4], "dp", keep);
-    let (mut steps, j_star) = j_of(ctx, &opt.policy, PolicyLog::Optimal);
+    let ((mut steps, j_star), _) = rayon::join(
+        || j_of(ctx, &opt.policy, PolicyLog::Optimal),
+        || rayon::join(|| kl_spec_q_to_optimum(ctx), || j_of_spec_q(ctx)),
+    );
     steps.push(Step::identity(
         "J(q*) − α·logZ*",
         vec![

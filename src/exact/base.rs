@@ -114,6 +114,12 @@ impl CoprimeBase {
             if rest.is_one() {
                 break;
             }
+            // Common case: what is left is itself an element (an inserted large cofactor
+            // that never split), so the scan over the other large elements can stop here.
+            if &rest != b && self.elements.contains(&rest) {
+                exponents.insert(rest.clone(), 1);
+                return Some(exponents);
+            }
             let mut e = 0u64;
             loop {
                 let (q, r) = rest.div_rem(b);
