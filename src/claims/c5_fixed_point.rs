@@ -8,7 +8,8 @@
 //! window), DP (`J` and `KL` by occupancy measures in O(|E|)), and enumeration cross-checks
 //! of `J` and `KL` as sums over trajectories.
 use super::{certificate, term, Certificate, ClaimContext, Recorder};
-use crate::dag::{dp, occupancy, LogCombination, LogKey, PolicyLog};
+use crate::dag::dp::occupancy_and_edge_flows;
+use crate::dag::{dp, LogCombination, LogKey, PolicyLog};
 use crate::exact::{Derivation, Poly, Rational, Step};
 use crate::objectives::{subtb, trust_pcl};
 use num_traits::{One, Zero};
@@ -89,16 +90,15 @@ pub fn reward_and_kl(
     other_name: &str,
 ) -> (Vec<Step>, Poly, Poly) {
     let env = ctx.env;
-    let occ = occupancy(env, policy);
+    let (occ, edge_flow) = occupancy_and_edge_flows(env, policy);
     let mut reward = LogCombination::default();
     for x in env.terminals() {
         reward.add(LogKey::Reward(x), &occ[x]);
     }
     let mut kl = LogCombination::default();
-    for (e, edge) in env.edges.iter().enumerate() {
-        let weight = &occ[edge.from] * &policy[e];
-        kl.add_policy(env, log_policy, e, &weight);
-        kl.add_policy(env, other, e, &-weight);
+    for (e, weight) in edge_flow.iter().enumerate() {
+        kl.add_policy(env, log_policy, e, weight);
+        kl.add_policy(env, other, e, &-weight.clone());
     }
     let reward = Step::collect("E[log r(x)] = Σ_x occ(x)·log r(x)", expand(ctx, &reward));
     let kl = Step::collect(

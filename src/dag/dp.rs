@@ -46,15 +46,24 @@ pub fn optimum(env: &Environment) -> Result<Optimum, String> {
 /// The occupancy measure of a policy given per edge: `occ(s0) = 1`,
 /// `occ(s') = Σ occ(s) q(s'|s)`; on terminals it is the terminal marginal.
 pub fn occupancy(env: &Environment, policy: &[Rational]) -> Vec<Rational> {
+    occupancy_and_edge_flows(env, policy).0
+}
+
+/// The occupancy of every state and the flow `occ(s)·q(e)` through every edge, in one pass.
+pub fn occupancy_and_edge_flows(
+    env: &Environment,
+    policy: &[Rational],
+) -> (Vec<Rational>, Vec<Rational>) {
     let mut occ = vec![Rational::zero(); env.states.len()];
+    let mut flow = vec![Rational::zero(); env.edges.len()];
     occ[env.source] = Rational::one();
     for &s in &env.topo {
         for &e in &env.out_edges[s] {
-            let mass = &occ[s] * &policy[e];
-            occ[env.edges[e].to] += mass;
+            flow[e] = &occ[s] * &policy[e];
+            occ[env.edges[e].to] += &flow[e];
         }
     }
-    occ
+    (occ, flow)
 }
 
 /// The probability of a path under a policy given per edge.
