@@ -71,3 +71,52 @@ pub fn path_probability(policy: &[Rational], path: &[usize]) -> Rational {
     path.iter()
         .fold(Rational::one(), |acc, &e| acc * &policy[e])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dag::spec::from_toml_str;
+
+    #[test]
+    fn optimum_by_backward_induction_and_occupancy() {
+        let env = from_toml_str(
+            r#"
+name = "t"
+beta = "2"
+source = "s0"
+[rewards]
+x1 = "3"
+x2 = "1/2"
+[[edge]]
+from = "s0"
+to = "a"
+prior = "1/3"
+[[edge]]
+from = "s0"
+to = "x1"
+prior = "2/3"
+[[edge]]
+from = "a"
+to = "x1"
+prior = "1/4"
+[[edge]]
+from = "a"
+to = "x2"
+prior = "3/4"
+"#,
+            "t",
+        )
+        .unwrap();
+        let opt = optimum(&env).unwrap();
+        let q = |n: i64, d: i64| Rational::new(n.into(), d.into());
+        // F*(a) = 9/4 + 3/16 = 39/16; Z* = 13/16 + 6 = 109/16.
+        assert_eq!(opt.z, q(109, 16));
+        assert_eq!(opt.policy[0], q(13, 109));
+        let occ = occupancy(&env, &opt.policy);
+        let x1 = env.state_index["x1"];
+        let x2 = env.state_index["x2"];
+        assert_eq!(&occ[x1] + &occ[x2], Rational::one());
+        // The terminal marginal of q* is p(x) r(x)^β / Z*.
+        assert_eq!(occ[x2], q(1, 3) * q(3, 4) * q(1, 4) / q(109, 16));
+    }
+}

@@ -90,3 +90,72 @@ pub fn windows(env: &Environment, limit: u64) -> Result<Vec<Vec<usize>>, Enumera
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dag::spec::from_toml_str;
+
+    const DIAMOND: &str = r#"
+name = "d"
+beta = "2"
+source = "s"
+[rewards]
+x = "2"
+y = "3"
+[[edge]]
+from = "s"
+to = "a"
+prior = "1/2"
+[[edge]]
+from = "s"
+to = "b"
+prior = "1/2"
+[[edge]]
+from = "a"
+to = "x"
+prior = "1"
+[[edge]]
+from = "b"
+to = "x"
+prior = "1/3"
+[[edge]]
+from = "b"
+to = "y"
+prior = "2/3"
+[[edge]]
+from = "s"
+to = "y"
+prior = "0"
+"#;
+
+    fn diamond() -> Environment {
+        // The last edge has prior 0, which is refused; drop it for the valid diamond.
+        let text = DIAMOND.rsplit_once("[[edge]]").unwrap().0;
+        from_toml_str(text, "diamond").unwrap()
+    }
+
+    #[test]
+    fn counts_match_enumeration() {
+        let env = diamond();
+        assert_eq!(trajectory_count(&env), BigUint::from(3u32));
+        assert_eq!(trajectories(&env, 10).unwrap().len(), 3);
+        // Windows: s→a, s→a→x, s→b, s→b→x, s→b→y, a→x, b→x, b→y.
+        assert_eq!(window_count(&env), BigUint::from(8u32));
+        assert_eq!(windows(&env, 10).unwrap().len(), 8);
+    }
+
+    #[test]
+    fn enumeration_over_the_limit_is_refused_before_it_starts() {
+        let env = diamond();
+        let refused = trajectories(&env, 2).unwrap_err();
+        assert_eq!(refused.count, BigUint::from(3u32));
+        assert!(refused.to_string().contains("over the limit of 2"));
+    }
+
+    #[test]
+    fn a_zero_prior_is_refused_naming_the_edge() {
+        let err = from_toml_str(DIAMOND, "diamond").unwrap_err();
+        assert!(err.to_string().contains("s->y"), "{err}");
+    }
+}
