@@ -9,6 +9,7 @@ pub mod claims;
 pub mod cli;
 pub mod dag;
 pub mod exact;
+pub mod expect;
 pub mod mutant;
 pub mod objectives;
 pub mod report;

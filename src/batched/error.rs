@@ -89,6 +89,9 @@ pub enum BatchError {
     /// A softmax table or trajectory edge list that does not fit together.
     #[error("tabular softmax: {0}")]
     Softmax(String),
+    /// A spec environment that could not be loaded or prepared for the exact comparison.
+    #[error("spec: {0}")]
+    Spec(String),
     /// The CUDA backend is unavailable (not compiled in, no driver, no device) or failed.
     #[error("CUDA unavailable: {0}")]
     Cuda(String),

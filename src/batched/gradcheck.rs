@@ -60,6 +60,12 @@ pub struct GradcheckConfig {
     pub mutant: Option<Mutant>,
     /// Show a progress bar (on stderr, only when it is a terminal).
     pub progress: bool,
+    /// Spec files or directories: the f64 kernels are also checked against the exact engine
+    /// on trajectories sampled from each environment's `q` (`exact-spec/<kernel>`); none if
+    /// empty.
+    pub exact_specs: Vec<std::path::PathBuf>,
+    /// Trajectories sampled per environment for the exact-engine checks.
+    pub exact_samples: usize,
 }
 
 impl Default for GradcheckConfig {
@@ -73,6 +79,8 @@ impl Default for GradcheckConfig {
             device: Device::Cpu,
             mutant: None,
             progress: false,
+            exact_specs: Vec::new(),
+            exact_samples: 256,
         }
     }
 }
@@ -707,6 +715,23 @@ pub fn run_checks(cfg: &GradcheckConfig) -> Result<GradcheckReport, BatchError> 
             drop(g);
             checks.extend(precision_checks(&backend, &g32, cfg.mutant)?);
         }
+    }
+    if !cfg.exact_specs.is_empty() {
+        let envs =
+            crate::dag::load_dir(&cfg.exact_specs).map_err(|e| BatchError::Spec(e.to_string()))?;
+        if envs.is_empty() {
+            return Err(BatchError::Spec(format!(
+                "no spec files found under {:?}",
+                cfg.exact_specs
+            )));
+        }
+        let opts = super::exact_spec::ExactSpecOptions {
+            samples: cfg.exact_samples,
+            seed: cfg.seed,
+            mutant: cfg.mutant,
+        };
+        checks
+            .extend(super::exact_spec::exact_spec_checks(&envs, &opts).map_err(BatchError::Spec)?);
     }
     pb.inc(1);
     pb.finish_and_clear();

@@ -10,6 +10,11 @@
 //! - [`sum`]: pairwise summation with a known rounding depth;
 //! - [`bounds`]: rigorous floating-point error bounds of each kernel's outputs;
 //! - [`generate`]: reproducible random batches;
+//! - [`ball`]: ball arithmetic, how exact values reach f64 with a rigorous radius;
+//! - [`spec_sample`]: seeded sampling of trajectories from a `spec/` environment's `q`;
+//! - [`exact_spec`]: the f64 kernels against the exact engine on sampled trajectories;
+//! - [`classify`], [`npz`]: the convention detector and its batch files;
+//! - [`montecarlo`]: sample-mean logit gradients against the exact expectations (C6 at scale);
 //! - [`gradcheck`]: the at-scale agreement checks (C1–C4 in floats, f32 vs f64);
 //! - [`bench`]: throughput measurement beside a memory-copy reference;
 //! - [`cuda`]: the same kernels on an NVIDIA GPU (feature `cuda`; a stub returning
@@ -28,15 +33,21 @@
 //! assert_eq!(rtb.g.as_slice(), &[-0.25, 1.125]); // δ_i / B
 //! ```
 
+pub mod ball;
 pub mod batch;
 pub mod bench;
 pub mod bounds;
+pub mod classify;
 pub mod error;
+pub mod exact_spec;
 pub mod float;
 pub mod generate;
 pub mod gradcheck;
 pub mod kernels;
+pub mod montecarlo;
+pub mod npz;
 pub mod softmax;
+pub mod spec_sample;
 pub mod sum;
 
 #[cfg(feature = "cuda")]

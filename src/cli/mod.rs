@@ -6,7 +6,9 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod bench;
+pub mod classify;
 pub mod derive;
+pub mod export_batch;
 pub mod generate;
 pub mod gradcheck;
 pub mod verify;
@@ -44,6 +46,10 @@ pub enum Command {
     Gradcheck(gradcheck::GradcheckArgs),
     /// Throughput of the fused kernels beside a memory-copy reference.
     Bench(bench::BenchArgs),
+    /// Write a reproducible batch (.npz or JSON) for a third-party loss implementation.
+    ExportBatch(export_batch::ExportBatchArgs),
+    /// Name the loss convention a third-party implementation follows on an exported batch.
+    Classify(classify::ClassifyArgs),
 }
 
 /// Parses the arguments, runs the subcommand, and returns its exit code.
@@ -66,6 +72,8 @@ pub fn main() -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Gradcheck(args) => gradcheck::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::ExportBatch(args) => export_batch::run(args),
+        Command::Classify(args) => classify::run(args),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,332 @@
+//! The convention detector: given a batch that `export-batch` wrote and the per-trajectory
+//! losses (optionally the gradients w.r.t. `log Z` and per-step `log q`) that a third-party
+//! implementation computed on it, name the convention they match (docs/classify.md).
+//!
+//! Candidates (`CONVENTIONS.md` rows 1, 3, 4, 5, 10, and Trust-PCL's α power): a residual
+//! - `δ = log Z + Σ(log q − log p) − β log r` (β on `log r`),
+//! - `δ' = log Z + β Σ(log q − log p) − log r` (β on the log-ratio),
+//! - VarGrad `s_i − mean_j s_j` with `s = Σ(log q − log p) − β log r` (`log Z := −mean s`;
+//!   detached or not, the gradients are identical),
+//! - `s_i + mean_j s_j` (the `+mean` centring seen in one script: a different objective),
+//!
+//! times `α^k`, `k ∈ {0, 1, 2}` (`k = 2` is Trust-PCL with the shared scalar
+//! `V(s0) = α log Z`, `C = −α δ`; `k = 1` a Trust-PCL scaled by α instead of α²), with or
+//! without `½`, and a reduction (per trajectory, batch mean, batch sum). A candidate matches
+//! when every quantity the user gave is within a relative distance `tol` of it.
+use serde::Serialize;
+
+/// A batch as exported (row-major `[B, T]`, padding past each length).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportedBatch {
+    /// `B`.
+    pub batch: usize,
+    /// `T`.
+    pub steps: usize,
+    /// Per-step `log q`, row-major `[B, T]`.
+    pub log_q: Vec<f64>,
+    /// Per-step `log p`, row-major `[B, T]`.
+    pub log_p: Vec<f64>,
+    /// Lengths (`1..=T`).
+    pub lengths: Vec<usize>,
+    /// `log r(x)` per trajectory.
+    pub log_r: Vec<f64>,
+    /// β.
+    pub beta: f64,
+    /// `log Z`.
+    pub log_z: f64,
+}
+
+impl ExportedBatch {
+    /// Checks shapes and values; an error message otherwise.
+    pub fn validate(&self) -> Result<(), String> {
+        let (b, t) = (self.batch, self.steps);
+        if b == 0 || t == 0 {
+            return Err("batch and steps must be at least 1".into());
+        }
+        for (what, n, want) in [
+            ("log_q", self.log_q.len(), b * t),
+            ("log_p", self.log_p.len(), b * t),
+            ("lengths", self.lengths.len(), b),
+            ("log_r", self.log_r.len(), b),
+        ] {
+            if n != want {
+                return Err(format!("{what} has {n} entries, expected {want}"));
+            }
+        }
+        if let Some(i) = self.lengths.iter().position(|&l| l == 0 || l > t) {
+            return Err(format!(
+                "trajectory {i}: length {} outside 1..={t}",
+                self.lengths[i]
+            ));
+        }
+        if !(self.beta.is_finite() && self.beta > 0.0) {
+            return Err(format!("beta must be finite and > 0, got {}", self.beta));
+        }
+        if !self.log_z.is_finite() || self.log_r.iter().any(|x| !x.is_finite()) {
+            return Err("log_z and log_r must be finite".into());
+        }
+        for i in 0..b {
+            for k in 0..self.lengths[i] {
+                let (q, p) = (self.log_q[i * t + k], self.log_p[i * t + k]);
+                if !(q.is_finite() && p.is_finite()) {
+                    return Err(format!(
+                        "non-finite log q / log p at trajectory {i}, step {k}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `Σ_t (log q − log p)` per trajectory.
+    pub fn log_ratio(&self) -> Vec<f64> {
+        let t = self.steps;
+        (0..self.batch)
+            .map(|i| {
+                (0..self.lengths[i])
+                    .map(|k| self.log_q[i * t + k] - self.log_p[i * t + k])
+                    .sum()
+            })
+            .collect()
+    }
+}
+
+/// What the user's implementation produced on the batch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserResults {
+    /// Per-trajectory losses (`B` values) or the reduced loss (one value).
+    pub loss: Vec<f64>,
+    /// `∂(reduced loss)/∂log Z`, if available.
+    pub grad_log_z: Option<f64>,
+    /// `∂(reduced loss)/∂log q`, row-major `[B, T]`, if available.
+    pub grad_log_q: Option<Vec<f64>>,
+}
+
+/// The residual a convention squares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Residual {
+    /// `log Z + Σ(log q − log p) − β log r`.
+    BetaOnLogR,
+    /// `log Z + β Σ(log q − log p) − log r`.
+    BetaOnLogRatio,
+    /// VarGrad: `s_i − mean s` (no `log Z`).
+    VarGrad,
+    /// `s_i + mean s` (not VarGrad: a different objective).
+    VarGradPlusMean,
+}
+
+/// Batch reduction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reduction {
+    /// Batch mean.
+    Mean,
+    /// Batch sum.
+    Sum,
+}
+
+/// One candidate convention and how far the user's numbers are from it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    /// Human-readable name.
+    pub name: String,
+    /// `½` in front of the square.
+    pub half: bool,
+    /// The residual.
+    pub residual: Residual,
+    /// `k` in the factor `α^k`.
+    pub alpha_power: u32,
+    /// The reduction (the one that fits best when the user's data cannot tell).
+    pub reduction: Reduction,
+    /// Whether the user's data can tell the reduction (a reduced loss or a gradient given).
+    pub reduction_determined: bool,
+    /// Largest relative distance over the quantities given (0 = identical).
+    pub distance: f64,
+    /// Least-squares factor `f` with user loss ≈ `f` × candidate loss.
+    pub factor: f64,
+}
+
+/// The classification.
+#[derive(Debug, Clone, Serialize)]
+pub struct Classification {
+    /// The tolerance on the relative distance.
+    pub tolerance: f64,
+    /// Candidates within the tolerance, best first.
+    pub matches: Vec<Candidate>,
+    /// Every candidate, best first.
+    pub candidates: Vec<Candidate>,
+}
+
+fn name(res: Residual, k: u32, half: bool) -> String {
+    let h = if half { "½·" } else { "" };
+    let a = match k {
+        0 => "",
+        1 => "α·",
+        _ => "α²·",
+    };
+    let what = match (res, k) {
+        (Residual::BetaOnLogR, 0) => "RTB (β on log r)",
+        (Residual::BetaOnLogR, 2) => "Trust-PCL, shared scalar V(s0) = α log Z (= α²·RTB)",
+        (Residual::BetaOnLogR, _) => "Trust-PCL scaled by α instead of α²",
+        (Residual::BetaOnLogRatio, 0) => "RTB with β on the log-ratio",
+        (Residual::BetaOnLogRatio, _) => "β on the log-ratio, scaled by a power of α",
+        (Residual::VarGrad, 0) => "VarGrad (log Z := −batch mean; detached or not)",
+        (Residual::VarGrad, _) => "VarGrad scaled by a power of α",
+        (Residual::VarGradPlusMean, _) => "'+mean' centring (not VarGrad)",
+    };
+    let sym = match res {
+        Residual::BetaOnLogR => "δ²",
+        Residual::BetaOnLogRatio => "δ'²",
+        Residual::VarGrad => "(s − s̄)²",
+        Residual::VarGradPlusMean => "(s + s̄)²",
+    };
+    format!("{h}{a}{sym}: {what}")
+}
+
+/// Relative distance `max |a − b| / max |b|` (0 when equal, ∞ on a NaN).
+fn distance(a: &[f64], b: &[f64]) -> f64 {
+    let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    if a.iter().chain(b).any(|x| x.is_nan()) {
+        f64::INFINITY
+    } else if diff == 0.0 {
+        0.0
+    } else if scale == 0.0 {
+        f64::INFINITY
+    } else {
+        diff / scale
+    }
+}
+
+/// Classifies the user's results on the batch.
+pub fn classify(
+    batch: &ExportedBatch,
+    user: &UserResults,
+    tol: f64,
+) -> Result<Classification, String> {
+    batch.validate()?;
+    let (b, t) = (batch.batch, batch.steps);
+    if user.loss.len() != b && user.loss.len() != 1 {
+        return Err(format!(
+            "loss has {} entries: expected {b} (per trajectory) or 1 (reduced)",
+            user.loss.len()
+        ));
+    }
+    if let Some(g) = &user.grad_log_q {
+        if g.len() != b * t {
+            return Err(format!(
+                "grad_log_q has {} entries, expected {}",
+                g.len(),
+                b * t
+            ));
+        }
+    }
+    if tol.is_nan() || tol <= 0.0 {
+        return Err("the tolerance must be positive".into());
+    }
+    let beta = batch.beta;
+    let alpha = 1.0 / beta;
+    let d = batch.log_ratio();
+    let s: Vec<f64> = (0..b).map(|i| d[i] - beta * batch.log_r[i]).collect();
+    let s_mean = s.iter().sum::<f64>() / b as f64;
+    let mut cands = Vec::new();
+    for res in [
+        Residual::BetaOnLogR,
+        Residual::BetaOnLogRatio,
+        Residual::VarGrad,
+        Residual::VarGradPlusMean,
+    ] {
+        // Residual per trajectory, its derivative w.r.t. Σ log q, and w.r.t. log Z.
+        let (r, dr_dq, dr_dz): (Vec<f64>, f64, f64) = match res {
+            Residual::BetaOnLogR => ((0..b).map(|i| batch.log_z + s[i]).collect(), 1.0, 1.0),
+            Residual::BetaOnLogRatio => (
+                (0..b)
+                    .map(|i| batch.log_z + beta * d[i] - batch.log_r[i])
+                    .collect(),
+                beta,
+                1.0,
+            ),
+            Residual::VarGrad => ((0..b).map(|i| s[i] - s_mean).collect(), 1.0, 0.0),
+            Residual::VarGradPlusMean => ((0..b).map(|i| s[i] + s_mean).collect(), 1.0, 0.0),
+        };
+        for k in 0..3u32 {
+            let scale = alpha.powi(k as i32);
+            for half in [true, false] {
+                let h = if half { 0.5 } else { 1.0 };
+                let per: Vec<f64> = r.iter().map(|x| h * scale * x * x).collect();
+                // ∂L_i/∂(any live log q of row i) and ∂L_i/∂log Z (detached centring).
+                let g: Vec<f64> = r.iter().map(|x| 2.0 * h * scale * x * dr_dq).collect();
+                let gz: f64 = r.iter().map(|x| 2.0 * h * scale * x * dr_dz).sum();
+                for red in [Reduction::Mean, Reduction::Sum] {
+                    let div = if red == Reduction::Mean {
+                        b as f64
+                    } else {
+                        1.0
+                    };
+                    let mut dist = 0.0f64;
+                    let mut determined = false;
+                    let factor;
+                    if user.loss.len() == b {
+                        dist = dist.max(distance(&user.loss, &per));
+                        let (num, den) = user
+                            .loss
+                            .iter()
+                            .zip(&per)
+                            .fold((0.0, 0.0), |(n, dd), (u, c)| (n + u * c, dd + c * c));
+                        factor = if den > 0.0 { num / den } else { f64::NAN };
+                    } else {
+                        determined = true;
+                        let total = per.iter().sum::<f64>() / div;
+                        dist = dist.max(distance(&user.loss, &[total]));
+                        factor = user.loss[0] / total;
+                    }
+                    if let Some(gz_user) = user.grad_log_z {
+                        determined = true;
+                        dist = dist.max(distance(&[gz_user], &[gz / div]));
+                    }
+                    if let Some(gq) = &user.grad_log_q {
+                        determined = true;
+                        let want: Vec<f64> = (0..b * t)
+                            .map(|j| {
+                                let (i, k) = (j / t, j % t);
+                                if k < batch.lengths[i] {
+                                    g[i] / div
+                                } else {
+                                    0.0
+                                }
+                            })
+                            .collect();
+                        dist = dist.max(distance(gq, &want));
+                    }
+                    cands.push(Candidate {
+                        name: name(res, k, half),
+                        half,
+                        residual: res,
+                        alpha_power: k,
+                        reduction: red,
+                        reduction_determined: determined,
+                        distance: dist,
+                        factor,
+                    });
+                }
+            }
+        }
+    }
+    // Where the reduction is not determined, keep one entry per convention (mean).
+    cands.retain(|c| c.reduction_determined || c.reduction == Reduction::Mean);
+    cands.sort_by(|a, b| a.distance.total_cmp(&b.distance));
+    let matches = cands
+        .iter()
+        .filter(|c| c.distance <= tol)
+        .cloned()
+        .collect();
+    Ok(Classification {
+        tolerance: tol,
+        matches,
+        candidates: cands,
+    })
+}
