@@ -2,9 +2,13 @@
 //! numbers of interest (`Z*`, `q*`, `J(q)`, `KL(q ‖ q*)`) with `f64` approximations for
 //! humans. Approximations are computed here, from the exact forms, at the very end; no
 //! decision uses them.
-use crate::claims::{self, c5_fixed_point, Certificate, ClaimContext, VerifyOptions};
+use crate::claims::{
+    self, c5_fixed_point, c6_expected_gradient, c7_negative_controls, Certificate, ClaimContext,
+    VerifyOptions,
+};
 use crate::dag::{trajectory_count, Environment};
 use crate::exact::{ExactError, Poly, Var};
+use crate::objectives::flawed_fixed_point;
 use num_bigint::BigUint;
 use num_traits::ToPrimitive;
 use serde::Serialize;
@@ -65,8 +69,49 @@ pub struct EnvironmentReport {
     pub kl_q_to_qstar: Option<ExactValue>,
     /// `J(q)` at the spec's q.
     pub j_q: Option<ExactValue>,
+    /// `∂J/∂θ` per edge `from->to` at the spec's q (Bellman route of C6).
+    pub grad_j: BTreeMap<String, Option<ExactValue>>,
+    /// `∂KL(q ‖ q*)/∂θ` per edge at the spec's q, or null where `q*` is irrational.
+    pub grad_kl_qstar: Option<BTreeMap<String, Option<ExactValue>>>,
+    /// The flawed baseline (C7): its largest expected-gradient component at `q*` and its
+    /// stationary point.
+    pub flawed: FlawedReport,
     /// The claims.
     pub claims: Vec<ClaimReport>,
+}
+
+/// One component of a gradient.
+#[derive(Debug, Clone, Serialize)]
+pub struct Component {
+    /// The edge `from->to`.
+    pub edge: String,
+    /// The exact value.
+    pub exact: String,
+    /// Its approximation.
+    pub approx: f64,
+}
+
+/// The flawed baseline's section of the report (C7).
+#[derive(Debug, Clone, Serialize)]
+pub struct FlawedReport {
+    /// κ (the penalty weight, α/2), as a rational string.
+    pub kappa: String,
+    /// The component of `E_q*[∇θ L_flawed]` of largest magnitude, or null where `q*` is
+    /// irrational.
+    pub largest_component: Option<Component>,
+    /// `KL(q* ‖ q_flawed)` at the numerically found stationary point, or null where the search
+    /// could not run.
+    pub kl_qstar_to_flawed: Option<f64>,
+    /// The same at the closed-form stationary point `q ∝ p·exp(r/(2κ))`.
+    pub kl_qstar_to_closed_form: Option<f64>,
+    /// Descent iterations.
+    pub iterations: Option<usize>,
+    /// Whether the descent converged (`max |∂/∂θ| < 1e-12`).
+    pub converged: Option<bool>,
+    /// `max |∂/∂θ|` at the end.
+    pub max_abs_gradient: Option<f64>,
+    /// Why the search could not run, if so.
+    pub error: Option<String>,
 }
 
 /// The whole report.
@@ -137,6 +182,18 @@ pub fn environment_report(
     let kl = optimum
         .as_ref()
         .map(|_| c5_fixed_point::kl_spec_q_to_optimum(&ctx).1.clone());
+    let per_edge = |g: &[Poly]| -> BTreeMap<String, Option<ExactValue>> {
+        g.iter()
+            .enumerate()
+            .map(|(e, p)| (env.edge_name(e), exact_value(p, env)))
+            .collect()
+    };
+    let log_q = |e: usize| ctx.log_q_concrete(e).clone();
+    let grad_j = per_edge(&c6_expected_gradient::grad_j(&ctx, &env.posterior(), &log_q).gradient);
+    let grad_kl_qstar = c6_expected_gradient::grad_kl_qstar(&ctx)
+        .ok()
+        .map(|r| per_edge(&r.gradient));
+    let flawed = flawed_report(&ctx);
     let report = EnvironmentReport {
         file: env.file.clone(),
         name: env.name.clone(),
@@ -154,9 +211,57 @@ pub fn environment_report(
         }),
         kl_q_to_qstar: kl.as_ref().and_then(|k| exact_value(k, env)),
         j_q: exact_value(j_q, env),
+        grad_j,
+        grad_kl_qstar,
+        flawed,
         claims,
     };
     Ok((report, certificates))
+}
+
+/// The flawed baseline's exact largest component at `q*` and its numerical stationary point.
+fn flawed_report(ctx: &ClaimContext) -> FlawedReport {
+    let env = ctx.env;
+    let kappa = c7_negative_controls::kappa(ctx);
+    let largest_component = c7_negative_controls::flawed_gradient_at_optimum(ctx)
+        .ok()
+        .and_then(|g| {
+            g.iter()
+                .enumerate()
+                .filter_map(|(e, p)| Some((e, p, approx(p)?)))
+                .max_by(|a, b| a.2.abs().total_cmp(&b.2.abs()))
+                .map(|(e, p, v)| Component {
+                    edge: env.edge_name(e),
+                    exact: p.render(env),
+                    approx: v,
+                })
+        });
+    let search = kappa
+        .to_f64()
+        .ok_or_else(|| "κ is not a float".to_string())
+        .and_then(|k| flawed_fixed_point::search(env, k, 100_000, 1e-12));
+    match search {
+        Ok(fp) => FlawedReport {
+            kappa: kappa.to_string(),
+            largest_component,
+            kl_qstar_to_flawed: Some(fp.kl_qstar_to_flawed),
+            kl_qstar_to_closed_form: Some(fp.kl_qstar_to_closed_form),
+            iterations: Some(fp.iterations),
+            converged: Some(fp.converged),
+            max_abs_gradient: Some(fp.max_abs_gradient),
+            error: None,
+        },
+        Err(error) => FlawedReport {
+            kappa: kappa.to_string(),
+            largest_component,
+            kl_qstar_to_flawed: None,
+            kl_qstar_to_closed_form: None,
+            iterations: None,
+            converged: None,
+            max_abs_gradient: None,
+            error: Some(error),
+        },
+    }
 }
 
 impl Report {
@@ -201,6 +306,19 @@ impl Report {
                 out.push_str(&format!("   KL(q‖q*) ≈ {:.6}", kl.approx));
             }
             out.push('\n');
+            if let Some(c) = &env.flawed.largest_component {
+                out.push_str(&format!(
+                    "   flawed baseline (κ = {}): largest E_q*[∂L/∂θ] on {} ≈ {:.6}",
+                    env.flawed.kappa, c.edge, c.approx
+                ));
+            } else {
+                out.push_str(&format!("   flawed baseline (κ = {}):", env.flawed.kappa));
+            }
+            match (env.flawed.kl_qstar_to_flawed, &env.flawed.error) {
+                (Some(kl), _) => out.push_str(&format!("   KL(q*‖q_flawed) ≈ {kl:.6}\n")),
+                (None, Some(e)) => out.push_str(&format!("   stationary point: {e}\n")),
+                (None, None) => out.push('\n'),
+            }
             out.push_str(&format!(
                 "   {:<5} {:<8} {:>9}  {}\n",
                 "claim", "holds", "checked", "summary"

@@ -75,9 +75,45 @@ fn json_report_follows_the_schema() {
                 .all(|k| k.contains("->")));
         }
         assert!(env["j_q"]["approx"].is_f64());
+        // ∂J/∂θ on every edge; ∂KL(q‖q*)/∂θ likewise, null iff q* is irrational.
+        let edges = env["edges"].as_u64().unwrap() as usize;
+        let grad_j = env["grad_j"].as_object().unwrap();
+        assert_eq!(grad_j.len(), edges);
+        for (edge, value) in grad_j {
+            assert!(edge.contains("->"));
+            assert!(value["exact"].is_string() && value["approx"].is_f64());
+        }
+        assert_eq!(!env["grad_kl_qstar"].is_null(), rational);
+        if rational {
+            let grad_kl = env["grad_kl_qstar"].as_object().unwrap();
+            assert_eq!(grad_kl.len(), edges);
+            // ∇KL(q‖q*) = −β·∇J, in the approximations too.
+            let beta = {
+                let b = env["beta"].as_str().unwrap();
+                match b.split_once('/') {
+                    Some((n, d)) => n.parse::<f64>().unwrap() / d.parse::<f64>().unwrap(),
+                    None => b.parse::<f64>().unwrap(),
+                }
+            };
+            for (edge, value) in grad_kl {
+                let (kl, j) = (
+                    value["approx"].as_f64().unwrap(),
+                    grad_j[edge]["approx"].as_f64().unwrap(),
+                );
+                assert!(
+                    (kl + beta * j).abs() <= 1e-9 * (1.0 + kl.abs()),
+                    "{edge}: {kl} vs {j}"
+                );
+            }
+        }
+        let flawed = &env["flawed"];
+        assert!(flawed["kappa"].is_string());
+        assert!(flawed["kl_qstar_to_flawed"].as_f64().unwrap() >= 0.0);
+        assert_eq!(flawed["converged"], Value::Bool(true));
+        assert_eq!(!flawed["largest_component"].is_null(), rational);
         let claims = env["claims"].as_array().unwrap();
         let ids: Vec<&str> = claims.iter().map(|c| c["id"].as_str().unwrap()).collect();
-        assert_eq!(ids, ["C1", "C2", "C3", "C4", "C5"]);
+        assert_eq!(ids, ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8"]);
         for c in claims {
             assert!(c["holds"].is_boolean() || c["holds"].is_null());
             assert!(c["checked"].is_u64());

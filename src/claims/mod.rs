@@ -7,6 +7,9 @@ pub mod c2_loss;
 pub mod c3_gradient;
 pub mod c4_window;
 pub mod c5_fixed_point;
+pub mod c6_expected_gradient;
+pub mod c7_negative_controls;
+pub mod c8_conventions;
 mod context;
 
 pub use context::{ClaimContext, VerifyOptions};
@@ -184,6 +187,24 @@ impl Recorder {
             self.kept.push(d);
         }
     }
+
+    /// Records a negative control: `d`'s asserted identities (if any) pin the control down, and
+    /// `witness` must be provably non-zero ([`Poly::refutes`]): one more check. A witness that
+    /// is not provably non-zero fails, marked in the derivation by an asserted `1 = 0` step.
+    pub(crate) fn record_nonzero(&mut self, mut d: Derivation, witness: &Poly) {
+        if witness.refutes() {
+            self.outcome.checked += 1;
+        } else {
+            d.steps.push(crate::exact::Step::identity(
+                "the control does not discriminate: its difference is not provably non-zero",
+                vec![term(
+                    "1",
+                    Poly::constant(crate::exact::Rational::from_integer(1.into())),
+                )],
+            ));
+        }
+        self.record(d);
+    }
 }
 
 /// Builds the derivations of many independent subjects on all cores, in order.
@@ -217,15 +238,18 @@ pub(crate) fn certificate(claim: &str, statement: &str, recorders: Vec<Recorder>
     }
 }
 
-/// Runs C1–C5 on one environment.
+/// Runs C1–C8 on one environment.
 pub fn verify_environment(ctx: &ClaimContext) -> Vec<Certificate> {
     // The claims are independent: run them on all cores, report them in order.
-    let checks: [fn(&ClaimContext) -> Certificate; 5] = [
+    let checks: [fn(&ClaimContext) -> Certificate; 8] = [
         c1_residual::check,
         c2_loss::check,
         c3_gradient::check,
         c4_window::check,
         c5_fixed_point::check,
+        c6_expected_gradient::check,
+        c7_negative_controls::check,
+        c8_conventions::check,
     ];
     derive_all(&checks, |check| check(ctx))
 }

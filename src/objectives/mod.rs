@@ -4,6 +4,7 @@
 //! Architecture invariant: the Trust-PCL consistency is built from its per-step RL terms, never
 //! as a multiple of the RTB residual.
 
+pub mod flawed_fixed_point;
 pub mod reinforce;
 pub mod rtb;
 pub mod scalar;

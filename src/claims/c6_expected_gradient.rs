@@ -1,0 +1,713 @@
+//! C6 (on-policy gradient), exactly, at the spec's concrete rational `q`, with gradients taken
+//! with respect to the softmax logits `θ_b` of every edge `b`:
+//!
+//! `E_{τ∼q}[∇_θ L_RTB] = ∇_θ KL(q ‖ q*) = −β ∇_θ J(q)` for any `log Z`;
+//! `E_{τ∼q}[∇_θ L_RKL] = −∇_θ J(q)` for any constant baseline; hence
+//! `E[∇L_RTB] = β E[∇L_RKL]`; and, for the Trust-PCL loss built from its per-step RL terms,
+//! `E[∇L_TPCL] = α² E[∇L_RTB]` for any `V(s0)` and any `log Z`.
+//!
+//! Two independent routes, neither enumerating trajectories:
+//!
+//! - Route 1 (trajectory route, [`route_one`]): the expectation of the per-trajectory gradient
+//!   `∂L/∂θ_b = Σ_{e ∈ τ, e from s} w_e·X(τ)·(1[e = b] − q(b))`, where `X(τ) = k + Σ_{e∈τ} c_e`
+//!   is the objective's residual (`δ`, `A` or `C`) split into per-edge terms by the objective's
+//!   own definition, and `w_e = ∂L/∂ℓ_e ÷ X` is read off the objective symbolically. A forward
+//!   pass accumulates `P(s) = E[(k + Σ_{prefix} c)·1[s ∈ τ]]` and `occ(s)`, a backward pass
+//!   `B(s) = E[Σ_{suffix} c | s]`; then `E[X·1[e ∈ τ]] = q(e)·(P(s) + occ(s)·(c_e + B(s')))`.
+//!   Symbolic `log Z`, baselines and `V(s0)` enter through `k` and must drop out.
+//! - Route 2 (Bellman route, [`route_two`]): the state decomposition
+//!   `F(q) = Σ_s occ_q(s) Σ_e q(e)·cost_e` with the downstream value `V(s) = Σ_e q(e)(cost_e +
+//!   V(s'))`, and the policy-gradient recursion
+//!   `∂F/∂θ_b = occ(s)·Σ_{e from s} ∂q(e)/∂θ_b·(cost_e + V(s')) + occ(s)·Σ_e q(e)·∂cost_e/∂θ_b`,
+//!   with `∂q(e)/∂θ_b = q(e)(1[e = b] − q(b))`. For `KL(q ‖ q*)`: `cost_e = log q(e) − log q*(e)`
+//!   (needs the rational `q*`); for `J`: `cost_e = [e enters x]·log r(x) − α(log q(e) − log p(e))`.
+//!
+//! Under the enumeration limit, route 1 is cross-checked against `Σ_τ q(τ)·∇_θ L(τ)`, with
+//! `∂L/∂ℓ_e` from the loss's symbolic derivative on every trajectory.
+//!
+//! Mutants: `beta-on-ratio` changes RTB (fails `rtb.kl`, `rtb.j`, `rtb.rkl`, `tpcl.rtb` where
+//! β ≠ 1); `missing-half`, `flipped-sign` and `alpha-not-squared` change the Trust-PCL side or
+//! its expected factor (fail `tpcl.rtb`; the last only where β ≠ 1). Route 2 and REINFORCE are
+//! the reference and no mutant touches them; `C6.enumeration` compares two computations of the
+//! same (possibly mutated) expectation and holds under every mutant. Where no state has two
+//! children (a chain) every θ-gradient is identically zero and no mutant can show.
+use super::c5_fixed_point::optimum_polys;
+use super::{certificate, term, Certificate, ClaimContext, Recorder};
+use crate::dag::{dp, occupancy, Environment};
+use crate::exact::{Derivation, Poly, Rational, Step, Var};
+use crate::objectives::{reinforce, rtb, trust_pcl};
+use num_traits::{One, Zero};
+
+/// The claim's statement.
+pub const STATEMENT: &str = "E_q[∇θ L_RTB] = ∇θ KL(q‖q*) = −β·∇θ J(q) for any logZ; E_q[∇θ L_RKL] = −∇θ J(q) for any baseline; E[∇L_TPCL] = α²·E[∇L_RTB]";
+
+/// The check names, in report order.
+pub const CHECKS: [&str; 7] = [
+    "C6.rtb.kl",
+    "C6.kl.j",
+    "C6.rtb.j",
+    "C6.rkl.j",
+    "C6.rtb.rkl",
+    "C6.tpcl.rtb",
+    "C6.enumeration",
+];
+
+/// A trajectory functional `X(τ) = k + Σ_{e∈τ} c_e` and the per-edge weights `w_e` with
+/// `∂L/∂ℓ_e = w_e·X(τ)` for every edge `e` of `τ`.
+#[derive(Debug, Clone)]
+pub struct Functional {
+    /// The residual's name in derivations (`δ`, `A`, `C`).
+    pub name: String,
+    /// The loss's name (`L_RTB`, ...).
+    pub loss: String,
+    /// `k`, the part of `X` that no edge carries (`logZ`, `−b`, `−V(s0)`).
+    pub constant: Poly,
+    /// `c_e` at the concrete policy, per edge.
+    pub per_edge: Vec<Poly>,
+    /// `w_e`, per edge.
+    pub weight: Vec<Rational>,
+}
+
+/// `w` in `∂φ(x)/∂x = w·x` for a loss `φ` that is a multiple of `x²`, read off symbolically.
+fn square_loss_slope(loss: &dyn Fn(&Poly) -> Poly) -> Rational {
+    let x = Var::SumLogQ;
+    let derivative = loss(&Poly::var(x.clone())).derivative(&x);
+    derivative
+        .derivative(&x)
+        .terms()
+        .values()
+        .next()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The constant coefficient of a polynomial that is a rational constant (else 0).
+fn constant_of(p: &Poly) -> Rational {
+    p.terms()
+        .iter()
+        .find(|(m, _)| **m == crate::exact::Monomial::one())
+        .map(|(_, c)| c.clone())
+        .unwrap_or_default()
+}
+
+impl Functional {
+    /// The RTB residual `δ`, `L_RTB = ½δ²` (β placed as the context says), `log Z` symbolic,
+    /// at a policy whose logs are `log_q`.
+    pub fn rtb(ctx: &ClaimContext, log_q: &dyn Fn(usize) -> Poly) -> Self {
+        let env = ctx.env;
+        let placement = ctx.beta_placement();
+        let slope = square_loss_slope(&crate::objectives::half_square::<Poly>);
+        let (mut per_edge, mut weight) = (Vec::new(), Vec::new());
+        for e in 0..env.edges.len() {
+            let ell = ClaimContext::ell(e);
+            let symbolic = rtb::step(&ell, ctx.log_p(e), ctx.reward_on(e), &env.beta, placement);
+            weight.push(&slope * constant_of(&symbolic.derivative(&Var::LogQ(e))));
+            per_edge.push(symbolic.substitute(&Var::LogQ(e), &log_q(e)));
+        }
+        Self {
+            name: "δ".into(),
+            loss: "L_RTB".into(),
+            constant: rtb::residual(&Poly::var(Var::LogZ), &[]),
+            per_edge,
+            weight,
+        }
+    }
+
+    /// The REINFORCE-KL advantage `A = log r − α(log q(τ) − log p(τ)) − b`, surrogate
+    /// `L_RKL = −sg(A)·log q(τ)`, the constant baseline `b` the free symbol `V(s0)`.
+    pub fn reinforce(ctx: &ClaimContext, log_q: &dyn Fn(usize) -> Poly) -> Self {
+        let env = ctx.env;
+        let zero = Poly::zero();
+        let baseline = baseline_symbol(env);
+        // ∂(−sg(A)·Σℓ)/∂ℓ_e = −A: weight −1 on every edge (A is held constant).
+        let surrogate = |a: &Poly| a.mul(&Poly::var(Var::SumLogQ)).neg();
+        let probe = Var::LogZ;
+        let w = constant_of(
+            &surrogate(&Poly::var(probe.clone()))
+                .derivative(&Var::SumLogQ)
+                .derivative(&probe),
+        );
+        let per_edge = (0..env.edges.len())
+            .map(|e| {
+                let r = ctx.reward_on(e).unwrap_or(&zero);
+                reinforce::kl_advantage(r, &log_q(e), ctx.log_p(e), &ctx.alpha, &zero)
+            })
+            .collect();
+        Self {
+            name: "A".into(),
+            loss: "L_RKL".into(),
+            constant: reinforce::kl_advantage(&zero, &zero, &zero, &ctx.alpha, &baseline),
+            per_edge,
+            weight: vec![w; env.edges.len()],
+        }
+    }
+
+    /// The Trust-PCL consistency `C = −V(s0) + Σ_t RL_t` (parameters and loss as the context
+    /// says), `V(s0)` its own free symbol.
+    pub fn trust_pcl(ctx: &ClaimContext, log_q: &dyn Fn(usize) -> Poly) -> Self {
+        let env = ctx.env;
+        let params = ctx.tpcl_params();
+        let zero = Poly::zero();
+        let slope = square_loss_slope(&|x: &Poly| ctx.tpcl_loss(x));
+        let (mut per_edge, mut weight) = (Vec::new(), Vec::new());
+        for e in 0..env.edges.len() {
+            let ell = ClaimContext::ell(e);
+            let r = ctx.reward_on(e).unwrap_or(&zero);
+            let symbolic = trust_pcl::step_term(r, &ell, ctx.log_p(e), &params);
+            weight.push(&slope * constant_of(&symbolic.derivative(&Var::LogQ(e))));
+            per_edge.push(symbolic.substitute(&Var::LogQ(e), &log_q(e)));
+        }
+        Self {
+            name: "C".into(),
+            loss: "L_TPCL".into(),
+            constant: trust_pcl::consistency(
+                &Poly::var(Var::V(env.source)),
+                &Poly::zero(),
+                &[],
+                &params,
+            ),
+            per_edge,
+            weight,
+        }
+    }
+}
+
+/// The free symbol that stands for a constant baseline `b` of REINFORCE: `V(s0)`, a value
+/// estimate of the start state.
+pub fn baseline_symbol(env: &Environment) -> Poly {
+    Poly::var(Var::V(env.source))
+}
+
+/// Route 1 of one functional: forward/backward DP of `E[∇_θ L(τ)]` at a policy.
+#[derive(Debug, Clone)]
+pub struct RouteOne {
+    /// The functional.
+    pub functional: Functional,
+    /// `occ(s)` under the policy.
+    pub occ: Vec<Rational>,
+    /// `P(s) = E[(k + Σ_{prefix to s} c)·1[s ∈ τ]]`.
+    pub prefix: Vec<Poly>,
+    /// `B(s) = E[Σ_{suffix from s} c | s]` (0 at terminals).
+    pub suffix: Vec<Poly>,
+    /// `E[X·1[e ∈ τ]]` per edge.
+    pub joint: Vec<Poly>,
+    /// `E[∂L/∂θ_b]` per edge `b`.
+    pub gradient: Vec<Poly>,
+}
+
+/// The forward/backward DP of route 1, O(|E|) polynomial operations.
+pub fn route_one(env: &Environment, policy: &[Rational], functional: Functional) -> RouteOne {
+    let n = env.states.len();
+    let occ = occupancy(env, policy);
+    let mut prefix = vec![Poly::zero(); n];
+    prefix[env.source] = functional.constant.clone();
+    for &s in &env.topo {
+        for &e in &env.out_edges[s] {
+            let to = env.edges[e].to;
+            let carried = prefix[s].scale(&policy[e]);
+            let added = functional.per_edge[e].scale(&(&occ[s] * &policy[e]));
+            prefix[to].add_assign(&carried);
+            prefix[to].add_assign(&added);
+        }
+    }
+    let mut suffix = vec![Poly::zero(); n];
+    for &s in env.topo.iter().rev() {
+        let mut value = Poly::zero();
+        for &e in &env.out_edges[s] {
+            let ahead = functional.per_edge[e].add(&suffix[env.edges[e].to]);
+            value.add_assign(&ahead.scale(&policy[e]));
+        }
+        suffix[s] = value;
+    }
+    let joint: Vec<Poly> = env
+        .edges
+        .iter()
+        .enumerate()
+        .map(|(e, edge)| {
+            let ahead = functional.per_edge[e].add(&suffix[edge.to]);
+            prefix[edge.from]
+                .add(&ahead.scale(&occ[edge.from]))
+                .scale(&policy[e])
+        })
+        .collect();
+    let gradient = (0..env.edges.len())
+        .map(|b| {
+            let s = env.edges[b].from;
+            let mut g = Poly::zero();
+            for &e in &env.out_edges[s] {
+                let factor = &functional.weight[e] * (indicator(e == b) - &policy[b]);
+                g.add_assign(&joint[e].scale(&factor));
+            }
+            g
+        })
+        .collect();
+    RouteOne {
+        functional,
+        occ,
+        prefix,
+        suffix,
+        joint,
+        gradient,
+    }
+}
+
+fn indicator(b: bool) -> Rational {
+    if b {
+        Rational::one()
+    } else {
+        Rational::zero()
+    }
+}
+
+impl RouteOne {
+    /// The steps of route 1 on edge `b`: `E[X·1[e ∈ τ]]` for every sibling `e`, then the
+    /// gradient. The last step's result is `gradient[b]`.
+    pub fn steps(&self, env: &Environment, policy: &[Rational], b: usize) -> Vec<Step> {
+        let f = &self.functional;
+        let x = &f.name;
+        let s = env.edges[b].from;
+        let state = &env.states[s];
+        let mut steps = Vec::new();
+        for &e in &env.out_edges[s] {
+            let to = env.edges[e].to;
+            let q = &policy[e];
+            steps.push(Step::collect(
+                format!(
+                    "route 1 forward/backward: E[{x}·1[{} ∈ τ]] = q·P({state}) + q·occ({state})·(c_e + B({}))",
+                    env.edge_name(e),
+                    env.states[to]
+                ),
+                vec![
+                    term(format!("{q}·P({state})"), self.prefix[s].scale(q)),
+                    term(
+                        format!("{q}·{}·c_e", self.occ[s]),
+                        f.per_edge[e].scale(&(q * &self.occ[s])),
+                    ),
+                    term(
+                        format!("{q}·{}·B({})", self.occ[s], env.states[to]),
+                        self.suffix[to].scale(&(q * &self.occ[s])),
+                    ),
+                ],
+            ));
+        }
+        let terms = env.out_edges[s]
+            .iter()
+            .map(|&e| {
+                let factor = &f.weight[e] * (indicator(e == b) - &policy[b]);
+                term(
+                    format!(
+                        "{}·({} − {})·E[{x}·1[{}]]",
+                        f.weight[e],
+                        indicator(e == b),
+                        policy[b],
+                        env.edge_name(e)
+                    ),
+                    self.joint[e].scale(&factor),
+                )
+            })
+            .collect();
+        steps.push(Step::collect(
+            format!(
+                "route 1: E[∂{}/∂θ({})] = Σ_e w_e·(1[e = b] − q(b))·E[{x}·1[e ∈ τ]]",
+                f.loss,
+                env.edge_name(b)
+            ),
+            terms,
+        ));
+        steps
+    }
+}
+
+/// Route 2 of one objective: the Bellman state decomposition and the policy-gradient recursion.
+#[derive(Debug, Clone)]
+pub struct RouteTwo {
+    /// The objective's name (`KL(q‖q*)`, `J`).
+    pub name: String,
+    /// The downstream value `V(s)` (0 at terminals).
+    pub value: Vec<Poly>,
+    /// `cost_e + V(s')` per edge.
+    pub action: Vec<Poly>,
+    /// `∂cost_e/∂ℓ_e` (the score weight), per edge.
+    pub score_weight: Vec<Rational>,
+    /// `occ(s)`.
+    pub occ: Vec<Rational>,
+    /// `∂F/∂θ_b` per edge.
+    pub gradient: Vec<Poly>,
+}
+
+/// The Bellman route for `F(q) = Σ_s occ(s) Σ_e q(e)·cost_e`, with `cost_e` given at the policy
+/// and its slope `∂cost_e/∂ℓ_e`.
+pub fn route_two(
+    env: &Environment,
+    policy: &[Rational],
+    name: &str,
+    cost: &[Poly],
+    score_weight: Vec<Rational>,
+) -> RouteTwo {
+    let occ = occupancy(env, policy);
+    let mut value = vec![Poly::zero(); env.states.len()];
+    let mut action = vec![Poly::zero(); env.edges.len()];
+    for &s in env.topo.iter().rev() {
+        let mut v = Poly::zero();
+        for &e in &env.out_edges[s] {
+            action[e] = cost[e].add(&value[env.edges[e].to]);
+            v.add_assign(&action[e].scale(&policy[e]));
+        }
+        value[s] = v;
+    }
+    let gradient = (0..env.edges.len())
+        .map(|b| {
+            Poly::sum(&route_two_terms(
+                env,
+                policy,
+                &occ,
+                &action,
+                &score_weight,
+                b,
+            ))
+        })
+        .collect();
+    RouteTwo {
+        name: name.into(),
+        value,
+        action,
+        score_weight,
+        occ,
+        gradient,
+    }
+}
+
+fn route_two_terms(
+    env: &Environment,
+    policy: &[Rational],
+    occ: &[Rational],
+    action: &[Poly],
+    score_weight: &[Rational],
+    b: usize,
+) -> Vec<Poly> {
+    let s = env.edges[b].from;
+    let mut terms: Vec<Poly> = env.out_edges[s]
+        .iter()
+        .map(|&e| action[e].scale(&(&occ[s] * &policy[e] * (indicator(e == b) - &policy[b]))))
+        .collect();
+    let score = env.out_edges[s].iter().fold(Rational::zero(), |acc, &e| {
+        acc + &occ[s] * &policy[e] * &score_weight[e] * (indicator(e == b) - &policy[b])
+    });
+    terms.push(Poly::constant(score));
+    terms
+}
+
+impl RouteTwo {
+    /// The step of route 2 on edge `b`; its result is `gradient[b]`.
+    pub fn step(&self, env: &Environment, policy: &[Rational], b: usize) -> Step {
+        let s = env.edges[b].from;
+        let values = route_two_terms(env, policy, &self.occ, &self.action, &self.score_weight, b);
+        let mut labels: Vec<String> = env.out_edges[s]
+            .iter()
+            .map(|&e| {
+                format!(
+                    "occ·q·(1[e=b] − q(b))·(cost + V({})) for e = {}",
+                    env.states[env.edges[e].to],
+                    env.edge_name(e)
+                )
+            })
+            .collect();
+        labels.push("score term occ(s)·Σ_e q(e)·∂cost_e/∂θ_b (Σ_e q(e) = 1)".into());
+        Step::collect(
+            format!(
+                "route 2 (Bellman): ∂{}/∂θ({}) = occ({})·Σ_e ∂q(e)/∂θ_b·(cost_e + V(s'_e)) + score term",
+                self.name,
+                env.edge_name(b),
+                env.states[s]
+            ),
+            labels.into_iter().zip(values).collect(),
+        )
+    }
+}
+
+/// `∇_θ J(q)` by the Bellman route at a policy whose logs are `log_q`.
+pub fn grad_j(ctx: &ClaimContext, policy: &[Rational], log_q: &dyn Fn(usize) -> Poly) -> RouteTwo {
+    let env = ctx.env;
+    let cost: Vec<Poly> = (0..env.edges.len())
+        .map(|e| {
+            let penalty = log_q(e).sub(ctx.log_p(e)).scale(&-ctx.alpha.clone());
+            match ctx.reward_on(e) {
+                Some(r) => r.add(&penalty),
+                None => penalty,
+            }
+        })
+        .collect();
+    route_two(
+        env,
+        policy,
+        "J",
+        &cost,
+        vec![-ctx.alpha.clone(); env.edges.len()],
+    )
+}
+
+/// `∇_θ KL(q ‖ q*)` by the Bellman route at the spec's q, or why `q*` is not rational.
+pub fn grad_kl_qstar(ctx: &ClaimContext) -> Result<RouteTwo, String> {
+    let opt = optimum_polys(ctx)?;
+    let env = ctx.env;
+    let cost: Vec<Poly> = (0..env.edges.len())
+        .map(|e| ctx.log_q_concrete(e).sub(&opt.log_policy[e]))
+        .collect();
+    Ok(route_two(
+        env,
+        &env.posterior(),
+        "KL(q‖q*)",
+        &cost,
+        vec![Rational::one(); env.edges.len()],
+    ))
+}
+
+/// Everything C6 computes at the spec's q (also used by the report).
+pub struct Gradients {
+    /// Route 1 of `L_RTB`.
+    pub rtb: RouteOne,
+    /// Route 1 of `L_RKL`.
+    pub rkl: RouteOne,
+    /// Route 1 of `L_TPCL`.
+    pub tpcl: RouteOne,
+    /// Route 2 of `J`.
+    pub j: RouteTwo,
+    /// Route 2 of `KL(q ‖ q*)`, or why it is skipped.
+    pub kl: Result<RouteTwo, String>,
+}
+
+/// Computes both routes at the spec's q.
+pub fn gradients(ctx: &ClaimContext) -> Gradients {
+    let env = ctx.env;
+    let q = env.posterior();
+    let log_q = |e: usize| ctx.log_q_concrete(e).clone();
+    Gradients {
+        rtb: route_one(env, &q, Functional::rtb(ctx, &log_q)),
+        rkl: route_one(env, &q, Functional::reinforce(ctx, &log_q)),
+        tpcl: route_one(env, &q, Functional::trust_pcl(ctx, &log_q)),
+        j: grad_j(ctx, &q, &log_q),
+        kl: grad_kl_qstar(ctx),
+    }
+}
+
+/// Builds a functional from the logs of the policy (`ℓ_e` free, or concrete).
+pub type Builder<'a> = &'a dyn Fn(&dyn Fn(usize) -> Poly) -> Functional;
+
+/// `Σ_τ q(τ)·∂L(τ)/∂θ_b` for every edge `b`, by enumeration: per trajectory `X(τ)` from the
+/// functional's per-edge terms with `ℓ_e` free, `∂L/∂ℓ_e = φ'(X)·∂X/∂ℓ_e` symbolically, then
+/// `ℓ := log q` and the softmax chain rule at every visited state.
+pub fn enumerated_gradient(ctx: &ClaimContext, paths: &[Vec<usize>], build: Builder) -> Vec<Poly> {
+    let env = ctx.env;
+    let q = env.posterior();
+    let symbolic = build(&ClaimContext::ell);
+    let mut out = vec![Poly::zero(); env.edges.len()];
+    for path in paths {
+        let prob = dp::path_probability(&q, path);
+        let x = path.iter().fold(symbolic.constant.clone(), |acc, &e| {
+            acc.add(&symbolic.per_edge[e])
+        });
+        let at_q = x.substitute_all(&|v| match v {
+            Var::LogQ(e) => Some(ctx.log_q_concrete(*e).clone()),
+            _ => None,
+        });
+        for &e in path {
+            // ∂L/∂ℓ_e = w_e·X: the weight carries both the loss's slope and ∂X/∂ℓ_e.
+            let g = at_q.scale(&(&prob * &symbolic.weight[e]));
+            let s = env.edges[e].from;
+            for &b in &env.out_edges[s] {
+                out[b].add_assign(&g.scale(&(indicator(e == b) - &q[b])));
+            }
+        }
+    }
+    out
+}
+
+fn identity_derivation(
+    check: &str,
+    subject: String,
+    identity: String,
+    mut steps: Vec<Step>,
+    last: Step,
+) -> Derivation {
+    steps.push(last);
+    Derivation {
+        check: check.into(),
+        subject,
+        identity,
+        steps,
+    }
+}
+
+/// Checks C6 (the parts that need `q*` skipped, with the reason, where it is irrational).
+pub fn check(ctx: &ClaimContext) -> Certificate {
+    let env = ctx.env;
+    let keep = ctx.options.keep;
+    let q = env.posterior();
+    let g = gradients(ctx);
+    let beta = &env.beta;
+    let tag = ctx.mutant_tag();
+    let (factor, factor_name) = ctx.shared_factor();
+    let edge_subject = |b: usize| format!("edge {}", env.edge_name(b));
+
+    let mut rtb_kl = Recorder::new(CHECKS[0], "dp", keep);
+    let mut kl_j = Recorder::new(CHECKS[1], "bellman", keep);
+    if let Err(reason) = &g.kl {
+        rtb_kl = Recorder::skipped(CHECKS[0], "dp", reason.clone());
+        kl_j = Recorder::skipped(CHECKS[1], "bellman", reason.clone());
+    }
+    let mut rtb_j = Recorder::new(CHECKS[2], "dp", keep);
+    let mut rkl_j = Recorder::new(CHECKS[3], "dp", keep);
+    let mut rtb_rkl = Recorder::new(CHECKS[4], "dp", keep);
+    let mut tpcl_rtb = Recorder::new(CHECKS[5], "dp", keep);
+    for b in 0..env.edges.len() {
+        let rtb_steps = g.rtb.steps(env, &q, b);
+        let rkl_steps = g.rkl.steps(env, &q, b);
+        let j_step = g.j.step(env, &q, b);
+        let (e_rtb, e_rkl, grad_j) = (&g.rtb.gradient[b], &g.rkl.gradient[b], &g.j.gradient[b]);
+        if let Ok(kl) = &g.kl {
+            let kl_step = kl.step(env, &q, b);
+            let mut steps = rtb_steps.clone();
+            steps.push(kl_step.clone());
+            rtb_kl.record(identity_derivation(
+                CHECKS[0],
+                edge_subject(b),
+                format!("E_q[∂L_RTB/∂θ] − ∂KL(q‖q*)/∂θ = 0 for any logZ{tag}"),
+                steps,
+                Step::identity(
+                    "route 1 − route 2 (logZ must drop out)",
+                    vec![
+                        term("E[∂L_RTB/∂θ]", e_rtb.clone()),
+                        term("−∂KL(q‖q*)/∂θ", kl.gradient[b].neg()),
+                    ],
+                ),
+            ));
+            kl_j.record(identity_derivation(
+                CHECKS[1],
+                edge_subject(b),
+                format!("∂KL(q‖q*)/∂θ + β·∂J/∂θ = 0 with β = {beta}"),
+                vec![kl_step, j_step.clone()],
+                Step::identity(
+                    "collect ∂KL + β·∂J",
+                    vec![
+                        term("∂KL(q‖q*)/∂θ", kl.gradient[b].clone()),
+                        term("β·∂J/∂θ", grad_j.scale(beta)),
+                    ],
+                ),
+            ));
+        }
+        let mut steps = rtb_steps.clone();
+        steps.push(j_step.clone());
+        rtb_j.record(identity_derivation(
+            CHECKS[2],
+            edge_subject(b),
+            format!("E_q[∂L_RTB/∂θ] + β·∂J/∂θ = 0 for any logZ with β = {beta}{tag}"),
+            steps,
+            Step::identity(
+                "route 1 + β·route 2 (logZ must drop out)",
+                vec![
+                    term("E[∂L_RTB/∂θ]", e_rtb.clone()),
+                    term("β·∂J/∂θ", grad_j.scale(beta)),
+                ],
+            ),
+        ));
+        let mut steps = rkl_steps.clone();
+        steps.push(j_step);
+        rkl_j.record(identity_derivation(
+            CHECKS[3],
+            edge_subject(b),
+            "E_q[∂L_RKL/∂θ] + ∂J/∂θ = 0 for any constant baseline b = V(s0)".into(),
+            steps,
+            Step::identity(
+                "route 1 + route 2 (the baseline must drop out)",
+                vec![
+                    term("E[∂L_RKL/∂θ]", e_rkl.clone()),
+                    term("∂J/∂θ", grad_j.clone()),
+                ],
+            ),
+        ));
+        rtb_rkl.record(identity_derivation(
+            CHECKS[4],
+            edge_subject(b),
+            format!("E_q[∂L_RTB/∂θ] − β·E_q[∂L_RKL/∂θ] = 0 with β = {beta}{tag}"),
+            vec![
+                Step::collect(
+                    "route 1 for L_RTB",
+                    vec![term("E[∂L_RTB/∂θ]", e_rtb.clone())],
+                ),
+                Step::collect(
+                    "route 1 for L_RKL",
+                    vec![term("E[∂L_RKL/∂θ]", e_rkl.clone())],
+                ),
+            ],
+            Step::identity(
+                "collect E[∂L_RTB] − β·E[∂L_RKL]",
+                vec![
+                    term("E[∂L_RTB/∂θ]", e_rtb.clone()),
+                    term("−β·E[∂L_RKL/∂θ]", e_rkl.scale(&-beta.clone())),
+                ],
+            ),
+        ));
+        let mut steps = g.tpcl.steps(env, &q, b);
+        steps.push(Step::collect(
+            "route 1 for L_RTB",
+            vec![term("E[∂L_RTB/∂θ]", e_rtb.clone())],
+        ));
+        tpcl_rtb.record(identity_derivation(
+            CHECKS[5],
+            edge_subject(b),
+            format!(
+                "E_q[∂L_TPCL/∂θ] − {factor_name}·E_q[∂L_RTB/∂θ] = 0 for any V(s0), logZ with α = {}{tag}",
+                ctx.alpha
+            ),
+            steps,
+            Step::identity(
+                format!("collect E[∂L_TPCL] − {factor_name}·E[∂L_RTB]"),
+                vec![
+                    term("E[∂L_TPCL/∂θ]", g.tpcl.gradient[b].clone()),
+                    term(
+                        format!("−{factor_name}·E[∂L_RTB/∂θ]"),
+                        e_rtb.scale(&-factor.clone()),
+                    ),
+                ],
+            ),
+        ));
+    }
+
+    let enumeration = match &ctx.trajectories {
+        Ok(paths) => {
+            let mut r = Recorder::new(CHECKS[6], "enumeration", keep);
+            let rtb = enumerated_gradient(ctx, paths, &|lq| Functional::rtb(ctx, lq));
+            let rkl = enumerated_gradient(ctx, paths, &|lq| Functional::reinforce(ctx, lq));
+            let tpcl = enumerated_gradient(ctx, paths, &|lq| Functional::trust_pcl(ctx, lq));
+            for b in 0..env.edges.len() {
+                let pair = |name: &str, enumerated: &Poly, dp: &Poly| {
+                    Step::identity(
+                        format!("Σ_τ q(τ)·∂{name}(τ)/∂θ − DP route 1"),
+                        vec![term("Σ_τ", enumerated.clone()), term("−DP", dp.neg())],
+                    )
+                };
+                r.record(Derivation {
+                    check: CHECKS[6].into(),
+                    subject: format!(
+                        "edge {} over {} trajectories",
+                        env.edge_name(b),
+                        paths.len()
+                    ),
+                    identity: format!("enumeration = forward/backward DP{tag}"),
+                    steps: vec![
+                        pair("L_RTB", &rtb[b], &g.rtb.gradient[b]),
+                        pair("L_RKL", &rkl[b], &g.rkl.gradient[b]),
+                        pair("L_TPCL", &tpcl[b], &g.tpcl.gradient[b]),
+                    ],
+                });
+            }
+            r
+        }
+        Err(reason) => Recorder::skipped(CHECKS[6], "enumeration", reason.clone()),
+    };
+    certificate(
+        "C6",
+        STATEMENT,
+        vec![rtb_kl, kl_j, rtb_j, rkl_j, rtb_rkl, tpcl_rtb, enumeration],
+    )
+}

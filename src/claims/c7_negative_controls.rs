@@ -1,0 +1,302 @@
+//! C7 (negative controls): the flawed baseline (raw reward `r(x)` in the advantage where
+//! `log r(x)` belongs, plus a squared log-ratio penalty `κ (log q(τ) − log p(τ))²`) does not have
+//! the target `q*` as its fixed point: its expected gradient at `q*` is exactly non-zero
+//! wherever the rewards are not all equal. The correct objectives (RTB, REINFORCE-KL and
+//! Trust-PCL) have an exactly zero expected gradient there.
+//!
+//! `κ = α/2`, so that the penalty's gradient `2κ (log q − log p)·∇log q(τ)` is exactly the KL
+//! term of REINFORCE-KL and the only difference left is `r` against `log r`.
+//!
+//! Checks: `C7.flawed.routes` computes `E_{q*}[∇_θ L_flawed]` twice, by the forward/backward
+//! trajectory DP of C6 at `q*` and by a terminal-value recursion that uses
+//! `log q*(τ) − log p(τ) = β log r(x) − log Z*` (so `X(τ)` depends on the terminal only);
+//! `C7.flawed.nonzero` exhibits an edge whose component is provably non-zero
+//! ([`Poly::refutes`]); `C7.correct.zero` shows `E_{q*}[∇L] = 0` for RTB, REINFORCE-KL and
+//! Trust-PCL on every edge. The parts need `q*` and are skipped, with the reason, where it is
+//! irrational. `C7.mutants.differ` runs everywhere: each of `verify`'s mutants, built
+//! explicitly beside the correct objective on the generic trajectory, differs from it by a
+//! provably non-zero amount (`beta-on-ratio` and `alpha-not-squared` only where β ≠ 1), so a
+//! mutant that leaves a claim holding does so because the claim does not involve it, not
+//! because the mutant is secretly the identity. The numerical stationary point of the flawed field (floating point) lives
+//! outside the claims, in `objectives::flawed_fixed_point`, and is reported by `report`.
+//!
+//! Mutants: `beta-on-ratio` (β ≠ 1) breaks `C7.correct.zero` for RTB and `flipped-sign` for
+//! Trust-PCL; `missing-half` doubles a zero and `alpha-not-squared` is not used here, so
+//! those two leave C7 holding.
+use super::c5_fixed_point::optimum_polys;
+use super::c6_expected_gradient::{route_one, route_two, Functional};
+use super::{certificate, term, Certificate, ClaimContext, Recorder};
+use crate::exact::{Derivation, Poly, Rational, Step, Var};
+use crate::objectives::reinforce;
+
+/// The claim's statement.
+pub const STATEMENT: &str = "the flawed baseline's E_q*[∇θ L] ≠ 0 (its fixed point is not q*) where rewards differ; RTB, REINFORCE-KL, Trust-PCL have E_q*[∇θ L] = 0";
+
+/// The check names, in report order.
+pub const CHECKS: [&str; 4] = [
+    "C7.flawed.routes",
+    "C7.flawed.nonzero",
+    "C7.correct.zero",
+    "C7.mutants.differ",
+];
+
+/// The flawed baseline's penalty weight `κ = α/2`.
+pub fn kappa(ctx: &ClaimContext) -> Rational {
+    &ctx.alpha / Rational::from_integer(2.into())
+}
+
+/// The flawed baseline as a trajectory functional: `∂L/∂ℓ_e = X(τ)` with
+/// `X = −(r(x) − b) + 2κ(log q(τ) − log p(τ))`, read off [`reinforce::flawed_loss`] by its
+/// symbolic derivative in `Σℓ` (it is affine in `Σℓ`, `Σlog p`, `r` and `b`). The baseline
+/// `b` is the free symbol `V(s0)`.
+pub fn flawed_functional(ctx: &ClaimContext, log_q: &dyn Fn(usize) -> Poly) -> Functional {
+    let env = ctx.env;
+    let k = kappa(ctx);
+    let (r, b, sq, sp) = (Var::LogR, Var::V(env.source), Var::SumLogQ, Var::SumLogP);
+    let loss = reinforce::flawed_loss(
+        &Poly::var(r.clone()),
+        &Poly::var(b.clone()),
+        &Poly::var(sq.clone()),
+        &Poly::var(sp.clone()),
+        &k,
+    );
+    let x = loss.derivative(&sq);
+    let at = |reward: Poly, baseline: Poly, lq: Poly, lp: Poly| {
+        x.substitute_all(&|v| {
+            Some(match v {
+                Var::LogR => reward.clone(),
+                Var::SumLogQ => lq.clone(),
+                Var::SumLogP => lp.clone(),
+                v if *v == Var::V(env.source) => baseline.clone(),
+                _ => return None,
+            })
+        })
+    };
+    let zero = Poly::zero;
+    let per_edge = (0..env.edges.len())
+        .map(|e| {
+            let to = env.edges[e].to;
+            let reward = if env.is_terminal(to) {
+                Poly::constant(env.reward(to).clone())
+            } else {
+                zero()
+            };
+            at(reward, zero(), log_q(e), ctx.log_p(e).clone())
+        })
+        .collect();
+    Functional {
+        name: "X".into(),
+        loss: "L_flawed".into(),
+        constant: at(zero(), Poly::var(b), zero(), zero()),
+        per_edge,
+        weight: vec![Rational::from_integer(1.into()); env.edges.len()],
+    }
+}
+
+/// `E_{q*}[∂L_flawed/∂θ_b]` per edge (route 1), or why `q*` is not rational.
+pub fn flawed_gradient_at_optimum(ctx: &ClaimContext) -> Result<Vec<Poly>, String> {
+    let opt = optimum_polys(ctx)?;
+    let log_q = |e: usize| opt.log_policy[e].clone();
+    Ok(route_one(ctx.env, &opt.policy, flawed_functional(ctx, &log_q)).gradient)
+}
+
+/// True when every terminal has the same reward.
+pub fn rewards_all_equal(ctx: &ClaimContext) -> bool {
+    let terminals = ctx.env.terminals();
+    terminals
+        .iter()
+        .all(|&x| ctx.env.reward(x) == ctx.env.reward(terminals[0]))
+}
+
+/// Checks C7.
+pub fn check(ctx: &ClaimContext) -> Certificate {
+    let env = ctx.env;
+    let keep = ctx.options.keep;
+    let tag = ctx.mutant_tag();
+    let opt = match optimum_polys(ctx) {
+        Ok(opt) => opt,
+        Err(reason) => {
+            let mut recorders: Vec<Recorder> = CHECKS[..3]
+                .iter()
+                .map(|n| Recorder::skipped(n, "dp", reason.clone()))
+                .collect();
+            recorders.push(mutants_differ(ctx, keep));
+            return certificate("C7", STATEMENT, recorders);
+        }
+    };
+    let policy = &opt.policy;
+    let log_q = |e: usize| opt.log_policy[e].clone();
+    let flawed = route_one(env, policy, flawed_functional(ctx, &log_q));
+
+    // The terminal route: at q*, X(τ) = −(r(x) − b) + 2κ(β·log r(x) − logZ*) depends on the
+    // terminal only, so E[X·(n_b − q*(b)·n_s)] = occ*(s)·q*(b)·(h(s') − h(s)) with
+    // h(s) = E_{q*}[X | s], the Bellman recursion of C6 with a terminal cost and no score term.
+    let k2 = kappa(ctx) * Rational::from_integer(2.into());
+    let baseline = Poly::var(Var::V(env.source));
+    let cost: Vec<Poly> = (0..env.edges.len())
+        .map(|e| {
+            let to = env.edges[e].to;
+            if env.is_terminal(to) {
+                let ratio = ctx.log_r(to).scale(&env.beta).sub(&opt.log_z);
+                Poly::constant(-env.reward(to).clone())
+                    .add(&baseline)
+                    .add(&ratio.scale(&k2))
+            } else {
+                Poly::zero()
+            }
+        })
+        .collect();
+    let terminal = route_two(
+        env,
+        policy,
+        "E_q*[L_flawed]",
+        &cost,
+        vec![Rational::from_integer(0.into()); env.edges.len()],
+    );
+
+    let mut routes = Recorder::new(CHECKS[0], "dp", keep);
+    for b in 0..env.edges.len() {
+        let mut steps = flawed.steps(env, policy, b);
+        steps.push(terminal.step(env, policy, b));
+        steps.push(Step::identity(
+            "trajectory DP − terminal-value recursion",
+            vec![
+                term("trajectory DP", flawed.gradient[b].clone()),
+                term("−terminal route", terminal.gradient[b].neg()),
+            ],
+        ));
+        routes.record(Derivation {
+            check: CHECKS[0].into(),
+            subject: format!("edge {} at q*", env.edge_name(b)),
+            identity: format!(
+                "E_q*[∂L_flawed/∂θ] by two routes, κ = α/2 = {}, any baseline b = V(s0)",
+                kappa(ctx)
+            ),
+            steps,
+        });
+    }
+
+    let nonzero = if rewards_all_equal(ctx) {
+        Recorder::skipped(
+            CHECKS[1],
+            "dp",
+            "all rewards are equal: r and log r are both constant, so the flawed field vanishes at q*"
+                .into(),
+        )
+    } else {
+        let mut r = Recorder::new(CHECKS[1], "dp", keep);
+        let found = (0..env.edges.len()).find(|&b| flawed.gradient[b].refutes());
+        let b = found.unwrap_or(0);
+        let witness = flawed.gradient[b].clone();
+        r.record_nonzero(
+            Derivation {
+                check: CHECKS[1].into(),
+                subject: format!("edge {} at q*", env.edge_name(b)),
+                identity: "E_q*[∂L_flawed/∂θ] ≠ 0: q* is not the flawed baseline's fixed point"
+                    .into(),
+                steps: vec![Step::collect(
+                    format!("E_q*[∂L_flawed/∂θ({})]", env.edge_name(b)),
+                    vec![term("route 1", witness.clone())],
+                )],
+            },
+            &witness,
+        );
+        r
+    };
+
+    let mut correct = Recorder::new(CHECKS[2], "dp", keep);
+    let objectives = [
+        route_one(env, policy, Functional::rtb(ctx, &log_q)),
+        route_one(env, policy, Functional::reinforce(ctx, &log_q)),
+        route_one(env, policy, Functional::trust_pcl(ctx, &log_q)),
+    ];
+    for b in 0..env.edges.len() {
+        let steps = objectives
+            .iter()
+            .map(|o| {
+                Step::identity(
+                    format!("E_q*[∂{}/∂θ]", o.functional.loss),
+                    vec![term("route 1", o.gradient[b].clone())],
+                )
+            })
+            .collect();
+        correct.record(Derivation {
+            check: CHECKS[2].into(),
+            subject: format!("edge {} at q*", env.edge_name(b)),
+            identity: format!(
+                "E_q*[∇L] = 0 for RTB (any logZ), REINFORCE-KL (any b), Trust-PCL (any V(s0)){tag}"
+            ),
+            steps,
+        });
+    }
+    certificate(
+        "C7",
+        STATEMENT,
+        vec![routes, nonzero, correct, mutants_differ(ctx, keep)],
+    )
+}
+
+/// `C7.mutants.differ`: every mutant that applies is a real change of its objective.
+fn mutants_differ(ctx: &ClaimContext, keep: usize) -> Recorder {
+    use crate::mutant::Mutant;
+    use crate::objectives::{half_square, rtb, square, trust_pcl};
+    let env = ctx.env;
+    let (alpha, beta) = (&ctx.alpha, &env.beta);
+    let (sq, sp, lr, lz) = (
+        Poly::var(Var::SumLogQ),
+        Poly::var(Var::SumLogP),
+        Poly::var(Var::LogR),
+        Poly::var(Var::LogZ),
+    );
+    let correct = trust_pcl::Params::equivalence(alpha);
+    let c_of = |params: &trust_pcl::Params| {
+        let rl = trust_pcl::step_term(&lr, &sq, &sp, params);
+        trust_pcl::consistency(&lz.scale(alpha), &Poly::zero(), &[rl], params)
+    };
+    let delta_of =
+        |placement| rtb::residual(&lz, &[rtb::step(&sq, &sp, Some(&lr), beta, placement)]);
+    let c = c_of(&correct);
+    let mut r = Recorder::new(CHECKS[3], "generic", keep);
+    for mutant in Mutant::ALL {
+        let (what, variant, reference) = match mutant {
+            Mutant::MissingHalf => ("L_TPCL: C² against ½C²", square(&c), half_square(&c)),
+            Mutant::FlippedSign => {
+                let mut flipped = correct.clone();
+                flipped.penalty_sign = -Rational::from_integer(1.into());
+                (
+                    "C with the KL penalty's sign flipped",
+                    c_of(&flipped),
+                    c.clone(),
+                )
+            }
+            Mutant::BetaOnRatio => (
+                "δ with β on the log-ratio",
+                delta_of(rtb::BetaPlacement::OnLogRatio),
+                delta_of(rtb::BetaPlacement::OnLogReward),
+            ),
+            Mutant::AlphaNotSquared => (
+                "the shared-scalar factor α against α²",
+                Poly::constant(alpha.clone()),
+                Poly::constant(alpha * alpha),
+            ),
+        };
+        let difference = variant.sub(&reference);
+        if difference.is_zero() && matches!(mutant, Mutant::BetaOnRatio | Mutant::AlphaNotSquared) {
+            // At β = 1 these mutants are the identity (documented in `mutant`): not applicable.
+            continue;
+        }
+        r.record_nonzero(
+            Derivation {
+                check: CHECKS[3].into(),
+                subject: format!("mutant {mutant} on the generic trajectory"),
+                identity: format!("{what}: the difference is not zero"),
+                steps: vec![Step::collect(
+                    "mutant − correct",
+                    vec![term("mutant", variant), term("−correct", reference.neg())],
+                )],
+            },
+            &difference,
+        );
+    }
+    r
+}
