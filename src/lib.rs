@@ -12,3 +12,4 @@ pub mod exact;
 pub mod mutant;
 pub mod objectives;
 pub mod report;
+pub mod study;

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod derive;
 pub mod generate;
 pub mod gradcheck;
+pub mod study;
 pub mod verify;
 
 /// Exit code when every check holds.
@@ -44,6 +45,8 @@ pub enum Command {
     Gradcheck(gradcheck::GradcheckArgs),
     /// Throughput of the fused kernels beside a memory-copy reference.
     Bench(bench::BenchArgs),
+    /// The empirical study: fine-tune a discrete diffusion prior toward a 9-mode target.
+    Study(study::StudyArgs),
 }
 
 /// Parses the arguments, runs the subcommand, and returns its exit code.
@@ -66,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Gradcheck(args) => gradcheck::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Study(args) => study::run(args),
     };
     ExitCode::from(code)
 }
