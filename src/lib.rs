@@ -13,3 +13,4 @@ pub mod expect;
 pub mod mutant;
 pub mod objectives;
 pub mod report;
+pub mod study;

@@ -11,6 +11,7 @@ pub mod derive;
 pub mod export_batch;
 pub mod generate;
 pub mod gradcheck;
+pub mod study;
 pub mod verify;
 
 /// Exit code when every check holds.
@@ -50,6 +51,8 @@ pub enum Command {
     ExportBatch(export_batch::ExportBatchArgs),
     /// Name the loss convention a third-party implementation follows on an exported batch.
     Classify(classify::ClassifyArgs),
+    /// The empirical study: fine-tune a discrete diffusion prior toward a 9-mode target.
+    Study(study::StudyArgs),
 }
 
 /// Parses the arguments, runs the subcommand, and returns its exit code.
@@ -74,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::ExportBatch(args) => export_batch::run(args),
         Command::Classify(args) => classify::run(args),
+        Command::Study(args) => study::run(args),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,417 @@
+//! The study: configurations, every (method, seed) run in parallel, aggregation, results.
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::time::Instant;
+
+use super::diffusion::{DiffusionDag, DiffusionSpec};
+use super::metrics::{occupancy, Metrics, Reference, METRIC_NAMES};
+use super::train::{train, Method, RunResult, TrainConfig};
+use super::StudyError;
+
+/// Everything that defines one study.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StudyConfig {
+    /// Whether this is the `--quick` preset (or derived from it).
+    pub quick: bool,
+    /// The DAG.
+    pub spec: DiffusionSpec,
+    /// Training hyper-parameters (shared by every method).
+    pub train: TrainConfig,
+    /// Seeds `0..seeds`.
+    pub seeds: usize,
+    /// Methods, in report order.
+    #[serde(serialize_with = "method_names")]
+    pub methods: Vec<Method>,
+}
+
+fn method_names<S: serde::Serializer>(m: &[Method], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(m.iter().map(|m| m.name()))
+}
+
+impl StudyConfig {
+    /// The full study: 41×41 cells of 0.6 on `[−12, 12]²` (1681 terminal cells), 8 denoising
+    /// steps with a 3×3 stencil, 5 seeds, every method.
+    pub fn full() -> Self {
+        Self {
+            quick: false,
+            spec: DiffusionSpec {
+                half_width: 12.0,
+                cell: 0.6,
+                steps: 8,
+                radius: 1,
+            },
+            train: TrainConfig {
+                iterations: 3000,
+                batch: 256,
+                lr: 0.02,
+                lr_scalar: 0.2,
+                lr_values: 0.2,
+                exploration: 0.05,
+                kappa: 1.0,
+                eval_every: 100,
+            },
+            seeds: 5,
+            methods: Method::ALL.to_vec(),
+        }
+    }
+
+    /// The quick study: 33×33 cells of 0.75 (1089 terminal cells), the same 8 steps and
+    /// stencil, a smaller budget, 2 seeds.
+    pub fn quick() -> Self {
+        Self {
+            quick: true,
+            spec: DiffusionSpec {
+                half_width: 12.0,
+                cell: 0.75,
+                steps: 8,
+                radius: 1,
+            },
+            train: TrainConfig {
+                iterations: 1600,
+                batch: 128,
+                eval_every: 50,
+                ..Self::full().train
+            },
+            seeds: 2,
+            methods: Method::ALL.to_vec(),
+        }
+    }
+
+    /// Refuses configurations that cannot run.
+    pub fn validate(&self) -> Result<(), StudyError> {
+        self.spec.validate()?;
+        self.train.validate()?;
+        if self.seeds == 0 || self.seeds > 1000 {
+            return Err(StudyError::Config(format!(
+                "seeds {} must be in 1..=1000",
+                self.seeds
+            )));
+        }
+        if self.methods.is_empty() {
+            return Err(StudyError::Config("no method selected".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Mean and sample standard deviation over seeds (std 0 for one seed).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MeanStd {
+    /// Mean.
+    pub mean: f64,
+    /// Sample standard deviation (`n − 1` in the denominator).
+    pub std: f64,
+}
+
+impl MeanStd {
+    /// Of a nonempty sample.
+    pub fn of(xs: &[f64]) -> Self {
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let std = if xs.len() > 1 {
+            (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            0.0
+        };
+        Self { mean, std }
+    }
+}
+
+/// The final metrics of a method over seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct FinalMetrics {
+    /// `KL(target ‖ q)`.
+    pub kl_target_to_model: MeanStd,
+    /// `KL(q ‖ target)`.
+    pub kl_model_to_target: MeanStd,
+    /// Total variation.
+    pub tv: MeanStd,
+    /// `Σ_m |q(basin m) − w_m|`.
+    pub mode_mass_error: MeanStd,
+    /// `α log Z* − J(q)`.
+    pub j_gap: MeanStd,
+    /// `J(q)`.
+    pub j: MeanStd,
+    /// `q(basin m)` per target mode.
+    pub mode_mass: Vec<MeanStd>,
+}
+
+/// One metric's learning curve over seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurveStats {
+    /// The metric's name.
+    pub metric: &'static str,
+    /// Mean over seeds at each point.
+    pub mean: Vec<f64>,
+    /// Sample std over seeds at each point.
+    pub std: Vec<f64>,
+}
+
+/// A method's learning curves.
+#[derive(Debug, Clone, Serialize)]
+pub struct Curves {
+    /// Optimizer steps at each point.
+    pub iteration: Vec<usize>,
+    /// Trajectories consumed at each point.
+    pub trajectories: Vec<usize>,
+    /// One entry per metric of [`METRIC_NAMES`].
+    pub metrics: Vec<CurveStats>,
+}
+
+/// One seed's final numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedSummary {
+    /// The seed.
+    pub seed: u64,
+    /// Final exact metrics.
+    pub metrics: Metrics,
+    /// Final `log Z` / `V(s0)` where the method learns one.
+    pub scalar: Option<f64>,
+}
+
+/// A method's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodSummary {
+    /// Name (`rtb`, `tpcl`, …).
+    pub name: &'static str,
+    /// The per-method choices.
+    pub description: &'static str,
+    /// Number of seeds.
+    pub seeds: usize,
+    /// Final metrics, mean ± std over seeds.
+    pub final_metrics: FinalMetrics,
+    /// Learning curves, mean ± std over seeds.
+    pub curves: Curves,
+    /// Per-seed final numbers.
+    pub runs: Vec<SeedSummary>,
+    /// Wall-clock seconds of this method's runs, summed over seeds.
+    pub seconds: f64,
+}
+
+/// Facts about the environment and its exactness checks.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvironmentSummary {
+    /// Terminal cells `N`.
+    pub terminal_cells: usize,
+    /// Cells per side.
+    pub side: usize,
+    /// Non-terminal states.
+    pub states: usize,
+    /// Edges (= tabular logits).
+    pub edges: usize,
+    /// Edges per trajectory.
+    pub trajectory_len: usize,
+    /// `log Z*` by backward induction.
+    pub log_z_star: f64,
+    /// `max_x |prior marginal(x) − discretized 25-mode mixture(x)|` (forward DP of `p`).
+    pub prior_marginal_error: f64,
+    /// `max_x |q* marginal(x) − discretized 9-mode mixture(x)|` (forward DP of `q*`).
+    pub target_marginal_error: f64,
+    /// The metrics of the untrained prior `q = p`.
+    pub prior_metrics: Metrics,
+}
+
+/// The whole study's results (`results.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct StudyResults {
+    /// The configuration.
+    pub config: StudyConfig,
+    /// The environment.
+    pub environment: EnvironmentSummary,
+    /// Number of target modes (9).
+    pub target_modes: usize,
+    /// Number of terminal cells.
+    pub terminal_cells: usize,
+    /// One entry per method, in the configuration's order.
+    pub methods: Vec<MethodSummary>,
+    /// Wall-clock seconds of the whole study (before pictures).
+    pub seconds: f64,
+}
+
+/// The study's results and what the pictures need.
+#[derive(Debug, Clone)]
+pub struct StudyOutput {
+    /// The results.
+    pub results: StudyResults,
+    /// The DAG.
+    pub dag: DiffusionDag,
+    /// The target.
+    pub reference: Reference,
+    /// The first seed's final terminal marginal of each method, in the methods' order.
+    pub marginals: Vec<(Method, Vec<f64>)>,
+}
+
+fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Runs every (method, seed), in parallel, with a progress bar unless `quiet`.
+pub fn run_study(cfg: &StudyConfig, quiet: bool) -> Result<StudyOutput, StudyError> {
+    cfg.validate()?;
+    let started = Instant::now();
+    let dag = DiffusionDag::new(cfg.spec)?;
+    let reference = Reference::new(&dag);
+    let prior: Vec<f64> = dag.log_p().iter().map(|l| l.exp()).collect();
+    let prior_occ = occupancy(&dag, &prior)?;
+    let target_occ = occupancy(&dag, &reference.q_star)?;
+    let environment = EnvironmentSummary {
+        terminal_cells: dag.cells(),
+        side: dag.grid().side(),
+        states: dag.states(),
+        edges: dag.edges(),
+        trajectory_len: dag.trajectory_len(),
+        log_z_star: reference.log_z_star,
+        prior_marginal_error: max_abs_diff(&prior_occ.terminal, dag.prior_pmf()),
+        target_marginal_error: max_abs_diff(&target_occ.terminal, dag.target_pmf()),
+        prior_metrics: reference.metrics(&dag, &prior)?,
+    };
+
+    let jobs: Vec<(Method, u64)> = cfg
+        .methods
+        .iter()
+        .flat_map(|&m| (0..cfg.seeds as u64).map(move |s| (m, s)))
+        .collect();
+    let pb = if quiet {
+        ProgressBar::hidden()
+    } else {
+        let pb = ProgressBar::with_draw_target(
+            Some((jobs.len() * cfg.train.iterations) as u64),
+            ProgressDrawTarget::stderr(),
+        );
+        pb.set_style(
+            ProgressStyle::with_template(
+                "study {bar:40} {pos}/{len} steps ({elapsed} elapsed, eta {eta}) {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb.set_message(format!(
+            "{} methods × {} seeds",
+            cfg.methods.len(),
+            cfg.seeds
+        ));
+        pb
+    };
+    let tick = || pb.inc(1);
+    let runs: Vec<(RunResult, f64)> = jobs
+        .par_iter()
+        .with_max_len(1)
+        .map(|&(m, seed)| {
+            let t0 = Instant::now();
+            let r = train(&dag, &reference, m, &cfg.train, seed, &tick);
+            r.map(|r| (r, t0.elapsed().as_secs_f64()))
+        })
+        .collect::<Result<_, _>>()?;
+    pb.finish_and_clear();
+
+    let mut methods = Vec::new();
+    let mut marginals = Vec::new();
+    for &m in &cfg.methods {
+        let mine: Vec<&(RunResult, f64)> = runs.iter().filter(|(r, _)| r.method == m).collect();
+        methods.push(summarize(m, &mine));
+        if let Some((r, _)) = mine.first() {
+            marginals.push((m, r.terminal.clone()));
+        }
+    }
+    let results = StudyResults {
+        config: cfg.clone(),
+        terminal_cells: environment.terminal_cells,
+        environment,
+        target_modes: reference.mode_weights.len(),
+        methods,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok(StudyOutput {
+        results,
+        dag,
+        reference,
+        marginals,
+    })
+}
+
+fn summarize(m: Method, runs: &[&(RunResult, f64)]) -> MethodSummary {
+    let finals: Vec<&Metrics> = runs
+        .iter()
+        .map(|(r, _)| &r.curve.last().expect("a curve has its final point").metrics)
+        .collect();
+    let stat =
+        |f: &dyn Fn(&Metrics) -> f64| MeanStd::of(&finals.iter().map(|x| f(x)).collect::<Vec<_>>());
+    let modes = finals.first().map_or(0, |f| f.mode_mass.len());
+    let final_metrics = FinalMetrics {
+        kl_target_to_model: stat(&|x| x.kl_target_to_model),
+        kl_model_to_target: stat(&|x| x.kl_model_to_target),
+        tv: stat(&|x| x.tv),
+        mode_mass_error: stat(&|x| x.mode_mass_error),
+        j_gap: stat(&|x| x.j_gap),
+        j: stat(&|x| x.j),
+        mode_mass: (0..modes).map(|k| stat(&|x| x.mode_mass[k])).collect(),
+    };
+    let first = &runs[0].0.curve;
+    let points = runs.iter().map(|(r, _)| r.curve.len()).min().unwrap_or(0);
+    let metrics = METRIC_NAMES
+        .iter()
+        .enumerate()
+        .map(|(k, &name)| {
+            let at: Vec<MeanStd> = (0..points)
+                .map(|p| {
+                    MeanStd::of(
+                        &runs
+                            .iter()
+                            .map(|(r, _)| r.curve[p].metrics.scalars()[k])
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .collect();
+            CurveStats {
+                metric: name,
+                mean: at.iter().map(|s| s.mean).collect(),
+                std: at.iter().map(|s| s.std).collect(),
+            }
+        })
+        .collect();
+    MethodSummary {
+        name: m.name(),
+        description: m.description(),
+        seeds: runs.len(),
+        final_metrics,
+        curves: Curves {
+            iteration: first[..points].iter().map(|p| p.iteration).collect(),
+            trajectories: first[..points].iter().map(|p| p.trajectories).collect(),
+            metrics,
+        },
+        runs: runs
+            .iter()
+            .map(|(r, _)| SeedSummary {
+                seed: r.seed,
+                metrics: r.curve.last().expect("final point").metrics.clone(),
+                scalar: r.scalar,
+            })
+            .collect(),
+        seconds: runs.iter().map(|(_, s)| s).sum(),
+    }
+}
+
+/// The `--json` summary, with exactly the keys.
+pub fn json_summary(results: &StudyResults) -> serde_json::Value {
+    use serde_json::json;
+    let ms = |s: &MeanStd| json!({"mean": s.mean, "std": s.std});
+    json!({
+        "methods": results.methods.iter().map(|m| {
+            let f = &m.final_metrics;
+            json!({
+                "name": m.name,
+                "seeds": m.seeds,
+                "kl_target_to_model": ms(&f.kl_target_to_model),
+                "kl_model_to_target": ms(&f.kl_model_to_target),
+                "tv": ms(&f.tv),
+                "mode_mass_error": ms(&f.mode_mass_error),
+                "j_gap": ms(&f.j_gap),
+            })
+        }).collect::<Vec<_>>(),
+        "target_modes": results.target_modes,
+        "terminal_cells": results.terminal_cells,
+    })
+}
