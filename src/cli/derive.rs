@@ -15,7 +15,7 @@ use std::path::PathBuf;
 pub struct DeriveArgs {
     /// The spec file.
     pub spec: PathBuf,
-    /// The claim: C1, C2, C3, C4 or C5.
+    /// The claim: C1 … C8.
     #[arg(long)]
     pub claim: String,
     /// A path as comma-separated state names (`s0,a,x1`): a complete trajectory, or for C4
@@ -63,7 +63,7 @@ fn derivations_on_path(
     let env = ctx.env;
     let complete = env.edges[path[0]].from == env.source
         && env.is_terminal(env.edges[path[path.len() - 1]].to);
-    if claim != "C4" && !complete {
+    if !["C4", "C6", "C7", "C8"].contains(&claim) && !complete {
         return Err(format!(
             "{claim} is about complete trajectories: `{}` does not run from the source to a terminal",
             env.path_name(path)
@@ -87,7 +87,12 @@ fn derivations_on_path(
             }
             found
         }
-        other => return Err(format!("unknown claim `{other}` (expected C1 … C5)")),
+        "C6" | "C7" | "C8" => {
+            return Err(format!(
+                "{claim} is decided by DP over the whole DAG, not per trajectory: run without --trajectory"
+            ))
+        }
+        other => return Err(format!("unknown claim `{other}` (expected C1 … C8)")),
     })
 }
 
@@ -101,11 +106,8 @@ pub fn run(args: &DeriveArgs) -> u8 {
         }
     };
     let claim = args.claim.to_uppercase();
-    if !["C1", "C2", "C3", "C4", "C5"].contains(&claim.as_str()) {
-        eprintln!(
-            "error: --claim `{}`: expected C1, C2, C3, C4 or C5",
-            args.claim
-        );
+    if !["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8"].contains(&claim.as_str()) {
+        eprintln!("error: --claim `{}`: expected one of C1 … C8", args.claim);
         return super::EXIT_BAD_INPUT;
     }
     let options = VerifyOptions {
