@@ -1,40 +1,16 @@
 //! Claims C1–C5 on every shipped environment: they hold, their certificates re-check, every
 //! mutant makes the claims it affects fail, and the structural and enumeration routes agree.
 use num_traits::One;
-use rtb_trustpcl::claims::{
-    c1_residual, c4_window, verify_environment, Certificate, ClaimContext, VerifyOptions,
-};
-use rtb_trustpcl::dag::{load_dir, Environment};
+use rtb_trustpcl::claims::{c1_residual, c4_window, Certificate, ClaimContext, VerifyOptions};
 use rtb_trustpcl::exact::{Poly, Rational};
 use rtb_trustpcl::mutant::Mutant;
-use std::path::PathBuf;
 
-fn spec_envs() -> Vec<Environment> {
-    load_dir(&[PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/spec"))]).expect("spec/ loads")
-}
-
-/// Options that keep enumeration to the small environments (the generated ones are then
-/// checked by the structural routes only).
-fn quick(mutant: Option<Mutant>) -> VerifyOptions {
-    VerifyOptions {
-        max_trajectories: 500,
-        max_windows: 3000,
-        mutant,
-        keep: 2,
-    }
-}
-
-fn run(env: &Environment, options: VerifyOptions) -> Vec<Certificate> {
-    let ctx = ClaimContext::new(env, options).expect("exact logs build");
-    verify_environment(&ctx)
-}
+mod common;
+use common::{certificates as run, quick, spec_envs};
+use rtb_trustpcl::dag::Environment;
 
 fn verdict(certs: &[Certificate], claim: &str) -> Option<bool> {
-    certs
-        .iter()
-        .find(|c| c.claim == claim)
-        .expect("claim present")
-        .holds
+    common::certificate(certs, claim).holds
 }
 
 #[test]

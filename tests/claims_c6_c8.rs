@@ -7,44 +7,21 @@
 use num_traits::{One, ToPrimitive};
 use rtb_trustpcl::claims::c6_expected_gradient::{self, enumerated_gradient, Functional};
 use rtb_trustpcl::claims::c7_negative_controls;
-use rtb_trustpcl::claims::{verify_environment, Certificate, ClaimContext, VerifyOptions};
-use rtb_trustpcl::dag::{load_dir, Environment};
+use rtb_trustpcl::claims::{Certificate, ClaimContext, VerifyOptions};
+use rtb_trustpcl::dag::Environment;
 use rtb_trustpcl::exact::{Poly, Rational, Var};
 use rtb_trustpcl::mutant::Mutant;
 use rtb_trustpcl::objectives::flawed_fixed_point;
 use rtb_trustpcl::report::approx;
-use std::path::PathBuf;
 
-fn spec_envs() -> Vec<Environment> {
-    load_dir(&[PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/spec"))]).expect("spec/ loads")
-}
+mod common;
+use common::{certificate as cert, certificates as certs, quick, spec_envs};
 
 fn small_envs() -> Vec<Environment> {
     spec_envs()
         .into_iter()
         .filter(|e| e.edges.len() < 40)
         .collect()
-}
-
-fn quick(mutant: Option<Mutant>) -> VerifyOptions {
-    VerifyOptions {
-        max_trajectories: 500,
-        max_windows: 3000,
-        mutant,
-        keep: 2,
-    }
-}
-
-fn certs(env: &Environment, options: VerifyOptions) -> Vec<Certificate> {
-    let ctx = ClaimContext::new(env, options).expect("exact logs build");
-    verify_environment(&ctx)
-}
-
-fn cert<'a>(certs: &'a [Certificate], claim: &str) -> &'a Certificate {
-    certs
-        .iter()
-        .find(|c| c.claim == claim)
-        .expect("claim present")
 }
 
 fn check_failed(cert: &Certificate, check: &str) -> bool {
