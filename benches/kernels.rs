@@ -5,8 +5,8 @@
 //! `cargo bench --bench kernels -- --measurement-time 3` (sample size 10 is set below).
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use nalgebra::DMatrix;
-use rtb_trustpcl::batched::bench::{bench_batch, kernel_bytes, parallel_copy};
-use rtb_trustpcl::batched::{evaluate_into, Float, GradForm, Kernel, KernelId};
+use rtb_trustpcl::kernels::bench::{bench_batch, kernel_bytes, parallel_copy};
+use rtb_trustpcl::kernels::{evaluate_into, Float, GradForm, Kernel, KernelId};
 
 fn bench_dtype<F: Float>(c: &mut Criterion, batch: usize, steps: usize) {
     let g = bench_batch::<F>(batch, steps).expect("benchmark batch");

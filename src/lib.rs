@@ -4,12 +4,14 @@
 //! Trust-PCL (Deleu, Nouri, Bengio, Precup, 2025).
 #![deny(missing_docs)]
 
-pub mod batched;
+pub mod agreement;
 pub mod claims;
 pub mod cli;
+pub mod conventions;
 pub mod dag;
 pub mod exact;
 pub mod expect;
+pub mod kernels;
 pub mod mutant;
 pub mod objectives;
 pub mod report;

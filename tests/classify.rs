@@ -5,8 +5,10 @@
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rtb_trustpcl::batched::classify::{classify, ExportedBatch, Reduction, Residual, UserResults};
-use rtb_trustpcl::batched::npz;
+use rtb_trustpcl::conventions::classify::{
+    classify, ExportedBatch, Reduction, Residual, UserResults,
+};
+use rtb_trustpcl::conventions::npz;
 
 /// A fresh directory per call (tests run in parallel).
 fn fresh_dir() -> std::path::PathBuf {

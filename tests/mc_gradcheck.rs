@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use rtb_trustpcl::batched::montecarlo::{run_mc, McConfig};
+use rtb_trustpcl::agreement::montecarlo::{run_mc, McConfig};
 use rtb_trustpcl::mutant::Mutant;
 
 fn cfg(spec: &str, samples: usize, seed: u64, mutant: Option<Mutant>) -> McConfig {

@@ -1,7 +1,7 @@
 //! The empirical study: exactness of the construction and of the metric DP on a small instance
 //! (enumeration), and the `--quick` study end to end (schema, outputs, and that RTB, Trust-PCL
 //! and REINFORCE-KL beat the flawed baseline's KL by a clear margin).
-use rtb_trustpcl::batched::TabularSoftmax;
+use rtb_trustpcl::kernels::TabularSoftmax;
 use rtb_trustpcl::study::diffusion::{DiffusionDag, DiffusionSpec};
 use rtb_trustpcl::study::grid::{Grid, Mixture};
 use rtb_trustpcl::study::metrics::{enumerate, occupancy, Reference};

@@ -3,8 +3,8 @@
 //! `benches/kernels.rs`.
 use clap::Args;
 
-use crate::batched::bench::{run_bench, BenchReport};
-use crate::batched::gradcheck::Dtype;
+use crate::agreement::gradcheck::Dtype;
+use crate::kernels::bench::{run_bench, BenchReport};
 
 /// Arguments of `bench`.
 #[derive(Debug, Args)]

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::batched::classify::classify;
-use crate::batched::npz;
+use crate::conventions::classify::classify;
+use crate::conventions::npz;
 
 /// Arguments of `classify`.
 #[derive(Debug, Args)]
@@ -68,7 +68,7 @@ pub fn run(args: &ClassifyArgs) -> u8 {
             }
         }
     } else {
-        let red = |m: &crate::batched::classify::Candidate| {
+        let red = |m: &crate::conventions::classify::Candidate| {
             if m.reduction_determined {
                 format!("{:?}", m.reduction).to_lowercase()
             } else {

@@ -7,8 +7,8 @@ use clap::Args;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::batched::classify::ExportedBatch;
-use crate::batched::npz;
+use crate::conventions::classify::ExportedBatch;
+use crate::conventions::npz;
 
 /// Arguments of `export-batch`.
 #[derive(Debug, Args)]

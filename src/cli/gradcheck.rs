@@ -1,16 +1,16 @@
 //! `gradcheck`: at-scale agreement of the fused kernels (C1–C4 in floats, f32 vs f64), each
 //! check with a tolerance from a derived floating-point error bound (`docs/error-bounds.md`).
-//! A thin wrapper over [`crate::batched::gradcheck::run_checks`].
+//! A thin wrapper over [`crate::agreement::gradcheck::run_checks`].
 //!
 //! With `--spec FILE` it runs the Monte Carlo checks instead
-//! ([`crate::batched::montecarlo::run_mc`]): sample-mean logit gradients from `--samples N`
+//! ([`crate::agreement::montecarlo::run_mc`]): sample-mean logit gradients from `--samples N`
 //! trajectories against the exact expectations.
 use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::batched::gradcheck::{run_checks, Device, Dtype, GradcheckConfig};
-use crate::batched::montecarlo::{run_mc, McConfig};
+use crate::agreement::gradcheck::{run_checks, Device, Dtype, GradcheckConfig};
+use crate::agreement::montecarlo::{run_mc, McConfig};
 use crate::mutant::Mutant;
 
 /// Arguments of `gradcheck`.

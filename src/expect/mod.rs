@@ -20,7 +20,7 @@
 //!   and `q(τ) δ(τ) ∇ log q(τ)` with `log Z` a free symbol ([`Var::LogZ`]), guarded by a limit.
 //!
 //! Architecture invariant: like `exact`, `dag` and `claims`, this module uses no floating
-//! point; the float side is `batched::montecarlo`.
+//! point; the float side is `agreement::montecarlo`.
 use num_traits::{One, Zero};
 
 use crate::dag::{self, EnumerationRefused, Environment, LogTable};

@@ -48,7 +48,7 @@ pub enum StudyError {
     Config(String),
     /// The batched path refused a batch (a bug or a diverged run).
     #[error("batched kernel: {0}")]
-    Batch(#[from] crate::batched::BatchError),
+    Batch(#[from] crate::kernels::BatchError),
     /// Training produced a non-finite value.
     #[error("training diverged: {0}")]
     Diverged(String),

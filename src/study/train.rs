@@ -22,7 +22,7 @@ use super::adam::Adam;
 use super::diffusion::DiffusionDag;
 use super::metrics::{Metrics, Reference, BETA};
 use super::StudyError;
-use crate::batched::{evaluate, GradForm, Kernel, TabularSoftmax, TrajectoryBatch, Windows};
+use crate::kernels::{evaluate, GradForm, Kernel, TabularSoftmax, TrajectoryBatch, Windows};
 
 /// The methods compared by the study.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

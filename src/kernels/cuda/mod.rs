@@ -15,10 +15,10 @@ use cudarc::driver::{
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 use nalgebra::DMatrix;
 
-use crate::batched::batch::{TrajectoryBatch, Windows};
-use crate::batched::error::BatchError;
-use crate::batched::float::Float;
-use crate::batched::kernels::{compute, GradForm, Kernel, KernelOutput, Term};
+use crate::kernels::batch::{TrajectoryBatch, Windows};
+use crate::kernels::error::BatchError;
+use crate::kernels::float::Float;
+use crate::kernels::fused::{compute, GradForm, Kernel, KernelOutput, Term};
 use crate::mutant::Mutant;
 
 const SOURCE: &str = include_str!("kernels.cu");
@@ -231,7 +231,7 @@ impl CudaBackend {
     }
 
     /// Evaluates one kernel on the GPU (the same result type and meaning as
-    /// [`crate::batched::evaluate_mutant`]); the dense gradient, if asked for, is copied back.
+    /// [`crate::kernels::evaluate_mutant`]); the dense gradient, if asked for, is copied back.
     pub fn evaluate_mutant<F: CudaFloat>(
         &self,
         batch: &TrajectoryBatch<F>,

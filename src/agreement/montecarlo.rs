@@ -34,15 +34,15 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::ball::Ball;
-use super::batch::TrajectoryBatch;
-use super::error::BatchError;
-use super::gradcheck::{CheckResult, Device, Dtype, GradcheckReport};
-use super::kernels::{evaluate_mutant, GradForm, Kernel};
-use super::softmax::TabularSoftmax;
+use super::report::{CheckResult, Device, Dtype, GradcheckReport};
 use super::spec_sample::Sampler;
 use crate::dag::{self, Environment, LogTable};
 use crate::exact::Poly;
 use crate::expect::{self, Route};
+use crate::kernels::batch::TrajectoryBatch;
+use crate::kernels::error::BatchError;
+use crate::kernels::fused::{evaluate_mutant, GradForm, Kernel};
+use crate::kernels::softmax::TabularSoftmax;
 use crate::mutant::Mutant;
 
 /// What to run.

@@ -26,13 +26,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::ball::Ball;
-use super::batch::{TrajectoryBatch, Windows};
 use super::bounds::{kernel_bounds, ParamErrors, EVAL_SLACK};
-use super::gradcheck::CheckResult;
-use super::kernels::{evaluate_mutant, GradForm, Kernel, KernelId, KernelOutput};
+use super::report::CheckResult;
 use super::spec_sample::Sampler;
 use crate::dag::{self, Environment, LogTable};
 use crate::exact::{LogForm, Rational};
+use crate::kernels::batch::{TrajectoryBatch, Windows};
+use crate::kernels::fused::{evaluate_mutant, GradForm, Kernel, KernelId, KernelOutput};
 use crate::mutant::Mutant;
 
 const U: f64 = f64::EPSILON / 2.0;

@@ -1,9 +1,9 @@
 //! The fused kernels against a naive per-trajectory reference, padding masking, and every
 //! bad-input error. Each test body is written once and instantiated for f32 and f64.
 use nalgebra::{DMatrix, DVector};
-use rtb_trustpcl::batched::bounds::{kernel_bounds, ParamErrors};
-use rtb_trustpcl::batched::generate::{generate, GenConfig};
-use rtb_trustpcl::batched::{
+use rtb_trustpcl::agreement::bounds::{kernel_bounds, ParamErrors};
+use rtb_trustpcl::kernels::generate::{generate, GenConfig};
+use rtb_trustpcl::kernels::{
     all_kernels, evaluate, AllKernelsParams, BatchError, Float, GradForm, Kernel, KernelOutput,
     TrajectoryBatch, Windows,
 };
@@ -188,7 +188,7 @@ macro_rules! float_tests {
         mod $t {
             use super::*;
 
-            fn gen(batch: usize, steps: usize, seed: u64, beta: f64) -> rtb_trustpcl::batched::generate::Generated<$t> {
+            fn gen(batch: usize, steps: usize, seed: u64, beta: f64) -> rtb_trustpcl::kernels::generate::Generated<$t> {
                 generate::<$t>(&GenConfig { batch, steps, seed, beta, full_lengths: false }, None).unwrap()
             }
 
@@ -337,7 +337,7 @@ macro_rules! float_tests {
                 let huge = TrajectoryBatch::new(q.clone(), p.clone(), l.clone(), DVector::from_vec(vec![800.0, 0.0]), 2.0).unwrap();
                 assert!(matches!(evaluate(&huge, &Kernel::Flawed { kappa: 1.0 }, GradForm::Dense), Err(BatchError::Overflow { .. })));
                 let mut buf = DMatrix::from_element(3, 3, 0.0);
-                assert!(matches!(rtb_trustpcl::batched::evaluate_into(&b, &Kernel::ReinforceKl, None, Some(&mut buf)), Err(BatchError::ShapeMismatch { .. })));
+                assert!(matches!(rtb_trustpcl::kernels::evaluate_into(&b, &Kernel::ReinforceKl, None, Some(&mut buf)), Err(BatchError::ShapeMismatch { .. })));
             }
         }
     )*};

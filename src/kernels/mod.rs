@@ -1,27 +1,22 @@
-//! Fused f32/f64 batched loss-and-gradient kernels (nalgebra, rayon; optional CUDA).
+//! Fused f32/f64 batched loss-and-gradient kernels (nalgebra, rayon; optional CUDA): the
+//! float path's first job. Their agreement checks live in [`crate::agreement`], the
+//! convention detector in [`crate::conventions`].
 //!
 //! Map of the module:
 //! - [`float`]: the [`Float`] trait (`f32`, `f64`) the kernels are generic over;
 //! - [`batch`]: [`TrajectoryBatch`] (validated input, step-major `T × B` layout) and
 //!   [`Windows`] (one window per trajectory with learned boundary values);
-//! - [`kernels`]: RTB, Trust-PCL (full, windowed, surrogate), relative SubTB, REINFORCE-KL and
+//! - [`fused`]: RTB, Trust-PCL (full, windowed, surrogate), relative SubTB, REINFORCE-KL and
 //!   the flawed baseline, each a fused loss-and-gradient pass ([`evaluate`]);
 //! - [`softmax`]: the chain rule from per-step `log q` gradients to tabular softmax logits;
 //! - [`sum`]: pairwise summation with a known rounding depth;
-//! - [`bounds`]: rigorous floating-point error bounds of each kernel's outputs;
 //! - [`generate`]: reproducible random batches;
-//! - [`ball`]: ball arithmetic, how exact values reach f64 with a rigorous radius;
-//! - [`spec_sample`]: seeded sampling of trajectories from a `spec/` environment's `q`;
-//! - [`exact_spec`]: the f64 kernels against the exact engine on sampled trajectories;
-//! - [`classify`], [`npz`]: the convention detector and its batch files;
-//! - [`montecarlo`]: sample-mean logit gradients against the exact expectations (C6 at scale);
-//! - [`gradcheck`]: the at-scale agreement checks (C1–C4 in floats, f32 vs f64);
 //! - [`bench`]: throughput measurement beside a memory-copy reference;
 //! - [`cuda`]: the same kernels on an NVIDIA GPU (feature `cuda`; a stub returning
 //!   [`BatchError::Cuda`] otherwise).
 //!
 //! ```
-//! use rtb_trustpcl::batched::{evaluate, GradForm, Kernel, TrajectoryBatch};
+//! use rtb_trustpcl::kernels::{evaluate, GradForm, Kernel, TrajectoryBatch};
 //! // Two trajectories, up to 3 steps, row-major [B, T] like a PyTorch tensor.
 //! let log_q = vec![-0.5, -0.25, -1.0, /* row 2 */ -2.0, 0.0, f32::NAN];
 //! let log_p = vec![-1.0, -0.5, -0.5, /* row 2 */ -1.0, -1.0, f32::NAN];
@@ -33,21 +28,13 @@
 //! assert_eq!(rtb.g.as_slice(), &[-0.25, 1.125]); // δ_i / B
 //! ```
 
-pub mod ball;
 pub mod batch;
 pub mod bench;
-pub mod bounds;
-pub mod classify;
 pub mod error;
-pub mod exact_spec;
 pub mod float;
+pub mod fused;
 pub mod generate;
-pub mod gradcheck;
-pub mod kernels;
-pub mod montecarlo;
-pub mod npz;
 pub mod softmax;
-pub mod spec_sample;
 pub mod sum;
 
 #[cfg(feature = "cuda")]
@@ -60,10 +47,9 @@ pub mod cuda;
 pub use batch::{TrajectoryBatch, Windows};
 pub use error::BatchError;
 pub use float::Float;
-pub use gradcheck::{run_checks, CheckResult, GradcheckConfig, GradcheckReport};
 pub use softmax::TabularSoftmax;
 
-pub use kernels::{
+pub use fused::{
     all_kernels, evaluate, evaluate_into, evaluate_mutant, AllKernelsParams, GradForm, Kernel,
     KernelId, KernelOutput,
 };

@@ -1,9 +1,9 @@
 //! Stub twin of the CUDA backend (built without the `cuda` feature): the same API, every
 //! constructor returns [`BatchError::Cuda`] ("not compiled with CUDA").
-use crate::batched::batch::TrajectoryBatch;
-use crate::batched::error::BatchError;
-use crate::batched::float::Float;
-use crate::batched::kernels::{GradForm, Kernel, KernelOutput};
+use crate::kernels::batch::TrajectoryBatch;
+use crate::kernels::error::BatchError;
+use crate::kernels::float::Float;
+use crate::kernels::fused::{GradForm, Kernel, KernelOutput};
 use crate::mutant::Mutant;
 
 /// Float types the CUDA kernels exist for (`f32`, `f64`).

@@ -3,8 +3,8 @@
 //! it changes, `run_checks` appends the checks, and bad input is an error.
 use std::path::PathBuf;
 
-use rtb_trustpcl::batched::exact_spec::{exact_spec_checks, ExactSpecOptions};
-use rtb_trustpcl::batched::gradcheck::{run_checks, GradcheckConfig};
+use rtb_trustpcl::agreement::exact_spec::{exact_spec_checks, ExactSpecOptions};
+use rtb_trustpcl::agreement::gradcheck::{run_checks, GradcheckConfig};
 use rtb_trustpcl::dag::load_dir;
 use rtb_trustpcl::mutant::Mutant;
 

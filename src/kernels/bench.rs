@@ -15,8 +15,8 @@ use serde::Serialize;
 use super::batch::TrajectoryBatch;
 use super::error::BatchError;
 use super::float::Float;
+use super::fused::{evaluate_into, GradForm, Kernel, KernelId};
 use super::generate::{generate, GenConfig, Generated};
-use super::kernels::{evaluate_into, GradForm, Kernel, KernelId};
 
 /// One measured row.
 #[derive(Debug, Clone, Serialize)]

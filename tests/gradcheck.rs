@@ -3,7 +3,7 @@
 //! schema, and the CUDA path (skipped with a reason where no GPU is present).
 use std::process::Command;
 
-use rtb_trustpcl::batched::gradcheck::{run_checks, Device, Dtype, GradcheckConfig};
+use rtb_trustpcl::agreement::gradcheck::{run_checks, Device, Dtype, GradcheckConfig};
 use rtb_trustpcl::mutant::Mutant;
 
 fn cfg(batch: usize, steps: usize, dtype: Dtype, beta: f64, seed: u64) -> GradcheckConfig {

@@ -14,10 +14,10 @@
 //! `f64`; [`EVAL_SLACK`] covers that evaluation's own rounding.
 use rayon::prelude::*;
 
-use super::batch::TrajectoryBatch;
-use super::float::Float;
-use super::kernels::{Kernel, KernelOutput};
-use super::sum::depth_bound as depth;
+use crate::kernels::batch::TrajectoryBatch;
+use crate::kernels::float::Float;
+use crate::kernels::fused::{Kernel, KernelOutput};
+use crate::kernels::sum::depth_bound as depth;
 use crate::mutant::Mutant;
 
 /// Relative allowance for evaluating the bounds themselves in `f64`: every bound is a sum of
@@ -82,7 +82,7 @@ impl BoundStats {
     /// One pass over the batch (and one over the windows, if given).
     pub fn new<F: Float>(
         batch: &TrajectoryBatch<F>,
-        windows: Option<&super::batch::Windows<F>>,
+        windows: Option<&crate::kernels::batch::Windows<F>>,
     ) -> Self {
         Self {
             full: row_stats(batch, None),
