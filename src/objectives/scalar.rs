@@ -1,4 +1,5 @@
-//! The number trait objectives are written over: the exact polynomial ring and `f64`.
+//! The number trait objectives are written over: the exact polynomial ring, exact rationals,
+//! `f64`, `f32`, and forward-mode dual numbers over any of them ([`super::eval::Dual`]).
 use crate::exact::{Poly, Rational};
 use num_traits::ToPrimitive;
 
@@ -23,6 +24,40 @@ pub trait Scalar: Clone {
     /// The sum of a slice.
     fn sum(items: &[Self]) -> Self {
         items.iter().fold(Self::zero(), |acc, x| acc.add(x))
+    }
+    /// `sg(self)`: the same value with no derivative (identity except on dual numbers).
+    fn detach(&self) -> Self {
+        self.clone()
+    }
+}
+
+impl Scalar for Rational {
+    fn from_rational(c: &Rational) -> Self {
+        c.clone()
+    }
+    fn add(&self, other: &Self) -> Self {
+        self + other
+    }
+    fn sub(&self, other: &Self) -> Self {
+        self - other
+    }
+    fn mul(&self, other: &Self) -> Self {
+        self * other
+    }
+}
+
+impl Scalar for f32 {
+    fn from_rational(c: &Rational) -> Self {
+        c.to_f32().unwrap_or(f32::NAN)
+    }
+    fn add(&self, other: &Self) -> Self {
+        self + other
+    }
+    fn sub(&self, other: &Self) -> Self {
+        self - other
+    }
+    fn mul(&self, other: &Self) -> Self {
+        self * other
     }
 }
 

@@ -24,7 +24,7 @@ impl Params {
     pub fn equivalence(alpha: &Rational) -> Self {
         Self {
             gamma: Rational::one(),
-            entropy: Rational::zero(),
+            entropy: <Rational as Zero>::zero(),
             relative_entropy: alpha.clone(),
             penalty_sign: Rational::one(),
         }
