@@ -49,3 +49,117 @@ fn trust_pcl_is_never_built_from_rtb() {
         );
     }
 }
+
+/// Every `.rs` file under `dir`, recursively.
+fn sources_deep(dir: &Path, out: &mut Vec<(String, String)>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources_deep(&path, out);
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            out.push((
+                path.display().to_string(),
+                fs::read_to_string(&path).unwrap(),
+            ));
+        }
+    }
+}
+
+/// The crate modules a line of code refers to (`crate::NAME`), doc comments excluded.
+fn crate_refs(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for line in code_lines(text) {
+        let mut rest = line;
+        while let Some(k) = rest.find("crate::") {
+            rest = &rest[k + "crate::".len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            out.insert(name);
+        }
+    }
+    out
+}
+
+/// The layering: which top-level modules each module's code may use. The table is acyclic
+/// (checked below), so no circular import between modules is possible.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("exact", &[]),
+    ("mutant", &[]),
+    ("dag", &["exact"]),
+    ("objectives", &["exact", "dag", "mutant"]),
+    ("claims", &["exact", "dag", "objectives", "mutant"]),
+    ("expect", &["exact", "dag", "objectives"]),
+    ("kernels", &["exact", "objectives", "mutant"]),
+    (
+        "agreement",
+        &["exact", "dag", "expect", "objectives", "kernels", "mutant"],
+    ),
+    ("conventions", &["objectives", "kernels", "mutant"]),
+    ("study", &["exact", "dag", "objectives", "kernels"]),
+];
+
+#[test]
+fn every_module_keeps_its_layer() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for (module, allowed) in LAYERS {
+        let mut files = Vec::new();
+        let dir = root.join(module);
+        if dir.is_dir() {
+            sources_deep(&dir, &mut files);
+        } else {
+            let f = root.join(format!("{module}.rs"));
+            files.push((f.display().to_string(), fs::read_to_string(&f).unwrap()));
+        }
+        for (file, text) in files {
+            for used in crate_refs(&text) {
+                assert!(
+                    used == *module || allowed.contains(&used.as_str()),
+                    "{file} uses crate::{used}, outside the layer of `{module}` ({allowed:?})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_layers_are_acyclic_and_files_import_no_cycle() {
+    // Modules: a topological order exists (each module's allowed set precedes it).
+    let mut placed: Vec<&str> = Vec::new();
+    for (module, allowed) in LAYERS {
+        for a in *allowed {
+            assert!(placed.contains(a), "{module} may use {a}, which comes later");
+        }
+        placed.push(module);
+    }
+    // Files inside each float-path module: no file imports one that imports it back.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for module in ["kernels", "agreement", "conventions", "objectives", "claims"] {
+        let files = sources(&format!("src/{module}"));
+        let stem = |f: &str| {
+            Path::new(f)
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .to_string()
+        };
+        let names: Vec<String> = files.iter().map(|(f, _)| stem(f)).collect();
+        let uses = |text: &str, other: &str| {
+            code_lines(text).any(|l| {
+                l.contains(&format!("super::{other}::"))
+                    || l.contains(&format!("crate::{module}::{other}::"))
+                    || l.contains(&format!("super::{other}::{{"))
+            })
+        };
+        for (fa, ta) in &files {
+            for (fb, tb) in &files {
+                let (a, b) = (stem(fa), stem(fb));
+                if a != b && a != "mod" && b != "mod" && uses(ta, &b) && uses(tb, &a) {
+                    panic!("circular import in src/{module}: {a} <-> {b}");
+                }
+            }
+        }
+        assert!(!names.is_empty(), "{}", root.display());
+    }
+}

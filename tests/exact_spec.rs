@@ -45,7 +45,8 @@ fn affected(m: Mutant) -> &'static [&'static str] {
             "exact-spec/tpcl-windowed",
             "exact-spec/tpcl-surrogate",
         ],
-        Mutant::BetaOnRatio => &["exact-spec/rtb"],
+        // β on the log-ratio in both GFlowNet objectives (one definition, one mutant).
+        Mutant::BetaOnRatio => &["exact-spec/rtb", "exact-spec/subtb"],
         // Changes only the factor the identity checks expect, no kernel.
         Mutant::AlphaNotSquared => &[],
     }

@@ -1,155 +1,112 @@
-//! The fused kernels against a naive per-trajectory reference, padding masking, and every
-//! bad-input error. Each test body is written once and instantiated for f32 and f64.
+//! The fused kernels against the objectives' one definition (the evaluator, exactly), padding
+//! masking, and every bad-input error. Each test body is written once and instantiated for f32 and f64.
 use nalgebra::{DMatrix, DVector};
-use rtb_trustpcl::agreement::bounds::{kernel_bounds, ParamErrors};
+use num_traits::ToPrimitive;
+use rtb_trustpcl::agreement::bounds::{kernel_bounds, ParamErrors, EVAL_SLACK};
+use rtb_trustpcl::exact::Rational;
 use rtb_trustpcl::kernels::generate::{generate, GenConfig};
 use rtb_trustpcl::kernels::{
     all_kernels, evaluate, AllKernelsParams, BatchError, Float, GradForm, Kernel, KernelOutput,
-    TrajectoryBatch, Windows,
+    Shape, TrajectoryBatch, Windows,
 };
+use rtb_trustpcl::objectives::{evaluate_with_gradients, Definitions, Trajectory, Window};
 
-/// The naive reference: every objective written per trajectory, straight from DESIGN §2, with
-/// sequential sums in f64. Returns (residual, g, loss, scalar grad, start grad, end grad).
+/// The reference: the objective's one definition (`objectives::Definitions`), run by the one
+/// evaluator in exact rationals on the kernel's own (exactly representable) inputs, with
+/// gradients by dual numbers. Returns (residual, g, loss, scalar grad, start grad, end grad)
+/// per row (0 on empty rows), rounded to f64 only at the end.
 #[allow(clippy::type_complexity)]
-fn naive<F: Float>(
+pub fn reference<F: Float>(
     b: &TrajectoryBatch<F>,
     k: &Kernel<'_, F>,
+    defs: &Definitions,
 ) -> (Vec<f64>, Vec<f64>, f64, f64, Vec<f64>, Vec<f64>) {
-    let beta = b.beta().to_f64();
-    let alpha = 1.0 / beta;
-    let n = b.live() as f64;
+    let exact = |x: F| Rational::from_float(x.to_f64()).expect("finite input");
     let rows = b.batch();
-    let live = |i: usize| b.lengths()[i] > 0;
-    let lq = |i: usize, t: usize| b.row_log_q(i)[t].to_f64();
-    let lp = |i: usize, t: usize| b.row_log_p(i)[t].to_f64();
-    let lr = |i: usize| b.log_r()[i].to_f64();
+    let live: Vec<usize> = (0..rows).filter(|&i| b.lengths()[i] > 0).collect();
+    let windows = match k {
+        Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(*windows),
+        _ => None,
+    };
+    let inputs: Vec<Trajectory<Rational>> = live
+        .iter()
+        .map(|&i| {
+            let len = b.lengths()[i];
+            let lr = b.log_r()[i];
+            Trajectory {
+                log_q: b.row_log_q(i)[..len].iter().map(|&x| exact(x)).collect(),
+                log_p: b.row_log_p(i)[..len].iter().map(|&x| exact(x)).collect(),
+                log_r: exact(lr),
+                // The flawed kernel's raw reward is exp(log r), rounded; here in f64.
+                reward: Rational::from_float(lr.to_f64().exp()).expect("finite reward"),
+                window: windows.map(|w| Window {
+                    start: w.start()[i],
+                    end: w.end()[i],
+                    value_start: exact(w.value_start()[i]),
+                    value_end: exact(w.value_end()[i]),
+                }),
+            }
+        })
+        .collect();
+    let (objective, scalar) = match k {
+        Kernel::Rtb { log_z } => (defs.rtb.clone(), exact(*log_z)),
+        Kernel::Tpcl { v0 } => (defs.tpcl.clone(), exact(*v0)),
+        Kernel::TpclSurrogate { v0 } => (defs.tpcl_surrogate.clone(), exact(*v0)),
+        Kernel::TpclWindowed { .. } => {
+            (defs.tpcl_windowed.clone(), Rational::from_integer(0.into()))
+        }
+        Kernel::SubTb { .. } => (defs.subtb.clone(), Rational::from_integer(0.into())),
+        Kernel::ReinforceKl => (defs.reinforce_kl.clone(), Rational::from_integer(0.into())),
+        Kernel::Flawed { kappa } => {
+            let mut o = defs.flawed.clone();
+            o.kappa = exact(*kappa);
+            (o, Rational::from_integer(0.into()))
+        }
+    };
+    let grads = evaluate_with_gradients(&objective, &defs.beta, &inputs, &scalar).unwrap();
+    let f = |x: &Rational| x.to_f64().unwrap();
     let (mut res, mut g, mut gs, mut ge) = (
         vec![0.0; rows],
         vec![0.0; rows],
         vec![0.0; rows],
         vec![0.0; rows],
     );
-    let (mut loss, mut scalar) = (0.0, 0.0);
-    let rl: Vec<f64> = (0..rows)
-        .map(|i| (0..b.lengths()[i]).map(|t| lq(i, t)).sum())
-        .collect();
-    let kl: Vec<f64> = (0..rows)
-        .map(|i| (0..b.lengths()[i]).map(|t| lq(i, t) - lp(i, t)).sum())
-        .collect();
-    match k {
-        Kernel::Rtb { log_z } => {
-            for i in (0..rows).filter(|&i| live(i)) {
-                let d = log_z.to_f64() + kl[i] - beta * lr(i);
-                res[i] = d;
-                g[i] = d / n;
-                loss += 0.5 * d * d / n;
-                scalar += d / n;
-            }
+    for (j, &i) in live.iter().enumerate() {
+        let first = windows.map_or(0, |w| w.start()[i]);
+        res[i] = f(&grads.evaluation.residuals[j]);
+        g[i] = f(&grads.log_q[j][first]);
+        // Every step read has the same derivative (the objectives depend on sums).
+        let read = windows.map_or(0..b.lengths()[i], |w| w.start()[i]..w.end()[i]);
+        for t in read {
+            assert_eq!(grads.log_q[j][t], grads.log_q[j][first], "row {i} step {t}");
         }
-        Kernel::Tpcl { v0 } | Kernel::TpclSurrogate { v0 } => {
-            for i in (0..rows).filter(|&i| live(i)) {
-                let len = b.lengths()[i];
-                // Per-step RL terms: r_t − α log q + α log p, reward on the last step.
-                let c = -v0.to_f64()
-                    + (0..len)
-                        .map(|t| {
-                            let r = if t + 1 == len { lr(i) } else { 0.0 };
-                            r - alpha * lq(i, t) + alpha * lp(i, t)
-                        })
-                        .sum::<f64>();
-                res[i] = c;
-                if let Kernel::Tpcl { .. } = k {
-                    g[i] = -alpha * c / n;
-                    loss += 0.5 * c * c / n;
-                    scalar -= c / n;
-                } else {
-                    g[i] = -c / n;
-                    loss += -c * rl[i] / n;
-                }
-            }
-        }
-        Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => {
-            let tpcl = matches!(k, Kernel::TpclWindowed { .. });
-            for i in (0..rows).filter(|&i| live(i)) {
-                let (s, e, len) = (windows.start()[i], windows.end()[i], b.lengths()[i]);
-                let vs = windows.value_start()[i].to_f64();
-                let ve = windows.value_end()[i].to_f64();
-                let terminal = e == len;
-                if tpcl {
-                    let c = -vs
-                        + if terminal { 0.0 } else { ve }
-                        + (s..e)
-                            .map(|t| {
-                                let r = if t + 1 == len { lr(i) } else { 0.0 };
-                                r - alpha * lq(i, t) + alpha * lp(i, t)
-                            })
-                            .sum::<f64>();
-                    res[i] = c;
-                    g[i] = -alpha * c / n;
-                    gs[i] = -c / n;
-                    ge[i] = if terminal { 0.0 } else { c / n };
-                    loss += 0.5 * c * c / n;
-                } else {
-                    let end = if terminal { beta * lr(i) } else { ve };
-                    let d = vs + (s..e).map(|t| lq(i, t) - lp(i, t)).sum::<f64>() - end;
-                    res[i] = d;
-                    g[i] = d / n;
-                    gs[i] = d / n;
-                    ge[i] = if terminal { 0.0 } else { -d / n };
-                    loss += 0.5 * d * d / n;
-                }
-            }
-        }
-        Kernel::ReinforceKl | Kernel::Flawed { .. } => {
-            let flawed = matches!(k, Kernel::Flawed { .. });
-            let kappa = match k {
-                Kernel::Flawed { kappa } => kappa.to_f64(),
-                _ => 0.0,
-            };
-            let reward: Vec<f64> = (0..rows)
-                .map(|i| {
-                    if flawed {
-                        lr(i).exp()
-                    } else {
-                        lr(i) - alpha * kl[i]
-                    }
-                })
-                .collect();
-            let base = (0..rows)
-                .filter(|&i| live(i))
-                .map(|i| reward[i])
-                .sum::<f64>()
-                / n;
-            for i in (0..rows).filter(|&i| live(i)) {
-                let a = reward[i] - base;
-                res[i] = a;
-                g[i] = (-a + 2.0 * kappa * kl[i]) / n;
-                loss += (-a * rl[i] + kappa * kl[i] * kl[i]) / n;
-            }
-        }
+        gs[i] = f(&grads.value_start[j]);
+        ge[i] = f(&grads.value_end[j]);
     }
-    (res, g, loss, scalar, gs, ge)
+    (res, g, f(&grads.evaluation.loss), f(&grads.scalar), gs, ge)
 }
 
 fn check_close(what: &str, got: f64, want: f64, bound: f64) {
-    // The kernel is within `bound` of the exact value; the f64 reference within an equal
-    // allowance (same operations, u₆₄ ≤ u, depth ≤ T: far below the bound for f32).
+    // The kernel is within `bound` of the exact value (the reference, rounded once to f64:
+    // one more rounding of |want|; the bound itself evaluated in f64: EVAL_SLACK).
+    let allowed = bound * (1.0 + EVAL_SLACK) + f64::EPSILON * want.abs();
     assert!(
-        (got - want).abs() <= 2.0 * bound,
-        "{what}: kernel {got} vs reference {want}, |diff| {} > 2·bound {}",
+        (got - want).abs() <= allowed,
+        "{what}: kernel {got} vs reference {want}, |diff| {} > bound {}",
         (got - want).abs(),
-        2.0 * bound
+        allowed
     );
 }
 
-fn compare<F: Float>(
+pub fn compare<F: Float>(
     b: &TrajectoryBatch<F>,
     k: &Kernel<'_, F>,
+    defs: &Definitions,
     out: &KernelOutput<F>,
     pe: &ParamErrors,
 ) {
-    let bd = kernel_bounds(b, k, None, out, pe);
-    let (res, g, loss, scalar, gs, ge) = naive(b, k);
+    let bd = kernel_bounds(b, k, &Shape::of(defs).unwrap(), out, pe);
+    let (res, g, loss, scalar, gs, ge) = reference(b, k, defs);
     let name = k.id().name();
     check_close(&format!("{name} loss"), out.loss.to_f64(), loss, bd.loss);
     check_close(
@@ -193,7 +150,7 @@ macro_rules! float_tests {
             }
 
             #[test]
-            fn kernels_match_naive_reference() {
+            fn kernels_match_the_definitions_reference() {
                 for (batch, steps, seed, beta) in [(200, 7, 1, 1.5), (150, 40, 2, 3.0), (40, 300, 3, 0.5), (5, 1, 4, 2.0)] {
                     let g = gen(batch, steps, seed, beta);
                     let b = &g.batch;
@@ -213,7 +170,7 @@ macro_rules! float_tests {
                     ] {
                         // The reference uses the same V as the kernel: no parameter error.
                         let out = evaluate(b, &k, GradForm::Dense).unwrap();
-                        compare(b, &k, &out, &pe);
+                        compare(b, &k, &Definitions::from_f64(b.beta().to_f64()).unwrap(), &out, &pe);
                         let per = evaluate(b, &k, GradForm::PerTrajectory).unwrap();
                         assert_eq!(per.g, out.g);
                         assert!(per.dense.is_none());
@@ -362,4 +319,116 @@ fn empty_rows_do_not_count_in_the_mean() {
     assert_eq!(out.loss, 0.125);
     assert_eq!(out.g.as_slice(), &[-0.5, 0.0]);
     assert_eq!(b.live(), 1);
+}
+
+/// Every kernel, under every mutant (applied to the definitions, which both the kernel and the
+/// reference read), in both gradient forms, in f32 and f64, on random batches (lengths,
+/// windows, β): the kernel equals the definition's exact value within its rounding bound.
+mod property {
+    use super::*;
+    use proptest::prelude::*;
+    use rtb_trustpcl::mutant::Mutant;
+
+    fn check<F: Float>(batch: usize, steps: usize, seed: u64, beta: f64) {
+        let g = generate::<F>(
+            &GenConfig {
+                batch,
+                steps,
+                seed,
+                beta,
+                full_lengths: false,
+            },
+            None,
+        )
+        .unwrap();
+        let b = &g.batch;
+        let pe = ParamErrors::default();
+        let right = Definitions::from_f64(b.beta().to_f64()).unwrap();
+        let mutants = std::iter::once(None).chain(Mutant::ALL.into_iter().map(Some));
+        for mutant in mutants {
+            let defs = right.clone().mutated(mutant);
+            for k in [
+                Kernel::Rtb { log_z: g.log_z },
+                Kernel::Tpcl { v0: g.v0 },
+                Kernel::TpclSurrogate { v0: g.v0 },
+                Kernel::TpclWindowed {
+                    windows: &g.windows_v,
+                },
+                Kernel::SubTb {
+                    windows: &g.windows_log_f,
+                },
+                Kernel::ReinforceKl,
+                Kernel::Flawed {
+                    kappa: F::from_f64(0.25),
+                },
+            ] {
+                for form in [GradForm::Dense, GradForm::PerTrajectory] {
+                    let out = rtb_trustpcl::kernels::evaluate_with(b, &k, form, Some(&defs));
+                    let out = match out {
+                        Ok(out) => out,
+                        // Only an overflow of exp(log r) may refuse (reported, not a panic).
+                        Err(BatchError::Overflow { .. }) => continue,
+                        Err(e) => panic!("{mutant:?} {}: {e}", k.id().name()),
+                    };
+                    compare(b, &k, &defs, &out, &pe);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #[test]
+        fn every_kernel_every_mutant_equals_the_reference(
+            batch in 1usize..10,
+            steps in 1usize..9,
+            seed in any::<u64>(),
+            beta in prop::sample::select(vec![0.3, 0.5, 1.0, 1.5, 2.0, 3.7]),
+        ) {
+            check::<f32>(batch, steps, seed, beta);
+            check::<f64>(batch, steps, seed, beta);
+        }
+    }
+
+    /// The negative control: a kernel run with a mutant's definitions does not match the
+    /// correct definitions' reference (on a batch where the mutant changes the value).
+    #[test]
+    fn a_mutated_kernel_does_not_match_the_correct_reference() {
+        let g = generate::<f64>(
+            &GenConfig {
+                batch: 32,
+                steps: 6,
+                seed: 3,
+                beta: 1.5,
+                full_lengths: false,
+            },
+            None,
+        )
+        .unwrap();
+        let b = &g.batch;
+        let right = Definitions::from_f64(1.5).unwrap();
+        for (mutant, k) in [
+            (Mutant::MissingHalf, Kernel::Tpcl { v0: g.v0 }),
+            (Mutant::FlippedSign, Kernel::Tpcl { v0: g.v0 }),
+            (Mutant::BetaOnRatio, Kernel::Rtb { log_z: g.log_z }),
+            (
+                Mutant::BetaOnRatio,
+                Kernel::SubTb {
+                    windows: &g.windows_log_f,
+                },
+            ),
+        ] {
+            let wrong = right.clone().mutated(Some(mutant));
+            let out =
+                rtb_trustpcl::kernels::evaluate_with(b, &k, GradForm::PerTrajectory, Some(&wrong))
+                    .unwrap();
+            let caught =
+                std::panic::catch_unwind(|| compare(b, &k, &right, &out, &ParamErrors::default()));
+            assert!(
+                caught.is_err(),
+                "{mutant} on {} went unnoticed",
+                k.id().name()
+            );
+        }
+    }
 }

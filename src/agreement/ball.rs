@@ -191,6 +191,24 @@ impl Mul for Ball {
     }
 }
 
+/// Balls are a number type of the objectives' evaluator: the one definition of each
+/// objective, evaluated in ball arithmetic, encloses its exact value at every point of the
+/// input balls (with [`crate::objectives::Dual`] over balls, its derivatives too).
+impl crate::objectives::Scalar for Ball {
+    fn from_rational(c: &Rational) -> Self {
+        Ball::from_rational(c).unwrap_or(Ball::new(f64::NAN, f64::INFINITY))
+    }
+    fn add(&self, other: &Self) -> Self {
+        *self + *other
+    }
+    fn sub(&self, other: &Self) -> Self {
+        *self - *other
+    }
+    fn mul(&self, other: &Self) -> Self {
+        *self * *other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,9 +16,9 @@ use rayon::prelude::*;
 
 use crate::kernels::batch::TrajectoryBatch;
 use crate::kernels::float::Float;
+use crate::kernels::fused::Shape;
 use crate::kernels::fused::{Kernel, KernelOutput};
 use crate::kernels::sum::depth_bound as depth;
-use crate::mutant::Mutant;
 
 /// Relative allowance for evaluating the bounds themselves in `f64`: every bound is a sum of
 /// at most `N < 9·10⁹` non-negative terms and products, whose relative rounding error is at
@@ -151,11 +151,11 @@ fn div_err(x: f64, ex: f64, n: usize, u: f64, n_exact: bool) -> f64 {
     (ex + gamma(if n_exact { 1 } else { 2 }, u) * (x + ex)) / n as f64
 }
 
-/// Error bounds for one kernel run (the same `mutant` as the run, if any).
+/// Error bounds for one kernel run (with the run's definitions, as its [`Shape`]).
 pub fn kernel_bounds<F: Float>(
     batch: &TrajectoryBatch<F>,
     kernel: &Kernel<'_, F>,
-    mutant: Option<Mutant>,
+    shape: &Shape,
     out: &KernelOutput<F>,
     params: &ParamErrors,
 ) -> KernelBounds {
@@ -164,7 +164,7 @@ pub fn kernel_bounds<F: Float>(
         _ => None,
     };
     let stats = BoundStats::new(batch, windows);
-    kernel_bounds_with(batch, kernel, mutant, out, params, &stats)
+    kernel_bounds_with(batch, kernel, shape, out, params, &stats)
 }
 
 /// [`kernel_bounds`] with the per-row sums computed beforehand ([`BoundStats::new`] on the
@@ -172,7 +172,7 @@ pub fn kernel_bounds<F: Float>(
 pub fn kernel_bounds_with<F: Float>(
     batch: &TrajectoryBatch<F>,
     kernel: &Kernel<'_, F>,
-    mutant: Option<Mutant>,
+    shape: &Shape,
     out: &KernelOutput<F>,
     params: &ParamErrors,
     stats: &BoundStats,
@@ -187,11 +187,15 @@ pub fn kernel_bounds_with<F: Float>(
     let log_r: Vec<f64> = batch.log_r().iter().map(|x| x.to_f64()).collect();
     let live = |i: usize| lengths[i] > 0;
     let res: Vec<f64> = out.residual.iter().map(|x| x.to_f64()).collect();
-    let d_scale = if mutant == Some(Mutant::MissingHalf) {
-        2.0
-    } else {
-        1.0
+    // x² without ½: twice the loss and the derivative factor 2 (both exact in floats).
+    let half = match kernel {
+        Kernel::Rtb { .. } => shape.rtb_half,
+        Kernel::Tpcl { .. } => shape.tpcl_half,
+        Kernel::TpclWindowed { .. } => shape.tpcl_windowed_half,
+        Kernel::SubTb { .. } => shape.subtb_half,
+        _ => true,
     };
+    let d_scale = if half { 1.0 } else { 2.0 };
     let sq_scale = d_scale / 2.0;
     let stats = if kernel.id().windowed() {
         &stats.window
@@ -218,7 +222,7 @@ pub fn kernel_bounds_with<F: Float>(
             match kernel {
                 Kernel::Rtb { log_z } => {
                     let lz = log_z.to_f64().abs();
-                    if mutant == Some(Mutant::BetaOnRatio) {
+                    if shape.rtb_beta_on_ratio {
                         gamma(k + 3, u) * (lz + lr + beta * a)
                     } else {
                         gamma(k.max(1) + 2, u) * (lz + beta * lr + a)
@@ -239,12 +243,24 @@ pub fn kernel_bounds_with<F: Float>(
                         + pe(&params.value_end, i)
                 }
                 Kernel::SubTb { windows } => {
-                    let end_val = if windows.end()[i] == lengths[i] {
-                        beta * lr
+                    let terminal = windows.end()[i] == lengths[i];
+                    let vs = windows.value_start()[i].to_f64().abs();
+                    if shape.subtb_beta_on_ratio {
+                        // fl(fl(fl(vs + fl(β·s)) − e)): one more rounding on the ratio.
+                        let end_val = if terminal {
+                            lr
+                        } else {
+                            windows.value_end()[i].to_f64().abs()
+                        };
+                        gamma(k + 4, u) * (vs + beta * a + end_val)
                     } else {
-                        windows.value_end()[i].to_f64().abs()
-                    };
-                    gamma(k + 3, u) * (windows.value_start()[i].to_f64().abs() + a + end_val)
+                        let end_val = if terminal {
+                            beta * lr
+                        } else {
+                            windows.value_end()[i].to_f64().abs()
+                        };
+                        gamma(k + 3, u) * (vs + a + end_val)
+                    }
                 }
                 // The advantage's bound is computed below (it needs the baseline's).
                 Kernel::ReinforceKl | Kernel::Flawed { .. } => 0.0,
@@ -287,23 +303,46 @@ pub fn kernel_bounds_with<F: Float>(
     };
     match kernel {
         Kernel::Rtb { .. } | Kernel::SubTb { .. } => {
-            kb.loss = sq_loss(&kb, 0.5);
-            kb.g = (0..b)
-                .map(|i| div_err(res[i].abs(), kb.residual[i], n, u, n_exact))
-                .collect();
+            kb.loss = sq_loss(&kb, sq_scale);
+            // g = fl(fl(w·δ̂)/n), w = d (exact: 1 or 2) or fl(d·β) (β on the log-ratio: two
+            // roundings, as for Trust-PCL's λ̂ below).
+            let on_ratio = match kernel {
+                Kernel::Rtb { .. } => shape.rtb_beta_on_ratio,
+                _ => shape.subtb_beta_on_ratio,
+            };
+            let per = |i: usize| {
+                let (r, e) = (res[i].abs(), kb.residual[i]);
+                if on_ratio {
+                    let pe = d_scale * beta * (e + gamma(2, u) * (r + e));
+                    div_err(d_scale * beta * r * (1.0 + gamma(2, u)), pe, n, u, n_exact)
+                } else {
+                    div_err(d_scale * r, d_scale * e, n, u, n_exact)
+                }
+            };
+            kb.g = (0..b).map(per).collect();
             if let Kernel::Rtb { .. } = kernel {
                 kb.grad_scalar = mean_bound(
                     (0..b)
                         .filter(|&i| live(i))
-                        .map(|i| (res[i].abs(), kb.residual[i])),
+                        .map(|i| (d_scale * res[i].abs(), d_scale * kb.residual[i])),
                     b,
                     n,
                     u,
                     n_exact,
                 );
             } else {
-                kb.grad_start = kb.g.clone();
-                kb.grad_end = kb.g.clone();
+                kb.grad_start = (0..b)
+                    .map(|i| {
+                        div_err(
+                            d_scale * res[i].abs(),
+                            d_scale * kb.residual[i],
+                            n,
+                            u,
+                            n_exact,
+                        )
+                    })
+                    .collect();
+                kb.grad_end = kb.grad_start.clone();
             }
         }
         Kernel::Tpcl { .. } | Kernel::TpclWindowed { .. } => {

@@ -17,9 +17,11 @@ use crate::kernels::batch::{TrajectoryBatch, Windows};
 use crate::kernels::cuda::{CudaBackend, CudaFloat};
 use crate::kernels::error::BatchError;
 use crate::kernels::float::Float;
+use crate::kernels::fused::Shape;
 use crate::kernels::fused::{evaluate_into, GradForm, Kernel, KernelId, KernelOutput};
 use crate::kernels::generate::{chunks, generate, GenConfig, Generated};
 use crate::mutant::Mutant;
+use crate::objectives::Definitions;
 
 /// What to check.
 #[derive(Debug, Clone)]
@@ -157,13 +159,13 @@ impl Backend {
         batch: &TrajectoryBatch<F>,
         kernel: &Kernel<'_, F>,
         form: GradForm,
-        mutant: Option<Mutant>,
+        defs: &Definitions,
         dense: Option<&mut DMatrix<F>>,
     ) -> Result<KernelOutput<F>, BatchError> {
         match self {
-            Backend::Cpu => evaluate_into(batch, kernel, mutant, dense),
+            Backend::Cpu => evaluate_into(batch, kernel, Some(defs), dense),
             Backend::Cuda(c) => {
-                let mut out = c.evaluate_mutant(batch, kernel, form, mutant)?;
+                let mut out = c.evaluate_with(batch, kernel, form, Some(defs))?;
                 if let (Some(buf), Some(d)) = (dense, out.dense.take()) {
                     buf.copy_from(&d);
                 }
@@ -186,15 +188,15 @@ fn run<F: CudaFloat>(
     backend: &Backend,
     batch: &TrajectoryBatch<F>,
     kernel: &Kernel<'_, F>,
-    mutant: Option<Mutant>,
+    defs: &Definitions,
     params: &ParamErrors,
     stats: &BoundStats,
     dense: Option<(&mut DMatrix<F>, &mut Acc)>,
 ) -> Result<Run<F>, BatchError> {
     let out = match dense {
-        None => backend.eval(batch, kernel, GradForm::PerTrajectory, mutant, None)?,
+        None => backend.eval(batch, kernel, GradForm::PerTrajectory, defs, None)?,
         Some((buf, layout)) => {
-            let out = backend.eval(batch, kernel, GradForm::Dense, mutant, Some(&mut *buf))?;
+            let out = backend.eval(batch, kernel, GradForm::Dense, defs, Some(&mut *buf))?;
             let windows = match kernel {
                 Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(*windows),
                 _ => None,
@@ -207,8 +209,20 @@ fn run<F: CudaFloat>(
             out
         }
     };
-    let bounds = kernel_bounds_with(batch, kernel, mutant, &out, params, stats);
+    let shape = Shape::for_batch(batch, Some(defs))?;
+    let bounds = kernel_bounds_with(batch, kernel, &shape, &out, params, stats);
     Ok(Run { out, bounds })
+}
+
+/// The suite's definitions at a batch's β with the run's mutant applied.
+fn definitions<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    mutant: Option<Mutant>,
+) -> Result<Definitions, BatchError> {
+    let beta = batch.beta().to_f64();
+    Ok(Definitions::from_f64(beta)
+        .ok_or(BatchError::InvalidBeta(beta))?
+        .mutated(mutant))
 }
 
 /// Errors of the derived parameters as generated: `V = fl(x / β)` is within `u |x/β|` of
@@ -235,7 +249,7 @@ fn factors(beta: f64) -> ((f64, f64), (f64, f64)) {
 fn identity_checks<F: CudaFloat>(
     backend: &Backend,
     g: &Generated<F>,
-    mutant: Option<Mutant>,
+    defs: &Definitions,
     pb: &ProgressBar,
 ) -> Result<Vec<CheckResult>, BatchError> {
     let batch = &g.batch;
@@ -245,11 +259,15 @@ fn identity_checks<F: CudaFloat>(
     let none = ParamErrors::default();
     let (alpha, alpha2) = factors(batch.beta().to_f64());
     let neg_alpha = (-alpha.0, alpha.1);
-    // The shared-scalar checks expect α²; the alpha-not-squared mutant expects α there.
-    let shared = if mutant == Some(Mutant::AlphaNotSquared) {
-        alpha
-    } else {
-        alpha2
+    // The shared-scalar checks expect the definitions' power of α (α²).
+    let shared = match defs.factors.shared_scalar.0 {
+        1 => alpha,
+        2 => alpha2,
+        k => {
+            return Err(BatchError::Unsupported(format!(
+                "a shared-scalar factor α^{k}"
+            )))
+        }
     };
     let mut checks = Vec::new();
     let we = g.windows_v.end();
@@ -264,7 +282,7 @@ fn identity_checks<F: CudaFloat>(
         backend,
         batch,
         &k_rtb,
-        mutant,
+        defs,
         &none,
         &stats,
         Some((&mut buf, &mut layout)),
@@ -274,7 +292,7 @@ fn identity_checks<F: CudaFloat>(
         backend,
         batch,
         &k_tpcl,
-        mutant,
+        defs,
         &pe,
         &stats,
         Some((&mut buf, &mut layout)),
@@ -346,7 +364,7 @@ fn identity_checks<F: CudaFloat>(
         backend,
         batch,
         &k_surr,
-        mutant,
+        defs,
         &pe,
         &stats,
         Some((&mut buf, &mut layout)),
@@ -371,7 +389,7 @@ fn identity_checks<F: CudaFloat>(
         backend,
         batch,
         &k_tw,
-        mutant,
+        defs,
         &pe,
         &stats,
         Some((&mut buf, &mut layout)),
@@ -383,7 +401,7 @@ fn identity_checks<F: CudaFloat>(
         backend,
         batch,
         &k_sub,
-        mutant,
+        defs,
         &none,
         &stats,
         Some((&mut buf, &mut layout)),
@@ -475,6 +493,7 @@ fn precision_checks(
     g32: &Generated<f32>,
     mutant: Option<Mutant>,
 ) -> Result<Vec<CheckResult>, BatchError> {
+    let defs = &definitions(&g32.batch, mutant)?;
     let g64: Generated<f64> = cast_generated(g32)?;
     let (pe32, pe64) = (param_errors(g32), param_errors(&g64));
     // V in f64 is computed from the same f32 inputs; each side's parameter error is its own.
@@ -535,8 +554,8 @@ fn precision_checks(
                 &ParamErrors::default(),
             ),
         };
-        let a = run(backend, &g32.batch, &k32, mutant, p32, &s32, None)?;
-        let b = run(backend, &g64.batch, &k64, mutant, p64, &s64, None)?;
+        let a = run(backend, &g32.batch, &k32, defs, p32, &s32, None)?;
+        let b = run(backend, &g64.batch, &k64, defs, p64, &s64, None)?;
         let lengths = g32.batch.lengths();
         let live = |i: usize| lengths[i] > 0;
         let one = (1.0, 0.0);
@@ -634,12 +653,22 @@ pub fn run_checks(cfg: &GradcheckConfig) -> Result<GradcheckReport, BatchError> 
     match cfg.dtype {
         Dtype::F32 => {
             let g = generate::<f32>(&gen, Some(&pb))?;
-            checks.extend(identity_checks(&backend, &g, cfg.mutant, &pb)?);
+            checks.extend(identity_checks(
+                &backend,
+                &g,
+                &definitions(&g.batch, cfg.mutant)?,
+                &pb,
+            )?);
             checks.extend(precision_checks(&backend, &g, cfg.mutant)?);
         }
         Dtype::F64 => {
             let g = generate::<f64>(&gen, Some(&pb))?;
-            checks.extend(identity_checks(&backend, &g, cfg.mutant, &pb)?);
+            checks.extend(identity_checks(
+                &backend,
+                &g,
+                &definitions(&g.batch, cfg.mutant)?,
+                &pb,
+            )?);
             let g32: Generated<f32> = cast_generated(&g)?;
             drop(g);
             checks.extend(precision_checks(&backend, &g32, cfg.mutant)?);

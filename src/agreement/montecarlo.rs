@@ -41,9 +41,10 @@ use crate::exact::Poly;
 use crate::expect::{self, Route};
 use crate::kernels::batch::TrajectoryBatch;
 use crate::kernels::error::BatchError;
-use crate::kernels::fused::{evaluate_mutant, GradForm, Kernel};
+use crate::kernels::fused::{evaluate_with, GradForm, Kernel};
 use crate::kernels::softmax::TabularSoftmax;
 use crate::mutant::Mutant;
+use crate::objectives::Definitions;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -325,11 +326,11 @@ pub fn run_mc(cfg: &McConfig) -> Result<McReport, BatchError> {
     let edges = DMatrix::from_vec(t, n, sm_edges);
     let starts = vec![0usize; n];
 
-    let shared = if cfg.mutant == Some(Mutant::AlphaNotSquared) {
-        alpha
-    } else {
-        alpha * alpha
-    };
+    let defs = Definitions::from_f64(beta)
+        .ok_or(BatchError::InvalidBeta(beta))?
+        .mutated(cfg.mutant);
+    // The factor the definitions predict for the shared scalar (α²).
+    let shared = alpha.powi(defs.factors.shared_scalar.0 as i32);
     let reinforce_factor = 1.0 - 1.0 / n as f64;
     let v0 = alpha * log_z_star;
     let checks: Vec<(&str, Kernel<f64>, Vec<f64>)> = vec![
@@ -365,7 +366,7 @@ pub fn run_mc(cfg: &McConfig) -> Result<McReport, BatchError> {
     let mut untested = 0;
     let mut threshold = f64::NAN;
     for (id, kernel, expected) in checks {
-        let out = evaluate_mutant(&batch, &kernel, GradForm::PerTrajectory, cfg.mutant)?;
+        let out = evaluate_with(&batch, &kernel, GradForm::PerTrajectory, Some(&defs))?;
         let g = out.g.as_slice();
         let mean = pol.logit_gradient_rows(&edges, &starts, &lengths, g)?;
         let (s2, visits) = second_moments(&pol, offsets, &edges, &lengths, g);

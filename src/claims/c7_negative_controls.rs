@@ -236,60 +236,70 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
     )
 }
 
-/// `C7.mutants.differ`: every mutant that applies is a real change of its objective.
+/// `C7.mutants.differ`: every mutant that applies is a real change of the definitions. Each
+/// mutant is applied by [`Definitions::mutated`] (the one place mutants act), and both
+/// definitions are evaluated by the one evaluator on the generic trajectory; the first
+/// quantity that differs is recorded.
 fn mutants_differ(ctx: &ClaimContext, keep: usize) -> Recorder {
     use crate::mutant::Mutant;
-    use crate::objectives::{half_square, rtb, square, trust_pcl};
+    use crate::objectives::{evaluate, Definitions, Trajectory};
     let env = ctx.env;
-    let (alpha, beta) = (&ctx.alpha, &env.beta);
+    let alpha = &ctx.alpha;
     let (sq, sp, lr, lz) = (
         Poly::var(Var::SumLogQ),
         Poly::var(Var::SumLogP),
         Poly::var(Var::LogR),
         Poly::var(Var::LogZ),
     );
-    let correct = trust_pcl::Params::equivalence(alpha);
-    let c_of = |params: &trust_pcl::Params| {
-        let rl = trust_pcl::step_term(&lr, &sq, &sp, params);
-        trust_pcl::consistency(&lz.scale(alpha), &Poly::zero(), &[rl], params)
+    let generic = [Trajectory {
+        log_q: vec![sq],
+        log_p: vec![sp],
+        log_r: lr.clone(),
+        reward: lr,
+        window: None,
+    }];
+    // The quantities a mutant may change, most specific first: the residuals, then the loss,
+    // then the predicted factor.
+    let quantities = |defs: &Definitions| -> Vec<(&'static str, Poly)> {
+        let eval = |o, scalar: &Poly| {
+            evaluate(o, &defs.beta, &generic, scalar).expect("the generic trajectory is valid")
+        };
+        let tpcl = eval(&defs.tpcl, &lz.scale(alpha));
+        let rtb = eval(&defs.rtb, &lz);
+        vec![
+            ("the consistency C", tpcl.residuals[0].clone()),
+            ("the RTB residual δ", rtb.residuals[0].clone()),
+            ("the Trust-PCL loss", tpcl.loss),
+            (
+                "the shared-scalar factor",
+                Poly::constant(defs.factors.shared_scalar.of(alpha)),
+            ),
+        ]
     };
-    let delta_of =
-        |placement| rtb::residual(&lz, &[rtb::step(&sq, &sp, Some(&lr), beta, placement)]);
-    let c = c_of(&correct);
+    let correct = quantities(&Definitions::new(env.beta.clone()));
     let mut r = Recorder::new(CHECKS[3], "generic", keep);
     for mutant in Mutant::ALL {
-        let (what, variant, reference) = match mutant {
-            Mutant::MissingHalf => ("L_TPCL: C² against ½C²", square(&c), half_square(&c)),
-            Mutant::FlippedSign => {
-                let mut flipped = correct.clone();
-                flipped.penalty_sign = -Rational::from_integer(1.into());
-                (
-                    "C with the KL penalty's sign flipped",
-                    c_of(&flipped),
-                    c.clone(),
-                )
+        let mutated = quantities(&Definitions::new(env.beta.clone()).mutated(Some(mutant)));
+        let changed = mutated
+            .into_iter()
+            .zip(&correct)
+            .find(|((_, m), (_, c))| m != c);
+        let ((what, variant), reference) = match changed {
+            Some(((what, m), (_, c))) => ((what, m), c.clone()),
+            // At β = 1 these mutants are the identity (documented in `mutant`): not applicable.
+            None if matches!(mutant, Mutant::BetaOnRatio | Mutant::AlphaNotSquared)
+                && env.beta == Rational::from_integer(1.into()) =>
+            {
+                continue
             }
-            Mutant::BetaOnRatio => (
-                "δ with β on the log-ratio",
-                delta_of(rtb::BetaPlacement::OnLogRatio),
-                delta_of(rtb::BetaPlacement::OnLogReward),
-            ),
-            Mutant::AlphaNotSquared => (
-                "the shared-scalar factor α against α²",
-                Poly::constant(alpha.clone()),
-                Poly::constant(alpha * alpha),
-            ),
+            None => (correct[0].clone(), correct[0].1.clone()),
         };
         let difference = variant.sub(&reference);
-        if difference.is_zero() && matches!(mutant, Mutant::BetaOnRatio | Mutant::AlphaNotSquared) {
-            // At β = 1 these mutants are the identity (documented in `mutant`): not applicable.
-            continue;
-        }
         r.record_nonzero(
             Derivation {
                 check: CHECKS[3].into(),
                 subject: format!("mutant {mutant} on the generic trajectory"),
-                identity: format!("{what}: the difference is not zero"),
+                identity: format!("{what} under the mutant differs from the definition's"),
                 steps: vec![Step::collect(
                     "mutant − correct",
                     vec![term("mutant", variant), term("−correct", reference.neg())],

@@ -4,7 +4,7 @@ use super::term;
 use crate::dag::{self, Environment, LogTable, Optimum};
 use crate::exact::{Derivation, ExactError, Poly, Rational, Step, Var};
 use crate::mutant::Mutant;
-use crate::objectives::{self, rtb, subtb, trust_pcl};
+use crate::objectives::{self, rtb, subtb, trust_pcl, Definitions};
 use num_traits::{One, Zero};
 
 /// Options of a verification run.
@@ -47,6 +47,8 @@ pub struct ClaimContext<'a> {
     pub windows: Result<Vec<Vec<usize>>, String>,
     /// `α = 1/β`.
     pub alpha: Rational,
+    /// The objectives, with the run's mutant applied (the one place it is applied).
+    pub defs: Definitions,
     log_p: Vec<Poly>,
     log_q: Vec<Poly>,
     log_r: Vec<Option<Poly>>,
@@ -81,6 +83,7 @@ impl<'a> ClaimContext<'a> {
         Ok(Self {
             env,
             alpha: env.alpha(),
+            defs: Definitions::new(env.beta.clone()).mutated(options.mutant),
             options,
             logs,
             optimum,
@@ -94,11 +97,6 @@ impl<'a> ClaimContext<'a> {
         })
     }
 
-    /// True when `m` is the active mutant.
-    pub fn mutant_is(&self, m: Mutant) -> bool {
-        self.options.mutant == Some(m)
-    }
-
     /// ` [mutant: NAME]` or nothing, for derivation headers.
     pub fn mutant_tag(&self) -> String {
         self.options
@@ -107,39 +105,28 @@ impl<'a> ClaimContext<'a> {
             .unwrap_or_default()
     }
 
-    /// Trust-PCL parameters of the equivalence regime (with the mutant's sign flip).
+    /// Trust-PCL parameters of the equivalence regime, as the definitions state them.
     pub fn tpcl_params(&self) -> trust_pcl::Params {
-        let mut params = trust_pcl::Params::equivalence(&self.alpha);
-        if self.mutant_is(Mutant::FlippedSign) {
-            params.penalty_sign = -Rational::one();
-        }
-        params
+        self.defs.tpcl.regularisation.clone()
     }
 
     /// Where β sits in RTB.
     pub fn beta_placement(&self) -> rtb::BetaPlacement {
-        if self.mutant_is(Mutant::BetaOnRatio) {
-            rtb::BetaPlacement::OnLogRatio
-        } else {
-            rtb::BetaPlacement::OnLogReward
-        }
+        self.defs.rtb.beta
     }
 
-    /// The factor the shared-scalar checks expect: `α²` (or `α` under `alpha-not-squared`).
+    /// The factor the shared-scalar checks expect (α² in the definitions).
     pub fn shared_factor(&self) -> (Rational, &'static str) {
-        if self.mutant_is(Mutant::AlphaNotSquared) {
-            (self.alpha.clone(), "α")
-        } else {
-            (&self.alpha * &self.alpha, "α²")
-        }
+        let power = self.defs.factors.shared_scalar;
+        (power.of(&self.alpha), power.label())
     }
 
-    /// The Trust-PCL loss of a consistency: `½ C²` (or `C²` under `missing-half`).
+    /// The Trust-PCL loss of a consistency: `½ C²` (or `C²` where the definition drops ½).
     pub fn tpcl_loss(&self, c: &Poly) -> Poly {
-        if self.mutant_is(Mutant::MissingHalf) {
-            objectives::square(c)
-        } else {
+        if self.defs.tpcl.half {
             objectives::half_square(c)
+        } else {
+            objectives::square(c)
         }
     }
 
@@ -175,10 +162,9 @@ impl<'a> ClaimContext<'a> {
     /// under `beta-on-ratio`, whose β sits on the log-ratio), `log_f(s)` elsewhere.
     pub fn log_f_end(&self, s: usize, log_f: &dyn Fn(usize) -> Poly) -> Poly {
         if self.env.is_terminal(s) {
-            if self.mutant_is(Mutant::BetaOnRatio) {
-                self.log_r(s).clone()
-            } else {
-                self.log_r(s).scale(&self.env.beta)
+            match self.defs.subtb.beta {
+                rtb::BetaPlacement::OnLogRatio => self.log_r(s).clone(),
+                rtb::BetaPlacement::OnLogReward => self.log_r(s).scale(&self.env.beta),
             }
         } else {
             log_f(s)
@@ -187,10 +173,9 @@ impl<'a> ClaimContext<'a> {
 
     /// SubTB's weight on the log-ratio: 1 (β under `beta-on-ratio`).
     pub fn ratio_weight(&self) -> Rational {
-        if self.mutant_is(Mutant::BetaOnRatio) {
-            self.env.beta.clone()
-        } else {
-            Rational::one()
+        match self.defs.subtb.beta {
+            rtb::BetaPlacement::OnLogRatio => self.env.beta.clone(),
+            rtb::BetaPlacement::OnLogReward => Rational::one(),
         }
     }
 

@@ -37,7 +37,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Verify claims C1–C5 exactly on every environment (default `spec/`).
+    /// Verify claims C1–C8 exactly on every environment (default `spec/`).
     Verify(verify::VerifyArgs),
     /// Print the derivation of one claim on one environment.
     Derive(derive::DeriveArgs),

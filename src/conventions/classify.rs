@@ -11,9 +11,23 @@
 //!
 //! times `α^k`, `k ∈ {0, 1, 2}` (`k = 2` is Trust-PCL with the shared scalar
 //! `V(s0) = α log Z`, `C = −α δ`; `k = 1` a Trust-PCL scaled by α instead of α²), with or
-//! without `½`, and a reduction (per trajectory, batch mean, batch sum). A candidate matches
-//! when every quantity the user gave is within a relative distance `tol` of it.
+//! without `½`, and a reduction (per trajectory, batch mean, batch sum); and Trust-PCL with
+//! its KL penalty's sign flipped. A candidate matches when every quantity the user gave is
+//! within a relative distance `tol` of it.
+//!
+//! Every candidate's numbers come from the objectives' one definition, run by the one
+//! evaluator in f64 with dual-number gradients: the Trust-PCL candidates from Trust-PCL's own
+//! definition with `V(s0) = α log Z` (never as a multiple of RTB), the others from RTB's,
+//! VarGrad's and `+mean`'s. A candidate that is one of the suite's mutants (a definition
+//! changed by [`Definitions::mutated`], or the `α` factor where α² is predicted) is named as
+//! that mutant.
 use serde::Serialize;
+
+use crate::mutant::Mutant;
+use crate::objectives::{
+    evaluate_with_gradients, Definitions, Family, Objective, Reduction as ObjReduction,
+    Trajectory,
+};
 
 /// A batch as exported (row-major `[B, T]`, padding past each length).
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +128,8 @@ pub enum Residual {
     VarGrad,
     /// `s_i + mean s` (not VarGrad: a different objective).
     VarGradPlusMean,
+    /// Trust-PCL's consistency with the KL penalty's sign flipped (`V(s0) = α log Z`).
+    FlippedKlSign,
 }
 
 /// Batch reduction.
@@ -145,6 +161,8 @@ pub struct Candidate {
     pub distance: f64,
     /// Least-squares factor `f` with user loss ≈ `f` × candidate loss.
     pub factor: f64,
+    /// The suite's mutant this candidate is, if it is one.
+    pub mutant: Option<Mutant>,
 }
 
 /// The classification.
@@ -174,12 +192,14 @@ fn name(res: Residual, k: u32, half: bool) -> String {
         (Residual::VarGrad, 0) => "VarGrad (log Z := −batch mean; detached or not)",
         (Residual::VarGrad, _) => "VarGrad scaled by a power of α",
         (Residual::VarGradPlusMean, _) => "'+mean' centring (not VarGrad)",
+        (Residual::FlippedKlSign, _) => "Trust-PCL with the KL penalty's sign flipped",
     };
     let sym = match res {
         Residual::BetaOnLogR => "δ²",
         Residual::BetaOnLogRatio => "δ'²",
         Residual::VarGrad => "(s − s̄)²",
         Residual::VarGradPlusMean => "(s + s̄)²",
+        Residual::FlippedKlSign => "C'²",
     };
     format!("{h}{a}{sym}: {what}")
 }
@@ -228,91 +248,130 @@ pub fn classify(
     if tol.is_nan() || tol <= 0.0 {
         return Err("the tolerance must be positive".into());
     }
-    let beta = batch.beta;
-    let alpha = 1.0 / beta;
-    let d = batch.log_ratio();
-    let s: Vec<f64> = (0..b).map(|i| d[i] - beta * batch.log_r[i]).collect();
-    let s_mean = s.iter().sum::<f64>() / b as f64;
+    let defs = Definitions::from_f64(batch.beta)
+        .ok_or_else(|| format!("beta must be finite and > 0, got {}", batch.beta))?;
+    let alpha = 1.0 / batch.beta;
+    let trajectories: Vec<Trajectory<f64>> = (0..b)
+        .map(|i| Trajectory {
+            log_q: batch.log_q[i * t..i * t + batch.lengths[i]].to_vec(),
+            log_p: batch.log_p[i * t..i * t + batch.lengths[i]].to_vec(),
+            log_r: batch.log_r[i],
+            reward: batch.log_r[i].exp(),
+            window: None,
+        })
+        .collect();
+    let flipped = defs.clone().mutated(Some(Mutant::FlippedSign));
+    let mutant_of = |o: &Objective, k: u32| -> Option<Mutant> {
+        let right = match o.family {
+            Family::Rtb => &defs.rtb,
+            Family::TrustPcl => &defs.tpcl,
+            _ => return None,
+        };
+        Mutant::ALL.into_iter().find(|&m| {
+            let wrong = defs.clone().mutated(Some(m));
+            let changed = match o.family {
+                Family::Rtb => &wrong.rtb,
+                _ => &wrong.tpcl,
+            };
+            let expected_power = if o.family == Family::Rtb { 0 } else { 2 };
+            (changed != right && changed == o && k == expected_power)
+                || (m == Mutant::AlphaNotSquared
+                    && o == right
+                    && o.family == Family::Rtb
+                    && k == wrong.factors.shared_scalar.0
+                    && k != defs.factors.shared_scalar.0)
+        })
+    };
     let mut cands = Vec::new();
+    let mut grid: Vec<(Residual, u32)> = Vec::new();
     for res in [
         Residual::BetaOnLogR,
         Residual::BetaOnLogRatio,
         Residual::VarGrad,
         Residual::VarGradPlusMean,
     ] {
-        // Residual per trajectory, its derivative w.r.t. Σ log q, and w.r.t. log Z.
-        let (r, dr_dq, dr_dz): (Vec<f64>, f64, f64) = match res {
-            Residual::BetaOnLogR => ((0..b).map(|i| batch.log_z + s[i]).collect(), 1.0, 1.0),
-            Residual::BetaOnLogRatio => (
-                (0..b)
-                    .map(|i| batch.log_z + beta * d[i] - batch.log_r[i])
-                    .collect(),
-                beta,
-                1.0,
-            ),
-            Residual::VarGrad => ((0..b).map(|i| s[i] - s_mean).collect(), 1.0, 0.0),
-            Residual::VarGradPlusMean => ((0..b).map(|i| s[i] + s_mean).collect(), 1.0, 0.0),
-        };
-        for k in 0..3u32 {
-            let scale = alpha.powi(k as i32);
-            for half in [true, false] {
-                let h = if half { 0.5 } else { 1.0 };
-                let per: Vec<f64> = r.iter().map(|x| h * scale * x * x).collect();
-                // ∂L_i/∂(any live log q of row i) and ∂L_i/∂log Z (detached centring).
-                let g: Vec<f64> = r.iter().map(|x| 2.0 * h * scale * x * dr_dq).collect();
-                let gz: f64 = r.iter().map(|x| 2.0 * h * scale * x * dr_dz).sum();
-                for red in [Reduction::Mean, Reduction::Sum] {
-                    let div = if red == Reduction::Mean {
-                        b as f64
-                    } else {
-                        1.0
-                    };
-                    let mut dist = 0.0f64;
-                    let mut determined = false;
-                    let factor;
-                    if user.loss.len() == b {
-                        dist = dist.max(distance(&user.loss, &per));
-                        let (num, den) = user
-                            .loss
-                            .iter()
-                            .zip(&per)
-                            .fold((0.0, 0.0), |(n, dd), (u, c)| (n + u * c, dd + c * c));
-                        factor = if den > 0.0 { num / den } else { f64::NAN };
-                    } else {
-                        determined = true;
-                        let total = per.iter().sum::<f64>() / div;
-                        dist = dist.max(distance(&user.loss, &[total]));
-                        factor = user.loss[0] / total;
+        grid.extend((0..3u32).map(|k| (res, k)));
+    }
+    grid.push((Residual::FlippedKlSign, 2));
+    for (res, k) in grid {
+        for half in [true, false] {
+            for red in [Reduction::Mean, Reduction::Sum] {
+                // The candidate's objective and scalar: Trust-PCL (α² with the shared scalar)
+                // from its own definition, the rest from theirs times α^k.
+                let (mut objective, scalar, chain, scale) = match (res, k) {
+                    (Residual::BetaOnLogR, 2) => (defs.tpcl.clone(), alpha * batch.log_z, alpha, 1.0),
+                    (Residual::FlippedKlSign, _) => {
+                        (flipped.tpcl.clone(), alpha * batch.log_z, alpha, 1.0)
                     }
-                    if let Some(gz_user) = user.grad_log_z {
-                        determined = true;
-                        dist = dist.max(distance(&[gz_user], &[gz / div]));
+                    (Residual::BetaOnLogR, _) => (defs.rtb.clone(), batch.log_z, 1.0, alpha.powi(k as i32)),
+                    (Residual::BetaOnLogRatio, _) => (
+                        defs.clone().mutated(Some(Mutant::BetaOnRatio)).rtb,
+                        batch.log_z,
+                        1.0,
+                        alpha.powi(k as i32),
+                    ),
+                    (Residual::VarGrad, _) => (defs.vargrad.clone(), 0.0, 0.0, alpha.powi(k as i32)),
+                    (Residual::VarGradPlusMean, _) => {
+                        let mut o = defs.vargrad.clone();
+                        o.family = Family::PlusMean;
+                        (o, 0.0, 0.0, alpha.powi(k as i32))
                     }
-                    if let Some(gq) = &user.grad_log_q {
-                        determined = true;
-                        let want: Vec<f64> = (0..b * t)
-                            .map(|j| {
-                                let (i, k) = (j / t, j % t);
-                                if k < batch.lengths[i] {
-                                    g[i] / div
-                                } else {
-                                    0.0
-                                }
-                            })
-                            .collect();
-                        dist = dist.max(distance(gq, &want));
-                    }
-                    cands.push(Candidate {
-                        name: name(res, k, half),
-                        half,
-                        residual: res,
-                        alpha_power: k,
-                        reduction: red,
-                        reduction_determined: determined,
-                        distance: dist,
-                        factor,
-                    });
+                };
+                objective.half = half;
+                objective.reduction = match red {
+                    Reduction::Mean => ObjReduction::Mean,
+                    Reduction::Sum => ObjReduction::Sum,
+                };
+                let grads = evaluate_with_gradients(&objective, &defs.beta, &trajectories, &scalar)
+                    .map_err(|e| e.to_string())?;
+                let per: Vec<f64> = grads.evaluation.losses.iter().map(|x| scale * x).collect();
+                let mut dist = 0.0f64;
+                let mut determined = false;
+                let factor;
+                if user.loss.len() == b {
+                    dist = dist.max(distance(&user.loss, &per));
+                    let (num, den) = user
+                        .loss
+                        .iter()
+                        .zip(&per)
+                        .fold((0.0, 0.0), |(n, dd), (u, c)| (n + u * c, dd + c * c));
+                    factor = if den > 0.0 { num / den } else { f64::NAN };
+                } else {
+                    determined = true;
+                    let total = scale * grads.evaluation.loss;
+                    dist = dist.max(distance(&user.loss, &[total]));
+                    factor = user.loss[0] / total;
                 }
+                if let Some(gz_user) = user.grad_log_z {
+                    determined = true;
+                    // ∂/∂log Z through the scalar (V(s0) = α log Z: the chain factor α).
+                    dist = dist.max(distance(&[gz_user], &[scale * chain * grads.scalar]));
+                }
+                if let Some(gq) = &user.grad_log_q {
+                    determined = true;
+                    let want: Vec<f64> = (0..b * t)
+                        .map(|j| {
+                            let (i, s) = (j / t, j % t);
+                            if s < batch.lengths[i] {
+                                scale * grads.log_q[i][s]
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect();
+                    dist = dist.max(distance(gq, &want));
+                }
+                cands.push(Candidate {
+                    name: name(res, k, half),
+                    half,
+                    residual: res,
+                    alpha_power: k,
+                    reduction: red,
+                    reduction_determined: determined,
+                    distance: dist,
+                    factor,
+                    mutant: mutant_of(&objective, k),
+                });
             }
         }
     }

@@ -95,4 +95,7 @@ pub enum BatchError {
     /// The CUDA backend is unavailable (not compiled in, no driver, no device) or failed.
     #[error("CUDA unavailable: {0}")]
     Cuda(String),
+    /// The definitions ask for something the fused kernels do not compute.
+    #[error("not computed by the fused kernels: {0}")]
+    Unsupported(String),
 }

@@ -22,7 +22,9 @@ use super::batch::{TrajectoryBatch, Windows};
 use super::error::BatchError;
 use super::float::Float;
 use super::sum::{lanes_sum, lanes_sum2, sum_by};
-use crate::mutant::Mutant;
+use crate::objectives::definition::{Definitions, Objective, Reduction};
+use crate::objectives::rtb::BetaPlacement;
+use num_traits::ToPrimitive;
 
 /// Trajectories per parallel task in the memory-bound phases.
 const ROWS_PER_TASK: usize = 256;
@@ -165,28 +167,122 @@ pub struct KernelOutput<F: Float> {
     pub grad_end: Option<DVector<F>>,
 }
 
-/// Evaluates one kernel.
+/// What the fused kernels read from the objective definitions: plain flags and factors,
+/// derived once per call by [`Shape::of`]. The kernels support the definitions' regime of
+/// the equivalence (γ = 1, τ_H = 0, mean reduction); anything else is refused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shape {
+    /// RTB's loss is `½ δ²` (else `δ²`).
+    pub rtb_half: bool,
+    /// RTB's β sits on the log-ratio (else on the log-reward).
+    pub rtb_beta_on_ratio: bool,
+    /// Trust-PCL's loss is `½ C²`.
+    pub tpcl_half: bool,
+    /// Windowed Trust-PCL's loss is `½ C²`.
+    pub tpcl_windowed_half: bool,
+    /// `λ/α` times the penalty's sign for Trust-PCL (±1 in the equivalence regime).
+    pub tpcl_lambda: f64,
+    /// The same for windowed Trust-PCL.
+    pub tpcl_windowed_lambda: f64,
+    /// The same for the surrogate.
+    pub tpcl_surrogate_lambda: f64,
+    /// SubTB's loss is `½ δ²`.
+    pub subtb_half: bool,
+    /// SubTB's β sits on the log-ratio.
+    pub subtb_beta_on_ratio: bool,
+    /// REINFORCE-KL's KL weight over α.
+    pub reinforce_lambda: f64,
+}
+
+impl Shape {
+    /// Reads the definitions; refuses what the kernels do not compute.
+    pub fn of(defs: &Definitions) -> Result<Self, BatchError> {
+        let supported = |o: &Objective| -> Result<(), BatchError> {
+            if o.undiscounted_without_entropy() && o.reduction == Reduction::Mean {
+                Ok(())
+            } else {
+                Err(BatchError::Unsupported(format!(
+                    "{:?}: the fused kernels compute γ = 1, τ_H = 0 and the mean reduction only",
+                    o.family
+                )))
+            }
+        };
+        for o in [
+            &defs.rtb,
+            &defs.tpcl,
+            &defs.tpcl_windowed,
+            &defs.tpcl_surrogate,
+            &defs.subtb,
+            &defs.reinforce_kl,
+            &defs.flawed,
+        ] {
+            supported(o)?;
+        }
+        // λ/α · sign = λ·β·sign, exact in rationals; ±1 in the regime, so the kernels'
+        // products by it are exact.
+        let over_alpha = |o: &Objective| {
+            let r = &o.regularisation;
+            (&r.relative_entropy * &defs.beta * &r.penalty_sign)
+                .to_f64()
+                .unwrap_or(f64::NAN)
+        };
+        Ok(Self {
+            rtb_half: defs.rtb.half,
+            rtb_beta_on_ratio: defs.rtb.beta == BetaPlacement::OnLogRatio,
+            tpcl_half: defs.tpcl.half,
+            tpcl_windowed_half: defs.tpcl_windowed.half,
+            tpcl_lambda: over_alpha(&defs.tpcl),
+            tpcl_windowed_lambda: over_alpha(&defs.tpcl_windowed),
+            tpcl_surrogate_lambda: over_alpha(&defs.tpcl_surrogate),
+            subtb_half: defs.subtb.half,
+            subtb_beta_on_ratio: defs.subtb.beta == BetaPlacement::OnLogRatio,
+            reinforce_lambda: (&defs.reinforce_kl.regularisation.relative_entropy * &defs.beta)
+                .to_f64()
+                .unwrap_or(f64::NAN),
+        })
+    }
+
+    /// The definitions at the batch's β, checked to be that β exactly.
+    pub(crate) fn for_batch<F: Float>(
+        batch: &TrajectoryBatch<F>,
+        defs: Option<&Definitions>,
+    ) -> Result<Self, BatchError> {
+        let beta = batch.beta().to_f64();
+        match defs {
+            None => Self::of(&Definitions::from_f64(beta).ok_or(BatchError::InvalidBeta(beta))?),
+            Some(d) if crate::exact::Rational::from_float(beta).as_ref() == Some(&d.beta) => {
+                Self::of(d)
+            }
+            Some(d) => Err(BatchError::Unsupported(format!(
+                "the definitions are for β = {} but the batch has β = {beta}",
+                d.beta
+            ))),
+        }
+    }
+}
+
+/// Evaluates one kernel with the suite's definitions at the batch's β.
 pub fn evaluate<F: Float>(
     batch: &TrajectoryBatch<F>,
     kernel: &Kernel<'_, F>,
     form: GradForm,
 ) -> Result<KernelOutput<F>, BatchError> {
-    evaluate_mutant(batch, kernel, form, None)
+    evaluate_with(batch, kernel, form, None)
 }
 
-/// Evaluates one kernel with a deliberately wrong variant swapped in (negative controls;
-/// see [`Mutant`] for what each changes). `None` is the correct objective.
-pub fn evaluate_mutant<F: Float>(
+/// Evaluates one kernel with the given definitions (for instance a mutant's,
+/// [`Definitions::mutated`]); `None` is the suite's definitions at the batch's β.
+pub fn evaluate_with<F: Float>(
     batch: &TrajectoryBatch<F>,
     kernel: &Kernel<'_, F>,
     form: GradForm,
-    mutant: Option<Mutant>,
+    defs: Option<&Definitions>,
 ) -> Result<KernelOutput<F>, BatchError> {
     match form {
-        GradForm::PerTrajectory => evaluate_into(batch, kernel, mutant, None),
+        GradForm::PerTrajectory => evaluate_into(batch, kernel, defs, None),
         GradForm::Dense => {
             let mut dense = DMatrix::from_element(batch.steps(), batch.batch(), F::ZERO);
-            let mut out = evaluate_into(batch, kernel, mutant, Some(&mut dense))?;
+            let mut out = evaluate_into(batch, kernel, defs, Some(&mut dense))?;
             out.dense = Some(dense);
             Ok(out)
         }
@@ -198,7 +294,7 @@ pub fn evaluate_mutant<F: Float>(
 pub fn evaluate_into<F: Float>(
     batch: &TrajectoryBatch<F>,
     kernel: &Kernel<'_, F>,
-    mutant: Option<Mutant>,
+    defs: Option<&Definitions>,
     dense: Option<&mut DMatrix<F>>,
 ) -> Result<KernelOutput<F>, BatchError> {
     if let Some(d) = &dense {
@@ -211,8 +307,9 @@ pub fn evaluate_into<F: Float>(
             });
         }
     }
+    let shape = Shape::for_batch(batch, defs)?;
     let phase1 = |w: Option<&Windows<F>>, t1, t2| Ok(cpu_row_sums(batch, w, t1, t2));
-    let out = compute(batch, kernel, mutant, &phase1)?;
+    let out = compute(batch, kernel, &shape, &phase1)?;
     if let Some(d) = dense {
         let windows = match kernel {
             Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(*windows),
@@ -472,23 +569,20 @@ fn finite<F: Float>(
     Ok(out)
 }
 
-/// Phases 1 (through `phase1`) and 2 of a kernel.
+/// Phases 1 (through `phase1`) and 2 of a kernel, with the definitions' [`Shape`].
 pub(crate) fn compute<F: Float>(
     batch: &TrajectoryBatch<F>,
     kernel: &Kernel<'_, F>,
-    mutant: Option<Mutant>,
+    shape: &Shape,
     phase1: &Phase1<'_, F>,
 ) -> Result<KernelOutput<F>, BatchError> {
     let n = F::from_usize(batch.live());
     let alpha = batch.alpha();
     let beta = batch.beta();
     let log_r = batch.log_r().as_slice();
-    let flipped = mutant == Some(Mutant::FlippedSign);
-    let missing_half = mutant == Some(Mutant::MissingHalf);
-    // Trust-PCL per-step RL term without the reward: −(τ_H + λ) log q + λ log p, τ_H = 0, λ = α.
-    // The flipped-sign mutant turns the KL penalty into a bonus: +λ log q − λ log p.
-    let lam = if flipped { -alpha } else { alpha };
-    let tpcl_step = Term { a: -lam, b: lam };
+    // Trust-PCL per-step RL term without the reward: −(τ_H + λ) log q + λ log p, τ_H = 0,
+    // λ = (λ/α)·α with the penalty's sign (a bonus, +λ log q − λ log p, when it is flipped).
+    let lam_of = |over_alpha: f64| F::from_f64(over_alpha) * alpha;
     let diff = Term {
         a: F::ONE,
         b: -F::ONE,
@@ -497,11 +591,13 @@ pub(crate) fn compute<F: Float>(
         a: F::ONE,
         b: F::ZERO,
     };
-    // ½ C² and its derivative factor (C² and 2C under the missing-half mutant).
-    let (sq_scale, d_scale) = if missing_half {
-        (F::ONE, F::TWO)
-    } else {
-        (F::HALF, F::ONE)
+    // ½ x² and its derivative factor (x² and 2x without ½).
+    let scales = |half: bool| {
+        if half {
+            (F::HALF, F::ONE)
+        } else {
+            (F::ONE, F::TWO)
+        }
     };
     let id = kernel.id();
     let empty = |residual: DVector<F>, g: DVector<F>, loss: F, grad_scalar: F| KernelOutput {
@@ -517,7 +613,8 @@ pub(crate) fn compute<F: Float>(
     let out = match *kernel {
         Kernel::Rtb { log_z } => {
             check_scalar("log_z", log_z)?;
-            let beta_on_ratio = mutant == Some(Mutant::BetaOnRatio);
+            let beta_on_ratio = shape.rtb_beta_on_ratio;
+            let (sq_scale, d_scale) = scales(shape.rtb_half);
             let s = phase1(None, diff, None)?.0;
             let delta = per_row(batch, |i| {
                 if beta_on_ratio {
@@ -526,14 +623,22 @@ pub(crate) fn compute<F: Float>(
                     (log_z - beta * log_r[i]) + s[i]
                 }
             });
-            let loss = mean(batch, |i| F::HALF * (delta[i] * delta[i]));
-            let g = per_row(batch, |i| delta[i] / n);
-            let gz = mean(batch, |i| delta[i]);
+            let loss = mean(batch, |i| sq_scale * (delta[i] * delta[i]));
+            // ∂δ/∂log q is β when β sits on the log-ratio.
+            let w = if beta_on_ratio {
+                d_scale * beta
+            } else {
+                d_scale
+            };
+            let g = per_row(batch, |i| (w * delta[i]) / n);
+            let gz = mean(batch, |i| d_scale * delta[i]);
             empty(delta, g, loss, gz)
         }
         Kernel::Tpcl { v0 } => {
             check_scalar("v0", v0)?;
-            let s = phase1(None, tpcl_step, None)?.0;
+            let lam = lam_of(shape.tpcl_lambda);
+            let (sq_scale, d_scale) = scales(shape.tpcl_half);
+            let s = phase1(None, Term { a: -lam, b: lam }, None)?.0;
             // Σ_t r_t = log r(x) (paid on the step into the terminal), V(terminal) = 0.
             let c = per_row(batch, |i| (s[i] + log_r[i]) - v0);
             let loss = mean(batch, |i| sq_scale * (c[i] * c[i]));
@@ -543,7 +648,8 @@ pub(crate) fn compute<F: Float>(
         }
         Kernel::TpclSurrogate { v0 } => {
             check_scalar("v0", v0)?;
-            let (s, slq) = phase1(None, tpcl_step, Some(just_q))?;
+            let lam = lam_of(shape.tpcl_surrogate_lambda);
+            let (s, slq) = phase1(None, Term { a: -lam, b: lam }, Some(just_q))?;
             let c = per_row(batch, |i| (s[i] + log_r[i]) - v0);
             let loss = mean(batch, |i| -(c[i] * slq[i]));
             let g = per_row(batch, |i| -c[i] / n);
@@ -552,7 +658,9 @@ pub(crate) fn compute<F: Float>(
         Kernel::TpclWindowed { windows } => {
             check_windows(batch, windows)?;
             let lengths = batch.lengths();
-            let s = phase1(Some(windows), tpcl_step, None)?.0;
+            let lam = lam_of(shape.tpcl_windowed_lambda);
+            let (sq_scale, d_scale) = scales(shape.tpcl_windowed_half);
+            let s = phase1(Some(windows), Term { a: -lam, b: lam }, None)?.0;
             let (vs, ve, end) = (windows.value_start(), windows.value_end(), windows.end());
             let c = per_row(batch, |i| {
                 if end[i] == lengths[i] {
@@ -582,31 +690,40 @@ pub(crate) fn compute<F: Float>(
             let lengths = batch.lengths();
             let s = phase1(Some(windows), diff, None)?.0;
             let (fs, fe, end) = (windows.value_start(), windows.value_end(), windows.end());
+            let (sq_scale, d_scale) = scales(shape.subtb_half);
+            // β on the log-reward: log F(x) = β log r, weight 1 on the log-ratio; on the
+            // log-ratio: log F(x) = log r, weight β.
+            let on_ratio = shape.subtb_beta_on_ratio;
             let d = per_row(batch, |i| {
+                let ratio = if on_ratio { beta * s[i] } else { s[i] };
                 if end[i] == lengths[i] {
-                    (fs[i] + s[i]) - beta * log_r[i]
+                    let end_flow = if on_ratio { log_r[i] } else { beta * log_r[i] };
+                    (fs[i] + ratio) - end_flow
                 } else {
-                    (fs[i] + s[i]) - fe[i]
+                    (fs[i] + ratio) - fe[i]
                 }
             });
-            let loss = mean(batch, |i| F::HALF * (d[i] * d[i]));
-            let g = per_row(batch, |i| d[i] / n);
+            let loss = mean(batch, |i| sq_scale * (d[i] * d[i]));
+            let w = if on_ratio { d_scale * beta } else { d_scale };
+            let g = per_row(batch, |i| (w * d[i]) / n);
+            let gs = per_row(batch, |i| (d_scale * d[i]) / n);
             let ge = per_row(batch, |i| {
                 if end[i] == lengths[i] {
                     F::ZERO
                 } else {
-                    -d[i] / n
+                    -(d_scale * d[i]) / n
                 }
             });
             KernelOutput {
-                grad_start: Some(g.clone()),
+                grad_start: Some(gs),
                 grad_end: Some(ge),
                 ..empty(d, g, loss, F::ZERO)
             }
         }
         Kernel::ReinforceKl => {
             let (sd, slq) = phase1(None, diff, Some(just_q))?;
-            let reward = per_row(batch, |i| log_r[i] - alpha * sd[i]);
+            let lam = lam_of(shape.reinforce_lambda);
+            let reward = per_row(batch, |i| log_r[i] - lam * sd[i]);
             let b = mean(batch, |i| reward[i]);
             let a = per_row(batch, |i| reward[i] - b);
             let loss = mean(batch, |i| -(a[i] * slq[i]));

@@ -50,6 +50,6 @@ pub use float::Float;
 pub use softmax::TabularSoftmax;
 
 pub use fused::{
-    all_kernels, evaluate, evaluate_into, evaluate_mutant, AllKernelsParams, GradForm, Kernel,
-    KernelId, KernelOutput,
+    all_kernels, evaluate, evaluate_into, evaluate_with, AllKernelsParams, GradForm, Kernel,
+    KernelId, KernelOutput, Shape,
 };

@@ -37,6 +37,9 @@ pub enum Family {
     Flawed,
     /// VarGrad: the RTB residual with `log Z := −mean` of the rest over the batch.
     VarGrad,
+    /// The `+mean` centring seen in one diffusion-LM script: the rest plus its batch mean. Not
+    /// VarGrad: a different objective, kept so that `classify` can name it.
+    PlusMean,
 }
 
 /// How per-trajectory losses become the batch loss.
@@ -222,20 +225,6 @@ impl Definitions {
             }
         }
         self
-    }
-
-    /// The objective of a family (windowed Trust-PCL when `windowed`).
-    pub fn get(&self, family: Family, windowed: bool) -> &Objective {
-        match family {
-            Family::Rtb => &self.rtb,
-            Family::TrustPcl if windowed => &self.tpcl_windowed,
-            Family::TrustPcl => &self.tpcl,
-            Family::TrustPclSurrogate => &self.tpcl_surrogate,
-            Family::SubTb => &self.subtb,
-            Family::ReinforceKl => &self.reinforce_kl,
-            Family::Flawed => &self.flawed,
-            Family::VarGrad => &self.vargrad,
-        }
     }
 }
 

@@ -106,12 +106,7 @@ fn validate<S>(objective: &Objective, batch: &[Trajectory<S>]) -> Result<(), Eva
             if !(w.start < w.end && w.end <= t.log_q.len()) {
                 return Err(EvalError::Window {
                     index,
-                    what: format!(
-                        "window {}..{} outside 0..{}",
-                        w.start,
-                        w.end,
-                        t.log_q.len()
-                    ),
+                    what: format!("window {}..{} outside 0..{}", w.start, w.end, t.log_q.len()),
                 });
             }
         }
@@ -175,13 +170,20 @@ fn rtb_residual<S: Scalar>(
 }
 
 fn subtb_residual<S: Scalar>(objective: &Objective, beta: &Rational, t: &Trajectory<S>) -> S {
-    let w = t.window.as_ref().expect("validated: windowed objectives have windows");
+    let w = t
+        .window
+        .as_ref()
+        .expect("validated: windowed objectives have windows");
     let terminal = w.end == t.log_q.len();
     let (end_flow, weight) = match objective.beta {
         BetaPlacement::OnLogReward => (t.log_r.scale(beta), Rational::one()),
         BetaPlacement::OnLogRatio => (t.log_r.clone(), beta.clone()),
     };
-    let end = if terminal { end_flow } else { w.value_end.clone() };
+    let end = if terminal {
+        end_flow
+    } else {
+        w.value_end.clone()
+    };
     subtb::residual(
         &w.value_start,
         &t.log_q[w.start..w.end],
@@ -216,13 +218,17 @@ pub fn evaluate<S: Scalar>(
             let l = r.iter().map(square).collect();
             (r, l)
         }
-        Family::VarGrad => {
+        Family::VarGrad | Family::PlusMean => {
             let rest: Vec<S> = batch
                 .iter()
                 .map(|t| rtb_residual(objective.beta, beta, t, &S::zero()))
                 .collect();
             let m = mean(&rest);
-            let r: Vec<S> = rest.iter().map(|x| x.sub(&m)).collect();
+            let r: Vec<S> = if objective.family == Family::VarGrad {
+                rest.iter().map(|x| x.sub(&m)).collect()
+            } else {
+                rest.iter().map(|x| x.add(&m)).collect()
+            };
             let l = r.iter().map(square).collect();
             (r, l)
         }
@@ -277,7 +283,13 @@ pub fn evaluate<S: Scalar>(
             let l = batch
                 .iter()
                 .map(|t| {
-                    reinforce::flawed_loss(&t.reward.detach(), &b, &sum_q(t), &sum_p(t), &objective.kappa)
+                    reinforce::flawed_loss(
+                        &t.reward.detach(),
+                        &b,
+                        &sum_q(t),
+                        &sum_p(t),
+                        &objective.kappa,
+                    )
                 })
                 .collect();
             (a, l)
@@ -326,7 +338,12 @@ impl<S: Scalar> Dual<S> {
             .map(|k| self.tangent[k].1.clone())
             .unwrap_or_else(|_| S::zero())
     }
-    fn combine(a: &[(usize, S)], ca: Option<&S>, b: &[(usize, S)], cb: Option<&S>) -> Vec<(usize, S)> {
+    fn combine(
+        a: &[(usize, S)],
+        ca: Option<&S>,
+        b: &[(usize, S)],
+        cb: Option<&S>,
+    ) -> Vec<(usize, S)> {
         // ca·a + cb·b with sparse sorted tangents (None: coefficient 1).
         let scale = |x: &S, c: Option<&S>| match c {
             Some(c) => c.mul(x),
@@ -471,10 +488,16 @@ pub fn evaluate_with_gradients<S: Scalar>(
         log_q: batch
             .iter()
             .zip(&index_q)
-            .map(|(t, &first)| (0..t.log_q.len()).map(|k| loss.derivative(first + k)).collect())
+            .map(|(t, &first)| {
+                (0..t.log_q.len())
+                    .map(|k| loss.derivative(first + k))
+                    .collect()
+            })
             .collect(),
         scalar: loss.derivative(scalar_index),
-        value_start: (0..n).map(|i| loss.derivative(scalar_index + 1 + i)).collect(),
+        value_start: (0..n)
+            .map(|i| loss.derivative(scalar_index + 1 + i))
+            .collect(),
         value_end: (0..n)
             .map(|i| loss.derivative(scalar_index + 1 + n + i))
             .collect(),
@@ -524,7 +547,8 @@ mod tests {
             traj(&[r(-1, 2)], &[r(-1, 1)], r(1, 1)),
             traj(&[r(-1, 3)], &[r(-1, 1)], r(2, 1)),
         ];
-        let s = evaluate_with_gradients(&defs.tpcl_surrogate, &defs.beta, &batch, &r(0, 1)).unwrap();
+        let s =
+            evaluate_with_gradients(&defs.tpcl_surrogate, &defs.beta, &batch, &r(0, 1)).unwrap();
         // ∂(−sg(C)·ℓ)/∂ℓ = −C / B, and nothing reaches V(s0) through sg.
         let c = &s.evaluation.residuals;
         assert_eq!(s.log_q[0][0], -c[0].clone() / r(2, 1));

@@ -18,7 +18,9 @@ pub mod subtb;
 pub mod trust_pcl;
 
 pub use definition::{AlphaPower, Definitions, Factors, Family, Objective, Reduction};
-pub use eval::{evaluate, evaluate_with_gradients, Dual, Evaluation, Gradients, Trajectory, Window};
+pub use eval::{
+    evaluate, evaluate_with_gradients, Dual, Evaluation, Gradients, Trajectory, Window,
+};
 pub use scalar::Scalar;
 
 /// `½ x²`, the squared-residual loss of RTB, Trust-PCL and SubTB.

@@ -19,7 +19,7 @@ use crate::kernels::batch::{TrajectoryBatch, Windows};
 use crate::kernels::error::BatchError;
 use crate::kernels::float::Float;
 use crate::kernels::fused::{compute, GradForm, Kernel, KernelOutput, Term};
-use crate::mutant::Mutant;
+use crate::objectives::Definitions;
 
 const SOURCE: &str = include_str!("kernels.cu");
 
@@ -231,19 +231,20 @@ impl CudaBackend {
     }
 
     /// Evaluates one kernel on the GPU (the same result type and meaning as
-    /// [`crate::kernels::evaluate_mutant`]); the dense gradient, if asked for, is copied back.
-    pub fn evaluate_mutant<F: CudaFloat>(
+    /// [`crate::kernels::evaluate_with`]); the dense gradient, if asked for, is copied back.
+    pub fn evaluate_with<F: CudaFloat>(
         &self,
         batch: &TrajectoryBatch<F>,
         kernel: &Kernel<'_, F>,
         form: GradForm,
-        mutant: Option<Mutant>,
+        defs: Option<&Definitions>,
     ) -> Result<KernelOutput<F>, BatchError> {
         if batch.batch() > i32::MAX as usize || batch.steps() > i32::MAX as usize {
             return Err(BatchError::Cuda(
                 "batch too large for 32-bit row indices".into(),
             ));
         }
+        let shape = crate::kernels::fused::Shape::for_batch(batch, defs)?;
         let dev = self.upload(batch)?;
         let phase1 = |w: Option<&Windows<F>>, t1: Term<F>, t2: Option<Term<F>>| {
             let (s, e) = self.ranges(batch, w)?;
@@ -263,7 +264,7 @@ impl CudaBackend {
             v2.truncate(batch.batch());
             Ok((v1, v2))
         };
-        let mut out = compute(batch, kernel, mutant, &phase1)?;
+        let mut out = compute(batch, kernel, &shape, &phase1)?;
         if form == GradForm::Dense {
             let windows = match kernel {
                 Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(*windows),

@@ -4,7 +4,7 @@ use crate::kernels::batch::TrajectoryBatch;
 use crate::kernels::error::BatchError;
 use crate::kernels::float::Float;
 use crate::kernels::fused::{GradForm, Kernel, KernelOutput};
-use crate::mutant::Mutant;
+use crate::objectives::Definitions;
 
 /// Float types the CUDA kernels exist for (`f32`, `f64`).
 pub trait CudaFloat: Float {}
@@ -31,12 +31,12 @@ impl CudaBackend {
     }
 
     /// Same signature as the real backend; unreachable (no value of this type exists).
-    pub fn evaluate_mutant<F: CudaFloat>(
+    pub fn evaluate_with<F: CudaFloat>(
         &self,
         _batch: &TrajectoryBatch<F>,
         _kernel: &Kernel<'_, F>,
         _form: GradForm,
-        _mutant: Option<Mutant>,
+        _defs: Option<&Definitions>,
     ) -> Result<KernelOutput<F>, BatchError> {
         match self.never {}
     }
