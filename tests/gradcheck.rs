@@ -63,6 +63,7 @@ fn affected(m: Mutant) -> &'static [&'static str] {
             "c4-window-grad-logq",
             "c4-window-grad-boundary",
         ],
+        // β on the log-ratio in RTB and in SubTB (one definition): C4 fails too.
         Mutant::BetaOnRatio => &[
             "c1-residual",
             "c2-loss",
@@ -70,6 +71,10 @@ fn affected(m: Mutant) -> &'static [&'static str] {
             "c3-grad-logz-shared",
             "c3-grad-v0-independent",
             "c3-surrogate-grad-logq",
+            "c4-window-residual",
+            "c4-window-loss",
+            "c4-window-grad-logq",
+            "c4-window-grad-boundary",
         ],
         Mutant::AlphaNotSquared => &["c2-loss", "c3-grad-logq-shared", "c3-grad-logz-shared"],
     }

@@ -117,40 +117,12 @@ pub struct McReport {
     pub details: Vec<McCheck>,
 }
 
-/// The complementary error function (Numerical Recipes `erfcc`, fractional error < 1.2·10⁻⁷).
-fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let r = t * poly.exp();
-    if x >= 0.0 {
-        r
-    } else {
-        2.0 - r
-    }
-}
-
-/// `z*` with `P(|Z| > z*) = p / m` for a standard normal `Z` (bisection on the tail).
+/// `z*` with `P(|Z| > z*) = p / m` for a standard normal `Z`: `z* = −Φ⁻¹(p / (2m))`, the
+/// quantile taken in the lower tail where it is accurate (statrs' normal inverse CDF).
 pub fn bonferroni_threshold(p: f64, m: usize) -> f64 {
-    let target = p / m.max(1) as f64;
-    let (mut lo, mut hi) = (0.0f64, 40.0f64);
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        // P(|Z| > z) = erfc(z / √2).
-        if erfc(mid / std::f64::consts::SQRT_2) > target {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    hi
+    use statrs::distribution::{ContinuousCDF, Normal};
+    let tail = p / (2.0 * m.max(1) as f64);
+    -Normal::standard().inverse_cdf(tail)
 }
 
 /// The environment's softmax layout: non-terminal states in topological order, each owning a
