@@ -7,6 +7,7 @@
 pub mod batched;
 pub mod claims;
 pub mod cli;
+pub mod coq;
 pub mod dag;
 pub mod exact;
 pub mod expect;
