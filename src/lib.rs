@@ -8,6 +8,7 @@ pub mod agreement;
 pub mod claims;
 pub mod cli;
 pub mod conventions;
+pub mod coq;
 pub mod dag;
 pub mod exact;
 pub mod expect;

@@ -24,6 +24,13 @@ pub struct VerifyArgs {
     /// Window enumeration is refused above this many windows.
     #[arg(long, default_value_t = 200_000)]
     pub max_windows: u64,
+    /// Also write one Coq certificate per environment into this directory (see
+    /// docs/proofs.md); with `--mutant` the certificates encode the mutant and must not compile.
+    #[arg(long, value_name = "DIR")]
+    pub emit_coq: Option<PathBuf>,
+    /// Trajectories restated per Coq certificate (the first ones in depth-first order).
+    #[arg(long, default_value_t = crate::coq::DEFAULT_MAX_TRAJECTORIES)]
+    pub coq_max_trajectories: usize,
 }
 
 /// Runs `verify`; returns the exit code.
@@ -44,6 +51,33 @@ pub fn run(args: &VerifyArgs) -> u8 {
             return super::EXIT_BAD_INPUT;
         }
     };
+    if let Some(dir) = &args.emit_coq {
+        let coq_options = crate::coq::CoqOptions {
+            max_trajectories: args.coq_max_trajectories,
+            mutant: args.mutant,
+        };
+        match crate::coq::write_certificates(&envs, dir, &coq_options) {
+            Ok(written) => {
+                for (path, cert) in &written {
+                    eprintln!(
+                        "coq: wrote {} ({} of {} trajectories{})",
+                        path.display(),
+                        cert.trajectories_written,
+                        cert.trajectories_total,
+                        if cert.c5_skipped.is_some() {
+                            ", C5 not restated"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!("error: --emit-coq: {e}");
+                return super::EXIT_BAD_INPUT;
+            }
+        }
+    }
     let options = VerifyOptions {
         max_trajectories: args.max_trajectories,
         max_windows: args.max_windows,
