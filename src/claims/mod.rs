@@ -188,6 +188,24 @@ impl Recorder {
         }
     }
 
+    /// Records one derivation that asserts `asserted` identities of which `failed` fail,
+    /// decided by the caller without building it: `build` runs only when the derivation is
+    /// kept (the first `keep`) or is the first failure. The counts then come from the built
+    /// derivation, as in [`Recorder::record`].
+    pub(crate) fn record_with(
+        &mut self,
+        asserted: u64,
+        failed: u64,
+        build: impl FnOnce() -> Derivation,
+    ) {
+        if self.kept.len() < self.keep || (failed > 0 && self.first_failure.is_none()) {
+            self.record(build());
+        } else {
+            self.outcome.checked += asserted;
+            self.outcome.failed += failed;
+        }
+    }
+
     /// Records a negative control: `d`'s asserted identities (if any) pin the control down, and
     /// `witness` must be provably non-zero ([`Poly::refutes`]): one more check. A witness that
     /// is not provably non-zero fails, marked in the derivation by an asserted `1 = 0` step.

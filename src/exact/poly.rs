@@ -245,9 +245,7 @@ impl Poly {
     /// `self + other`.
     pub fn add(&self, other: &Self) -> Self {
         let mut out = self.clone();
-        for (m, c) in &other.terms {
-            out.add_term(m.clone(), c.clone());
-        }
+        out.add_assign(other);
         out
     }
 
@@ -255,7 +253,7 @@ impl Poly {
     pub fn sub(&self, other: &Self) -> Self {
         let mut out = self.clone();
         for (m, c) in &other.terms {
-            out.add_term(m.clone(), -c.clone());
+            out.add_to(m, -c.clone());
         }
         out
     }
@@ -289,8 +287,49 @@ impl Poly {
     /// `self += other`, in place.
     pub fn add_assign(&mut self, other: &Self) {
         for (m, c) in &other.terms {
-            self.add_term(m.clone(), c.clone());
+            self.add_to(m, c.clone());
         }
+    }
+
+    /// Adds a non-zero `c` to the coefficient of `m`, cloning `m` only when it is new.
+    fn add_to(&mut self, m: &Monomial, c: Rational) {
+        match self.terms.get_mut(m) {
+            Some(slot) => {
+                *slot += c;
+                if slot.is_zero() {
+                    self.terms.remove(m);
+                }
+            }
+            None => {
+                if !c.is_zero() {
+                    self.terms.insert(m.clone(), c);
+                }
+            }
+        }
+    }
+
+    /// `self += w·other`, in place (no intermediate polynomial).
+    pub fn add_scaled(&mut self, other: &Self, w: &Rational) {
+        if w.is_zero() {
+            return;
+        }
+        for (m, c) in &other.terms {
+            self.add_to(m, c * w);
+        }
+    }
+
+    /// True when `self = k·other` (compared term by term, nothing allocated but the
+    /// products).
+    pub fn equals_scaled(&self, other: &Self, k: &Rational) -> bool {
+        if k.is_zero() {
+            return self.is_zero();
+        }
+        self.terms.len() == other.terms.len()
+            && self
+                .terms
+                .iter()
+                .zip(&other.terms)
+                .all(|((ma, ca), (mb, cb))| ma == mb && *ca == cb * k)
     }
 
     /// The sum of an iterator of polynomials (accumulated in place).
