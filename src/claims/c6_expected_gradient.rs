@@ -34,7 +34,7 @@
 use super::c5_fixed_point::optimum_polys;
 use super::{certificate, term, Certificate, ClaimContext, Recorder};
 use crate::dag::{dp, flow, Environment};
-use crate::exact::{Derivation, Poly, Rational, Step, Var};
+use crate::exact::{Derivation, FracPoly, Poly, Rational, Step, Var};
 use crate::objectives::{reinforce, rtb, trust_pcl};
 use num_traits::{One, Zero};
 
@@ -189,8 +189,8 @@ pub struct RouteOne {
     pub prefix: Vec<Poly>,
     /// `B(s) = E[Σ_{suffix from s} c | s]` (0 at terminals).
     pub suffix: Vec<Poly>,
-    /// `E[X·1[e ∈ τ]]` per edge.
-    pub joint: Vec<Poly>,
+    /// `E[X·1[e ∈ τ]]` per edge (over a common denominator; [`FracPoly::to_poly`] reduces).
+    pub joint: Vec<FracPoly>,
     /// `E[∂L/∂θ_b]` per edge `b`.
     pub gradient: Vec<Poly>,
 }
@@ -198,45 +198,48 @@ pub struct RouteOne {
 /// The forward/backward DP of route 1, O(|E|) polynomial operations: the flows, prefix sums
 /// and backward values of [`crate::dag::flow`].
 pub fn route_one(env: &Environment, policy: &[Rational], functional: Functional) -> RouteOne {
+    // Accumulated over one common denominator per value (no gcd per coefficient), reduced
+    // once at the end.
+    let per_edge: Vec<FracPoly> = functional.per_edge.iter().map(FracPoly::from_poly).collect();
     let flows = flow::forward_flows(env, policy);
     let prefix = flow::prefix_sums(
         env,
         policy,
         &flows,
-        functional.constant.clone(),
-        &functional.per_edge,
+        FracPoly::from_poly(&functional.constant),
+        &per_edge,
     );
-    let backward = flow::backward(env, policy, &functional.per_edge, |_| Poly::zero());
+    let backward = flow::backward(env, policy, &per_edge, |_| FracPoly::zero());
     // E[X·1[e ∈ τ]] = q(e)·P(s) + occ(s)·q(e)·(c_e + B(s')).
-    let joint: Vec<Poly> = env
+    let joint: Vec<FracPoly> = env
         .edges
         .iter()
         .enumerate()
         .map(|(e, edge)| {
-            let mut j = Poly::zero();
+            let mut j = FracPoly::zero();
             j.add_scaled(&prefix[edge.from], &policy[e]);
             j.add_scaled(&backward.action[e], &flows.edge[e]);
             j
         })
         .collect();
     // Σ_e w_e·(1[e = b] − q(b))·E[X·1[e]] = w_b·E[X·1[b]] − q(b)·Σ_e w_e·E[X·1[e]].
-    let mut weighted = vec![Poly::zero(); env.states.len()];
+    let mut weighted = vec![FracPoly::zero(); env.states.len()];
     for (e, edge) in env.edges.iter().enumerate() {
         weighted[edge.from].add_scaled(&joint[e], &functional.weight[e]);
     }
     let gradient = (0..env.edges.len())
         .map(|b| {
-            let mut g = Poly::zero();
+            let mut g = FracPoly::zero();
             g.add_scaled(&joint[b], &functional.weight[b]);
             g.add_scaled(&weighted[env.edges[b].from], &-policy[b].clone());
-            g
+            g.to_poly()
         })
         .collect();
     RouteOne {
         functional,
         occ: flows.state,
-        prefix,
-        suffix: backward.value,
+        prefix: prefix.iter().map(FracPoly::to_poly).collect(),
+        suffix: backward.value.iter().map(FracPoly::to_poly).collect(),
         joint,
         gradient,
     }
@@ -293,7 +296,7 @@ impl RouteOne {
                         policy[b],
                         env.edge_name(e)
                     ),
-                    self.joint[e].scale(&factor),
+                    self.joint[e].to_poly().scale(&factor),
                 )
             })
             .collect();
@@ -314,10 +317,10 @@ impl RouteOne {
 pub struct RouteTwo {
     /// The objective's name (`KL(q‖q*)`, `J`).
     pub name: String,
-    /// The downstream value `V(s)` (0 at terminals).
-    pub value: Vec<Poly>,
-    /// `cost_e + V(s')` per edge.
-    pub action: Vec<Poly>,
+    /// The downstream value `V(s)` (0 at terminals), over a common denominator.
+    pub value: Vec<FracPoly>,
+    /// `cost_e + V(s')` per edge, over a common denominator.
+    pub action: Vec<FracPoly>,
     /// `∂cost_e/∂ℓ_e` (the score weight), per edge.
     pub score_weight: Vec<Rational>,
     /// `occ(s)`.
@@ -336,8 +339,12 @@ pub fn route_two(
     score_weight: Vec<Rational>,
 ) -> RouteTwo {
     let flows = flow::forward_flows(env, policy);
-    let backward = flow::backward(env, policy, cost, |_| Poly::zero());
-    let gradient = flow::policy_gradient(env, policy, &flows, &backward, Some(&score_weight));
+    let cost: Vec<FracPoly> = cost.iter().map(FracPoly::from_poly).collect();
+    let backward = flow::backward(env, policy, &cost, |_| FracPoly::zero());
+    let gradient = flow::policy_gradient(env, policy, &flows, &backward, Some(&score_weight))
+        .iter()
+        .map(FracPoly::to_poly)
+        .collect();
     let (value, action, occ) = (backward.value, backward.action, flows.state);
     RouteTwo {
         name: name.into(),
@@ -353,14 +360,18 @@ fn route_two_terms(
     env: &Environment,
     policy: &[Rational],
     occ: &[Rational],
-    action: &[Poly],
+    action: &[FracPoly],
     score_weight: &[Rational],
     b: usize,
 ) -> Vec<Poly> {
     let s = env.edges[b].from;
     let mut terms: Vec<Poly> = env.out_edges[s]
         .iter()
-        .map(|&e| action[e].scale(&(&occ[s] * &policy[e] * (indicator(e == b) - &policy[b]))))
+        .map(|&e| {
+            action[e]
+                .to_poly()
+                .scale(&(&occ[s] * &policy[e] * (indicator(e == b) - &policy[b])))
+        })
         .collect();
     let score = env.out_edges[s].iter().fold(Rational::zero(), |acc, &e| {
         acc + &occ[s] * &policy[e] * &score_weight[e] * (indicator(e == b) - &policy[b])

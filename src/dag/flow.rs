@@ -203,6 +203,18 @@ impl Value<crate::exact::Rational> for crate::exact::Poly {
     }
 }
 
+impl Value<crate::exact::Rational> for crate::exact::FracPoly {
+    fn zero_value() -> Self {
+        Self::zero()
+    }
+    fn constant_value(w: &crate::exact::Rational) -> Self {
+        Self::constant(w)
+    }
+    fn add_scaled(&mut self, x: &Self, w: &crate::exact::Rational) {
+        crate::exact::FracPoly::add_scaled(self, x, w);
+    }
+}
+
 impl Value<crate::exact::Rational> for crate::exact::LogForm {
     fn zero_value() -> Self {
         Self::zero()

@@ -6,12 +6,14 @@
 
 pub mod base;
 pub mod derivation;
+pub mod frac;
 pub mod logform;
 pub mod poly;
 pub mod rational;
 
 pub use base::CoprimeBase;
 pub use derivation::{Derivation, Step};
+pub use frac::FracPoly;
 pub use logform::LogForm;
 pub use poly::{Monomial, Poly, Var, VarNames};
 pub use rational::{exact_power, parse_rational, Rational};

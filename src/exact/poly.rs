@@ -214,6 +214,15 @@ impl Poly {
         p
     }
 
+    /// A polynomial from monomials and coefficients (zeros are dropped, repeats summed).
+    pub fn from_terms(terms: impl IntoIterator<Item = (Monomial, Rational)>) -> Self {
+        let mut p = Self::zero();
+        for (m, c) in terms {
+            p.add_term(m, c);
+        }
+        p
+    }
+
     fn add_term(&mut self, m: Monomial, c: Rational) {
         use std::collections::btree_map::Entry;
         if c.is_zero() {
