@@ -200,7 +200,11 @@ pub struct RouteOne {
 pub fn route_one(env: &Environment, policy: &[Rational], functional: Functional) -> RouteOne {
     // Accumulated over one common denominator per value (no gcd per coefficient), reduced
     // once at the end.
-    let per_edge: Vec<FracPoly> = functional.per_edge.iter().map(FracPoly::from_poly).collect();
+    let per_edge: Vec<FracPoly> = functional
+        .per_edge
+        .iter()
+        .map(FracPoly::from_poly)
+        .collect();
     let flows = flow::forward_flows(env, policy);
     let prefix = flow::prefix_sums(
         env,

@@ -2,6 +2,7 @@
 //! (Trust-PCL from its per-step RL terms), decides the identity exactly in the polynomial
 //! ring, and returns a [`Certificate`] with its derivations.
 
+pub mod budget;
 pub mod c1_residual;
 pub mod c2_loss;
 pub mod c3_gradient;
@@ -12,6 +13,7 @@ pub mod c7_negative_controls;
 pub mod c8_conventions;
 mod context;
 
+pub use budget::Budget;
 pub use context::{ClaimContext, VerifyOptions};
 
 use crate::exact::{Derivation, Poly, VarNames};

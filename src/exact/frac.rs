@@ -65,11 +65,12 @@ impl FracPoly {
 
     /// The canonical polynomial (each coefficient reduced).
     pub fn to_poly(&self) -> Poly {
-        Poly::from_terms(
-            self.numerators
-                .iter()
-                .map(|(m, n)| (m.clone(), Rational::new(n.clone(), self.denominator.clone()))),
-        )
+        Poly::from_terms(self.numerators.iter().map(|(m, n)| {
+            (
+                m.clone(),
+                Rational::new(n.clone(), self.denominator.clone()),
+            )
+        }))
     }
 
     /// True for the zero polynomial.
@@ -138,7 +139,12 @@ mod tests {
         let y = Poly::var(Var::Atom(2u32.into())).scale(&q(7, 10)).add(&x);
         let mut reduced = Poly::zero();
         let mut frac = FracPoly::zero();
-        for (p, w) in [(&x, q(2, 3)), (&y, q(-9, 14)), (&x, q(5, 1)), (&y, q(9, 14))] {
+        for (p, w) in [
+            (&x, q(2, 3)),
+            (&y, q(-9, 14)),
+            (&x, q(5, 1)),
+            (&y, q(9, 14)),
+        ] {
             reduced.add_scaled(p, &w);
             frac.add_scaled(&FracPoly::from_poly(p), &w);
             assert_eq!(frac.to_poly(), reduced);
@@ -147,6 +153,9 @@ mod tests {
         let mut z = FracPoly::from_poly(&x);
         z.add_scaled(&FracPoly::from_poly(&x), &q(-1, 1));
         assert!(z.is_zero() && z.to_poly().is_zero());
-        assert_eq!(FracPoly::constant(&q(3, 7)).to_poly(), Poly::constant(q(3, 7)));
+        assert_eq!(
+            FracPoly::constant(&q(3, 7)).to_poly(),
+            Poly::constant(q(3, 7))
+        );
     }
 }

@@ -24,6 +24,9 @@ pub enum ExactError {
     /// The logarithm of a non-positive number was requested.
     #[error("log of a non-positive number {0}")]
     NonPositiveLog(String),
+    /// A limit of the run's budget (time, memory, digits) was exceeded; the message names it.
+    #[error("budget exceeded: {0}")]
+    Budget(String),
     /// A number does not factor over the coprime base it was expressed in.
     #[error("{0} does not factor over the coprime base (insert it into the base first)")]
     NotInBase(String),

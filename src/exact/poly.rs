@@ -128,11 +128,30 @@ impl Monomial {
 
     /// The product of two monomials.
     pub fn mul(&self, other: &Self) -> Self {
-        let mut merged: BTreeMap<Var, u32> = self.0.iter().cloned().collect();
-        for (v, e) in &other.0 {
-            *merged.entry(v.clone()).or_default() += e;
+        // Both factor lists are sorted by variable: merge them.
+        let (a, b) = (&self.0, &other.0);
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            match a[i].0.cmp(&b[j].0) {
+                std::cmp::Ordering::Less => {
+                    out.push(a[i].clone());
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push(b[j].clone());
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    out.push((a[i].0.clone(), a[i].1 + b[j].1));
+                    i += 1;
+                    j += 1;
+                }
+            }
         }
-        Self(merged.into_iter().collect())
+        out.extend_from_slice(&a[i..]);
+        out.extend_from_slice(&b[j..]);
+        Self(out)
     }
 
     /// The exponent of `v` (0 when absent).
