@@ -165,6 +165,9 @@ pub fn environment_report(
 ) -> Result<(EnvironmentReport, Vec<Certificate>), ExactError> {
     let ctx = ClaimContext::new(env, options.clone())?;
     let certificates = claims::verify_environment(&ctx);
+    if let Some(reason) = ctx.options.budget.exceeded() {
+        return Err(ExactError::Budget(reason.clone()));
+    }
     let claims = certificates
         .iter()
         .map(|c| ClaimReport {

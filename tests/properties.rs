@@ -40,6 +40,11 @@ fn environment(
         skip_percent: 30,
         beta: Rational::new(n.into(), d.into()),
         posteriors,
+        max_weight: 4,
+        reward_numerator: 9,
+        reward_denominator: 4,
+        source_fan_out: None,
+        cover: false,
     };
     validate(&layered(&shape, seed), "proptest").expect("generated environments are valid")
 }
@@ -63,6 +68,7 @@ fn small_options(mutant: Option<Mutant>) -> VerifyOptions {
         max_windows: 1000,
         mutant,
         keep: 1,
+        ..VerifyOptions::default()
     }
 }
 

@@ -125,9 +125,12 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
     let enumeration = match &ctx.trajectories {
         Ok(paths) => {
             let mut r = Recorder::new("C2.trajectories", "enumeration", keep);
-            for d in super::derive_all(paths, |path| trajectory_derivation(ctx, path)) {
-                r.record(d);
-            }
+            super::budget::stream(
+                &ctx.options.budget,
+                paths,
+                |path| trajectory_derivation(ctx, path),
+                |d| r.record(d),
+            );
             r
         }
         Err(reason) => Recorder::skipped("C2.trajectories", "enumeration", reason.clone()),

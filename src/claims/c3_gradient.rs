@@ -176,8 +176,9 @@ pub fn trajectory_derivations(ctx: &ClaimContext, path: &[usize]) -> [Derivation
     let softmax = |l_tpcl: &Poly, l_rtb: &Poly| {
         // ℓ-gradients at the concrete q, then the chain rule at every visited state.
         let at_q = |p: Poly| {
-            path.iter().fold(p, |acc, &e| {
-                acc.substitute(&Var::LogQ(e), ctx.log_q_concrete(e))
+            p.substitute_all(&|v| match v {
+                Var::LogQ(e) => Some(ctx.log_q_concrete(*e).clone()),
+                _ => None,
             })
         };
         let grads: Vec<(usize, Poly, Poly)> = path
@@ -293,11 +294,16 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
             .collect(),
     };
     if let Ok(paths) = &ctx.trajectories {
-        for ds in super::derive_all(paths, |path| trajectory_derivations(ctx, path)) {
-            for (r, d) in enumeration.iter_mut().zip(ds) {
-                r.record(d);
-            }
-        }
+        super::budget::stream(
+            &ctx.options.budget,
+            paths,
+            |path| trajectory_derivations(ctx, path),
+            |ds| {
+                for (r, d) in enumeration.iter_mut().zip(ds) {
+                    r.record(d);
+                }
+            },
+        );
     }
     let mut generic: Vec<Recorder> = CHECKS
         .iter()

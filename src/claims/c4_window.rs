@@ -100,9 +100,12 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
     let enumeration = match &ctx.windows {
         Ok(windows) => {
             let mut r = Recorder::new("C4.windows", "enumeration", keep);
-            for d in super::derive_all(windows, |w| window_derivation(ctx, w)) {
-                r.record(d);
-            }
+            super::budget::stream(
+                &ctx.options.budget,
+                windows,
+                |w| window_derivation(ctx, w),
+                |d| r.record(d),
+            );
             r
         }
         Err(reason) => Recorder::skipped("C4.windows", "enumeration", reason.clone()),

@@ -282,18 +282,20 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
         Ok(paths) => {
             let mut r = Recorder::new(CHECKS[2], "enumeration", keep);
             let v_s0 = opt.log_z.scale(alpha);
-            let derived = super::derive_all(paths, |path| {
-                let sides = ctx.trajectory_sides(path, &v_s0, &opt.log_z, &log_q_star);
-                zero_sides(
-                    CHECKS[2],
-                    format!("trajectory {}", env.path_name(path)),
-                    sides,
-                    &tag,
-                )
-            });
-            for d in derived {
-                r.record(d);
-            }
+            super::budget::stream(
+                &ctx.options.budget,
+                paths,
+                |path| {
+                    let sides = ctx.trajectory_sides(path, &v_s0, &opt.log_z, &log_q_star);
+                    zero_sides(
+                        CHECKS[2],
+                        format!("trajectory {}", env.path_name(path)),
+                        sides,
+                        &tag,
+                    )
+                },
+                |d| r.record(d),
+            );
             r
         }
         Err(reason) => Recorder::skipped(CHECKS[2], "enumeration", reason.clone()),
@@ -303,18 +305,20 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
         Ok(windows) => {
             let mut r = Recorder::new(CHECKS[3], "enumeration", keep);
             let value = |s: usize| opt.log_flow[s].scale(alpha);
-            let derived = super::derive_all(windows, |w| {
-                let sides = ctx.window_sides(w, &value, &log_f_star, &log_q_star);
-                zero_sides(
-                    CHECKS[3],
-                    format!("window {}", env.path_name(w)),
-                    sides,
-                    &tag,
-                )
-            });
-            for d in derived {
-                r.record(d);
-            }
+            super::budget::stream(
+                &ctx.options.budget,
+                windows,
+                |w| {
+                    let sides = ctx.window_sides(w, &value, &log_f_star, &log_q_star);
+                    zero_sides(
+                        CHECKS[3],
+                        format!("window {}", env.path_name(w)),
+                        sides,
+                        &tag,
+                    )
+                },
+                |d| r.record(d),
+            );
             r
         }
         Err(reason) => Recorder::skipped(CHECKS[3], "enumeration", reason.clone()),

@@ -33,8 +33,8 @@
 //! children (a chain) every θ-gradient is identically zero and no mutant can show.
 use super::c5_fixed_point::optimum_polys;
 use super::{certificate, term, Certificate, ClaimContext, Recorder};
-use crate::dag::{dp, occupancy, Environment};
-use crate::exact::{Derivation, Poly, Rational, Step, Var};
+use crate::dag::{dp, flow, Environment};
+use crate::exact::{Derivation, FracPoly, Poly, Rational, Step, Var};
 use crate::objectives::{reinforce, rtb, trust_pcl};
 use num_traits::{One, Zero};
 
@@ -189,63 +189,61 @@ pub struct RouteOne {
     pub prefix: Vec<Poly>,
     /// `B(s) = E[Σ_{suffix from s} c | s]` (0 at terminals).
     pub suffix: Vec<Poly>,
-    /// `E[X·1[e ∈ τ]]` per edge.
-    pub joint: Vec<Poly>,
+    /// `E[X·1[e ∈ τ]]` per edge (over a common denominator; [`FracPoly::to_poly`] reduces).
+    pub joint: Vec<FracPoly>,
     /// `E[∂L/∂θ_b]` per edge `b`.
     pub gradient: Vec<Poly>,
 }
 
-/// The forward/backward DP of route 1, O(|E|) polynomial operations.
+/// The forward/backward DP of route 1, O(|E|) polynomial operations: the flows, prefix sums
+/// and backward values of [`crate::dag::flow`].
 pub fn route_one(env: &Environment, policy: &[Rational], functional: Functional) -> RouteOne {
-    let n = env.states.len();
-    let occ = occupancy(env, policy);
-    let mut prefix = vec![Poly::zero(); n];
-    prefix[env.source] = functional.constant.clone();
-    for &s in &env.topo {
-        for &e in &env.out_edges[s] {
-            let to = env.edges[e].to;
-            let carried = prefix[s].scale(&policy[e]);
-            let added = functional.per_edge[e].scale(&(&occ[s] * &policy[e]));
-            prefix[to].add_assign(&carried);
-            prefix[to].add_assign(&added);
-        }
-    }
-    let mut suffix = vec![Poly::zero(); n];
-    for &s in env.topo.iter().rev() {
-        let mut value = Poly::zero();
-        for &e in &env.out_edges[s] {
-            let ahead = functional.per_edge[e].add(&suffix[env.edges[e].to]);
-            value.add_assign(&ahead.scale(&policy[e]));
-        }
-        suffix[s] = value;
-    }
-    let joint: Vec<Poly> = env
+    // Accumulated over one common denominator per value (no gcd per coefficient), reduced
+    // once at the end.
+    let per_edge: Vec<FracPoly> = functional
+        .per_edge
+        .iter()
+        .map(FracPoly::from_poly)
+        .collect();
+    let flows = flow::forward_flows(env, policy);
+    let prefix = flow::prefix_sums(
+        env,
+        policy,
+        &flows,
+        FracPoly::from_poly(&functional.constant),
+        &per_edge,
+    );
+    let backward = flow::backward(env, policy, &per_edge, |_| FracPoly::zero());
+    // E[X·1[e ∈ τ]] = q(e)·P(s) + occ(s)·q(e)·(c_e + B(s')).
+    let joint: Vec<FracPoly> = env
         .edges
         .iter()
         .enumerate()
         .map(|(e, edge)| {
-            let ahead = functional.per_edge[e].add(&suffix[edge.to]);
-            prefix[edge.from]
-                .add(&ahead.scale(&occ[edge.from]))
-                .scale(&policy[e])
+            let mut j = FracPoly::zero();
+            j.add_scaled(&prefix[edge.from], &policy[e]);
+            j.add_scaled(&backward.action[e], &flows.edge[e]);
+            j
         })
         .collect();
+    // Σ_e w_e·(1[e = b] − q(b))·E[X·1[e]] = w_b·E[X·1[b]] − q(b)·Σ_e w_e·E[X·1[e]].
+    let mut weighted = vec![FracPoly::zero(); env.states.len()];
+    for (e, edge) in env.edges.iter().enumerate() {
+        weighted[edge.from].add_scaled(&joint[e], &functional.weight[e]);
+    }
     let gradient = (0..env.edges.len())
         .map(|b| {
-            let s = env.edges[b].from;
-            let mut g = Poly::zero();
-            for &e in &env.out_edges[s] {
-                let factor = &functional.weight[e] * (indicator(e == b) - &policy[b]);
-                g.add_assign(&joint[e].scale(&factor));
-            }
-            g
+            let mut g = FracPoly::zero();
+            g.add_scaled(&joint[b], &functional.weight[b]);
+            g.add_scaled(&weighted[env.edges[b].from], &-policy[b].clone());
+            g.to_poly()
         })
         .collect();
     RouteOne {
         functional,
-        occ,
-        prefix,
-        suffix,
+        occ: flows.state,
+        prefix: prefix.iter().map(FracPoly::to_poly).collect(),
+        suffix: backward.value.iter().map(FracPoly::to_poly).collect(),
         joint,
         gradient,
     }
@@ -302,7 +300,7 @@ impl RouteOne {
                         policy[b],
                         env.edge_name(e)
                     ),
-                    self.joint[e].scale(&factor),
+                    self.joint[e].to_poly().scale(&factor),
                 )
             })
             .collect();
@@ -323,10 +321,10 @@ impl RouteOne {
 pub struct RouteTwo {
     /// The objective's name (`KL(q‖q*)`, `J`).
     pub name: String,
-    /// The downstream value `V(s)` (0 at terminals).
-    pub value: Vec<Poly>,
-    /// `cost_e + V(s')` per edge.
-    pub action: Vec<Poly>,
+    /// The downstream value `V(s)` (0 at terminals), over a common denominator.
+    pub value: Vec<FracPoly>,
+    /// `cost_e + V(s')` per edge, over a common denominator.
+    pub action: Vec<FracPoly>,
     /// `∂cost_e/∂ℓ_e` (the score weight), per edge.
     pub score_weight: Vec<Rational>,
     /// `occ(s)`.
@@ -344,29 +342,14 @@ pub fn route_two(
     cost: &[Poly],
     score_weight: Vec<Rational>,
 ) -> RouteTwo {
-    let occ = occupancy(env, policy);
-    let mut value = vec![Poly::zero(); env.states.len()];
-    let mut action = vec![Poly::zero(); env.edges.len()];
-    for &s in env.topo.iter().rev() {
-        let mut v = Poly::zero();
-        for &e in &env.out_edges[s] {
-            action[e] = cost[e].add(&value[env.edges[e].to]);
-            v.add_assign(&action[e].scale(&policy[e]));
-        }
-        value[s] = v;
-    }
-    let gradient = (0..env.edges.len())
-        .map(|b| {
-            Poly::sum(&route_two_terms(
-                env,
-                policy,
-                &occ,
-                &action,
-                &score_weight,
-                b,
-            ))
-        })
+    let flows = flow::forward_flows(env, policy);
+    let cost: Vec<FracPoly> = cost.iter().map(FracPoly::from_poly).collect();
+    let backward = flow::backward(env, policy, &cost, |_| FracPoly::zero());
+    let gradient = flow::policy_gradient(env, policy, &flows, &backward, Some(&score_weight))
+        .iter()
+        .map(FracPoly::to_poly)
         .collect();
+    let (value, action, occ) = (backward.value, backward.action, flows.state);
     RouteTwo {
         name: name.into(),
         value,
@@ -381,14 +364,18 @@ fn route_two_terms(
     env: &Environment,
     policy: &[Rational],
     occ: &[Rational],
-    action: &[Poly],
+    action: &[FracPoly],
     score_weight: &[Rational],
     b: usize,
 ) -> Vec<Poly> {
     let s = env.edges[b].from;
     let mut terms: Vec<Poly> = env.out_edges[s]
         .iter()
-        .map(|&e| action[e].scale(&(&occ[s] * &policy[e] * (indicator(e == b) - &policy[b]))))
+        .map(|&e| {
+            action[e]
+                .to_poly()
+                .scale(&(&occ[s] * &policy[e] * (indicator(e == b) - &policy[b])))
+        })
         .collect();
     let score = env.out_edges[s].iter().fold(Rational::zero(), |acc, &e| {
         acc + &occ[s] * &policy[e] * &score_weight[e] * (indicator(e == b) - &policy[b])
@@ -559,118 +546,142 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
     let mut rkl_j = Recorder::new(CHECKS[3], "dp", keep);
     let mut rtb_rkl = Recorder::new(CHECKS[4], "dp", keep);
     let mut tpcl_rtb = Recorder::new(CHECKS[5], "dp", keep);
+    let fails = |holds: bool| u64::from(!holds);
+    let minus_beta = -beta.clone();
     for b in 0..env.edges.len() {
-        let rtb_steps = g.rtb.steps(env, &q, b);
-        let rkl_steps = g.rkl.steps(env, &q, b);
-        let j_step = g.j.step(env, &q, b);
+        // Each identity is decided on the DP's values (term by term, nothing rebuilt); the
+        // derivation with its steps is built only for the kept ones and the first failure.
         let (e_rtb, e_rkl, grad_j) = (&g.rtb.gradient[b], &g.rkl.gradient[b], &g.j.gradient[b]);
         if let Ok(kl) = &g.kl {
-            let kl_step = kl.step(env, &q, b);
-            let mut steps = rtb_steps.clone();
-            steps.push(kl_step.clone());
-            rtb_kl.record(identity_derivation(
-                CHECKS[0],
+            rtb_kl.record_with(1, fails(*e_rtb == kl.gradient[b]), || {
+                let mut steps = g.rtb.steps(env, &q, b);
+                steps.push(kl.step(env, &q, b));
+                identity_derivation(
+                    CHECKS[0],
+                    edge_subject(b),
+                    format!("E_q[∂L_RTB/∂θ] − ∂KL(q‖q*)/∂θ = 0 for any logZ{tag}"),
+                    steps,
+                    Step::identity(
+                        "route 1 − route 2 (logZ must drop out)",
+                        vec![
+                            term("E[∂L_RTB/∂θ]", e_rtb.clone()),
+                            term("−∂KL(q‖q*)/∂θ", kl.gradient[b].neg()),
+                        ],
+                    ),
+                )
+            });
+            kl_j.record_with(
+                1,
+                fails(kl.gradient[b].equals_scaled(grad_j, &minus_beta)),
+                || {
+                    identity_derivation(
+                        CHECKS[1],
+                        edge_subject(b),
+                        format!("∂KL(q‖q*)/∂θ + β·∂J/∂θ = 0 with β = {beta}"),
+                        vec![kl.step(env, &q, b), g.j.step(env, &q, b)],
+                        Step::identity(
+                            "collect ∂KL + β·∂J",
+                            vec![
+                                term("∂KL(q‖q*)/∂θ", kl.gradient[b].clone()),
+                                term("β·∂J/∂θ", grad_j.scale(beta)),
+                            ],
+                        ),
+                    )
+                },
+            );
+        }
+        rtb_j.record_with(1, fails(e_rtb.equals_scaled(grad_j, &minus_beta)), || {
+            let mut steps = g.rtb.steps(env, &q, b);
+            steps.push(g.j.step(env, &q, b));
+            identity_derivation(
+                CHECKS[2],
                 edge_subject(b),
-                format!("E_q[∂L_RTB/∂θ] − ∂KL(q‖q*)/∂θ = 0 for any logZ{tag}"),
+                format!("E_q[∂L_RTB/∂θ] + β·∂J/∂θ = 0 for any logZ with β = {beta}{tag}"),
                 steps,
                 Step::identity(
-                    "route 1 − route 2 (logZ must drop out)",
+                    "route 1 + β·route 2 (logZ must drop out)",
                     vec![
                         term("E[∂L_RTB/∂θ]", e_rtb.clone()),
-                        term("−∂KL(q‖q*)/∂θ", kl.gradient[b].neg()),
-                    ],
-                ),
-            ));
-            kl_j.record(identity_derivation(
-                CHECKS[1],
-                edge_subject(b),
-                format!("∂KL(q‖q*)/∂θ + β·∂J/∂θ = 0 with β = {beta}"),
-                vec![kl_step, j_step.clone()],
-                Step::identity(
-                    "collect ∂KL + β·∂J",
-                    vec![
-                        term("∂KL(q‖q*)/∂θ", kl.gradient[b].clone()),
                         term("β·∂J/∂θ", grad_j.scale(beta)),
                     ],
                 ),
-            ));
-        }
-        let mut steps = rtb_steps.clone();
-        steps.push(j_step.clone());
-        rtb_j.record(identity_derivation(
-            CHECKS[2],
-            edge_subject(b),
-            format!("E_q[∂L_RTB/∂θ] + β·∂J/∂θ = 0 for any logZ with β = {beta}{tag}"),
-            steps,
-            Step::identity(
-                "route 1 + β·route 2 (logZ must drop out)",
+            )
+        });
+        rkl_j.record_with(
+            1,
+            fails(e_rkl.equals_scaled(grad_j, &-Rational::one())),
+            || {
+                let mut steps = g.rkl.steps(env, &q, b);
+                steps.push(g.j.step(env, &q, b));
+                identity_derivation(
+                    CHECKS[3],
+                    edge_subject(b),
+                    "E_q[∂L_RKL/∂θ] + ∂J/∂θ = 0 for any constant baseline b = V(s0)".into(),
+                    steps,
+                    Step::identity(
+                        "route 1 + route 2 (the baseline must drop out)",
+                        vec![
+                            term("E[∂L_RKL/∂θ]", e_rkl.clone()),
+                            term("∂J/∂θ", grad_j.clone()),
+                        ],
+                    ),
+                )
+            },
+        );
+        rtb_rkl.record_with(1, fails(e_rtb.equals_scaled(e_rkl, beta)), || {
+            identity_derivation(
+                CHECKS[4],
+                edge_subject(b),
+                format!("E_q[∂L_RTB/∂θ] − β·E_q[∂L_RKL/∂θ] = 0 with β = {beta}{tag}"),
                 vec![
-                    term("E[∂L_RTB/∂θ]", e_rtb.clone()),
-                    term("β·∂J/∂θ", grad_j.scale(beta)),
-                ],
-            ),
-        ));
-        let mut steps = rkl_steps.clone();
-        steps.push(j_step);
-        rkl_j.record(identity_derivation(
-            CHECKS[3],
-            edge_subject(b),
-            "E_q[∂L_RKL/∂θ] + ∂J/∂θ = 0 for any constant baseline b = V(s0)".into(),
-            steps,
-            Step::identity(
-                "route 1 + route 2 (the baseline must drop out)",
-                vec![
-                    term("E[∂L_RKL/∂θ]", e_rkl.clone()),
-                    term("∂J/∂θ", grad_j.clone()),
-                ],
-            ),
-        ));
-        rtb_rkl.record(identity_derivation(
-            CHECKS[4],
-            edge_subject(b),
-            format!("E_q[∂L_RTB/∂θ] − β·E_q[∂L_RKL/∂θ] = 0 with β = {beta}{tag}"),
-            vec![
-                Step::collect(
-                    "route 1 for L_RTB",
-                    vec![term("E[∂L_RTB/∂θ]", e_rtb.clone())],
-                ),
-                Step::collect(
-                    "route 1 for L_RKL",
-                    vec![term("E[∂L_RKL/∂θ]", e_rkl.clone())],
-                ),
-            ],
-            Step::identity(
-                "collect E[∂L_RTB] − β·E[∂L_RKL]",
-                vec![
-                    term("E[∂L_RTB/∂θ]", e_rtb.clone()),
-                    term("−β·E[∂L_RKL/∂θ]", e_rkl.scale(&-beta.clone())),
-                ],
-            ),
-        ));
-        let mut steps = g.tpcl.steps(env, &q, b);
-        steps.push(Step::collect(
-            "route 1 for L_RTB",
-            vec![term("E[∂L_RTB/∂θ]", e_rtb.clone())],
-        ));
-        tpcl_rtb.record(identity_derivation(
-            CHECKS[5],
-            edge_subject(b),
-            format!(
-                "E_q[∂L_TPCL/∂θ] − {factor_name}·E_q[∂L_RTB/∂θ] = 0 for any V(s0), logZ with α = {}{tag}",
-                ctx.alpha
-            ),
-            steps,
-            Step::identity(
-                format!("collect E[∂L_TPCL] − {factor_name}·E[∂L_RTB]"),
-                vec![
-                    term("E[∂L_TPCL/∂θ]", g.tpcl.gradient[b].clone()),
-                    term(
-                        format!("−{factor_name}·E[∂L_RTB/∂θ]"),
-                        e_rtb.scale(&-factor.clone()),
+                    Step::collect(
+                        "route 1 for L_RTB",
+                        vec![term("E[∂L_RTB/∂θ]", e_rtb.clone())],
+                    ),
+                    Step::collect(
+                        "route 1 for L_RKL",
+                        vec![term("E[∂L_RKL/∂θ]", e_rkl.clone())],
                     ),
                 ],
-            ),
-        ));
+                Step::identity(
+                    "collect E[∂L_RTB] − β·E[∂L_RKL]",
+                    vec![
+                        term("E[∂L_RTB/∂θ]", e_rtb.clone()),
+                        term("−β·E[∂L_RKL/∂θ]", e_rkl.scale(&-beta.clone())),
+                    ],
+                ),
+            )
+        });
+        tpcl_rtb.record_with(
+            1,
+            fails(g.tpcl.gradient[b].equals_scaled(e_rtb, &factor)),
+            || {
+                let mut steps = g.tpcl.steps(env, &q, b);
+                steps.push(Step::collect(
+                    "route 1 for L_RTB",
+                    vec![term("E[∂L_RTB/∂θ]", e_rtb.clone())],
+                ));
+                identity_derivation(
+                    CHECKS[5],
+                    edge_subject(b),
+                    format!(
+                        "E_q[∂L_TPCL/∂θ] − {factor_name}·E_q[∂L_RTB/∂θ] = 0 for any V(s0), logZ with α = {}{tag}",
+                        ctx.alpha
+                    ),
+                    steps,
+                    Step::identity(
+                        format!("collect E[∂L_TPCL] − {factor_name}·E[∂L_RTB]"),
+                        vec![
+                            term("E[∂L_TPCL/∂θ]", g.tpcl.gradient[b].clone()),
+                            term(
+                                format!("−{factor_name}·E[∂L_RTB/∂θ]"),
+                                e_rtb.scale(&-factor.clone()),
+                            ),
+                        ],
+                    ),
+                )
+            },
+        );
     }
 
     let enumeration = match &ctx.trajectories {

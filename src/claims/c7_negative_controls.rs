@@ -156,23 +156,26 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
 
     let mut routes = Recorder::new(CHECKS[0], "dp", keep);
     for b in 0..env.edges.len() {
-        let mut steps = flawed.steps(env, policy, b);
-        steps.push(terminal.step(env, policy, b));
-        steps.push(Step::identity(
-            "trajectory DP − terminal-value recursion",
-            vec![
-                term("trajectory DP", flawed.gradient[b].clone()),
-                term("−terminal route", terminal.gradient[b].neg()),
-            ],
-        ));
-        routes.record(Derivation {
-            check: CHECKS[0].into(),
-            subject: format!("edge {} at q*", env.edge_name(b)),
-            identity: format!(
-                "E_q*[∂L_flawed/∂θ] by two routes, κ = α/2 = {}, any baseline b = V(s0)",
-                kappa(ctx)
-            ),
-            steps,
+        let holds = flawed.gradient[b] == terminal.gradient[b];
+        routes.record_with(1, u64::from(!holds), || {
+            let mut steps = flawed.steps(env, policy, b);
+            steps.push(terminal.step(env, policy, b));
+            steps.push(Step::identity(
+                "trajectory DP − terminal-value recursion",
+                vec![
+                    term("trajectory DP", flawed.gradient[b].clone()),
+                    term("−terminal route", terminal.gradient[b].neg()),
+                ],
+            ));
+            Derivation {
+                check: CHECKS[0].into(),
+                subject: format!("edge {} at q*", env.edge_name(b)),
+                identity: format!(
+                    "E_q*[∂L_flawed/∂θ] by two routes, κ = α/2 = {}, any baseline b = V(s0)",
+                    kappa(ctx)
+                ),
+                steps,
+            }
         });
     }
 
@@ -211,22 +214,28 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
         route_one(env, policy, Functional::trust_pcl(ctx, &log_q)),
     ];
     for b in 0..env.edges.len() {
-        let steps = objectives
+        let failed = objectives
             .iter()
-            .map(|o| {
-                Step::identity(
-                    format!("E_q*[∂{}/∂θ]", o.functional.loss),
-                    vec![term("route 1", o.gradient[b].clone())],
-                )
-            })
-            .collect();
-        correct.record(Derivation {
-            check: CHECKS[2].into(),
-            subject: format!("edge {} at q*", env.edge_name(b)),
-            identity: format!(
-                "E_q*[∇L] = 0 for RTB (any logZ), REINFORCE-KL (any b), Trust-PCL (any V(s0)){tag}"
-            ),
-            steps,
+            .filter(|o| !o.gradient[b].is_zero())
+            .count() as u64;
+        correct.record_with(objectives.len() as u64, failed, || {
+            let steps = objectives
+                .iter()
+                .map(|o| {
+                    Step::identity(
+                        format!("E_q*[∂{}/∂θ]", o.functional.loss),
+                        vec![term("route 1", o.gradient[b].clone())],
+                    )
+                })
+                .collect();
+            Derivation {
+                check: CHECKS[2].into(),
+                subject: format!("edge {} at q*", env.edge_name(b)),
+                identity: format!(
+                    "E_q*[∇L] = 0 for RTB (any logZ), REINFORCE-KL (any b), Trust-PCL (any V(s0)){tag}"
+                ),
+                steps,
+            }
         });
     }
     certificate(

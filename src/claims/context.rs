@@ -18,6 +18,8 @@ pub struct VerifyOptions {
     pub mutant: Option<Mutant>,
     /// Derivations kept per check in a certificate.
     pub keep: usize,
+    /// Time, memory, digits and enumeration cost limits.
+    pub budget: super::budget::Budget,
 }
 
 impl Default for VerifyOptions {
@@ -27,6 +29,7 @@ impl Default for VerifyOptions {
             max_windows: 200_000,
             mutant: None,
             keep: 2,
+            budget: super::budget::Budget::default(),
         }
     }
 }
@@ -67,12 +70,20 @@ pub(crate) struct Sides {
 
 impl<'a> ClaimContext<'a> {
     /// Prepares an environment: optimum, base, logs, enumerations (each guarded).
-    pub fn new(env: &'a Environment, options: VerifyOptions) -> Result<Self, ExactError> {
+    pub fn new(env: &'a Environment, mut options: VerifyOptions) -> Result<Self, ExactError> {
+        options.budget = options.budget.restarted();
+        let budget = &options.budget;
+        budget.check_inputs(env).map_err(ExactError::Budget)?;
+        budget.check_powers(env).map_err(ExactError::Budget)?;
         let optimum = dag::optimum(env);
+        if let Ok(o) = &optimum {
+            budget
+                .check_digits("Z* = F*(s0)", &o.z)
+                .map_err(ExactError::Budget)?;
+        }
         let logs = LogTable::new(env, optimum.as_ref().ok())?;
-        let trajectories =
-            dag::trajectories(env, options.max_trajectories).map_err(|e| e.to_string());
-        let windows = dag::windows(env, options.max_windows).map_err(|e| e.to_string());
+        let (trajectories, windows) =
+            super::budget::enumerations(env, options.max_trajectories, options.max_windows, budget);
         let log_p = logs.log_prior.iter().map(Poly::from_logform).collect();
         let log_q = logs.log_posterior.iter().map(Poly::from_logform).collect();
         let log_r = logs

@@ -2,6 +2,7 @@
 //! (Trust-PCL from its per-step RL terms), decides the identity exactly in the polynomial
 //! ring, and returns a [`Certificate`] with its derivations.
 
+pub mod budget;
 pub mod c1_residual;
 pub mod c2_loss;
 pub mod c3_gradient;
@@ -12,6 +13,7 @@ pub mod c7_negative_controls;
 pub mod c8_conventions;
 mod context;
 
+pub use budget::Budget;
 pub use context::{ClaimContext, VerifyOptions};
 
 use crate::exact::{Derivation, Poly, VarNames};
@@ -185,6 +187,24 @@ impl Recorder {
         }
         if self.kept.len() < self.keep {
             self.kept.push(d);
+        }
+    }
+
+    /// Records one derivation that asserts `asserted` identities of which `failed` fail,
+    /// decided by the caller without building it: `build` runs only when the derivation is
+    /// kept (the first `keep`) or is the first failure. The counts then come from the built
+    /// derivation, as in [`Recorder::record`].
+    pub(crate) fn record_with(
+        &mut self,
+        asserted: u64,
+        failed: u64,
+        build: impl FnOnce() -> Derivation,
+    ) {
+        if self.kept.len() < self.keep || (failed > 0 && self.first_failure.is_none()) {
+            self.record(build());
+        } else {
+            self.outcome.checked += asserted;
+            self.outcome.failed += failed;
         }
     }
 

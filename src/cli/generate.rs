@@ -30,6 +30,27 @@ pub struct GenerateArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Priors and posteriors: random integer weights `1..=max-weight`, normalised.
+    #[arg(long, default_value_t = 4)]
+    pub max_weight: i64,
+    /// Rewards `n/d`: `n` in `1..=reward-numerator`.
+    #[arg(long, default_value_t = 9)]
+    pub reward_numerator: i64,
+    /// Rewards `n/d`: `d` in `1..=reward-denominator`.
+    #[arg(long, default_value_t = 4)]
+    pub reward_denominator: i64,
+    /// Children of the source (default: `--fan-out`).
+    #[arg(long)]
+    pub source_fan_out: Option<usize>,
+    /// Give every state a parent in the previous layer (no state dropped as unreachable).
+    #[arg(long)]
+    pub cover: bool,
+    /// The DAGs of issue 12 (many paths, many primes): the source feeds the whole first
+    /// layer, `--terminals` = `--width`, weights 1–9, rewards n/d with n ≤ 40, d ≤ 12, no skip
+    /// edges, every state covered; `--layers 7 --width 20 --fan-out 3` has 440 edges. Overrides
+    /// the options above.
+    #[arg(long)]
+    pub many_primes: bool,
     /// Output file (default: standard output).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -44,14 +65,23 @@ pub fn run(args: &GenerateArgs) -> u8 {
             return super::EXIT_BAD_INPUT;
         }
     };
-    let shape = Shape {
-        layers: args.layers,
-        width: args.width,
-        terminals: args.terminals,
-        fan_out: args.fan_out,
-        skip_percent: args.skip_percent,
-        beta,
-        posteriors: true,
+    let shape = if args.many_primes {
+        Shape::many_primes(args.layers, args.width, args.fan_out, beta)
+    } else {
+        Shape {
+            layers: args.layers,
+            width: args.width,
+            terminals: args.terminals,
+            fan_out: args.fan_out,
+            skip_percent: args.skip_percent,
+            beta,
+            posteriors: true,
+            max_weight: args.max_weight,
+            reward_numerator: args.reward_numerator,
+            reward_denominator: args.reward_denominator,
+            source_fan_out: args.source_fan_out,
+            cover: args.cover,
+        }
     };
     let spec = layered(&shape, args.seed);
     let env = match validate(&spec, "generated") {

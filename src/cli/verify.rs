@@ -1,6 +1,7 @@
 //! `verify`: every claim on every environment, as a report.
-use crate::claims::VerifyOptions;
+use crate::claims::{Budget, VerifyOptions};
 use crate::dag::load_dir;
+use crate::exact::ExactError;
 use crate::mutant::Mutant;
 use crate::report::{environment_report, Report};
 use clap::Args;
@@ -31,6 +32,23 @@ pub struct VerifyArgs {
     /// Trajectories restated per Coq certificate (the first ones in depth-first order).
     #[arg(long, default_value_t = crate::coq::DEFAULT_MAX_TRAJECTORIES)]
     pub coq_max_trajectories: usize,
+    /// Budget: wall-clock seconds per environment; past it the run stops with an error naming
+    /// the time (exit 2).
+    #[arg(long, default_value_t = 300)]
+    pub budget_seconds: u64,
+    /// Budget: resident memory in MB; past it the run stops with an error naming the memory
+    /// (exit 2).
+    #[arg(long, default_value_t = 3072)]
+    pub budget_memory_mb: u64,
+    /// Budget: decimal digits of any input rational (β, priors, posteriors, rewards) and of
+    /// `F* = r^β` and `Z*`; above it the environment is refused (exit 2).
+    #[arg(long, default_value_t = 2000)]
+    pub budget_digits: u64,
+    /// Budget: per-step terms the enumeration cross-checks may build (estimated by DP before
+    /// any path is listed); above it they are skipped with that reason, the structural and DP
+    /// routes still decide every claim.
+    #[arg(long, default_value_t = 50_000)]
+    pub budget_enumeration_steps: u64,
 }
 
 /// Runs `verify`; returns the exit code.
@@ -82,12 +100,22 @@ pub fn run(args: &VerifyArgs) -> u8 {
         max_trajectories: args.max_trajectories,
         max_windows: args.max_windows,
         mutant: args.mutant,
+        budget: Budget::new(
+            args.budget_seconds,
+            args.budget_memory_mb,
+            args.budget_digits,
+            args.budget_enumeration_steps,
+        ),
         ..VerifyOptions::default()
     };
     let mut environments = Vec::new();
     for env in &envs {
         match environment_report(env, &options) {
             Ok((report, _)) => environments.push(report),
+            Err(e @ ExactError::Budget(_)) => {
+                eprintln!("error: {}: {e}", env.file);
+                return super::EXIT_BAD_INPUT;
+            }
             Err(e) => {
                 eprintln!("error: {}: internal exact-arithmetic error: {e}", env.file);
                 return super::EXIT_BAD_INPUT;

@@ -1,6 +1,6 @@
 //! Exact dynamic programming on the DAG: the optimum `F*`, `q*`, `Z*` by backward induction,
 //! and occupancy measures under a concrete policy, in O(|E|) exact operations.
-use super::Environment;
+use super::{flow, Environment};
 use crate::exact::{exact_power, Rational};
 use num_traits::{One, Zero};
 
@@ -16,24 +16,22 @@ pub struct Optimum {
     pub z: Rational,
 }
 
-/// The exact optimum, or the reason it is not rational (some `r(x)^β` irrational).
+/// The exact optimum, or the reason it is not rational (some `r(x)^β` irrational). The
+/// backward pass of [`super::flow`] with the prior as weights and `r(x)^β` at terminals.
 pub fn optimum(env: &Environment) -> Result<Optimum, String> {
-    let mut flow = vec![Rational::zero(); env.states.len()];
-    for &s in env.topo.iter().rev() {
-        flow[s] = if env.is_terminal(s) {
-            let r = env.reward(s);
-            exact_power(r, &env.beta).ok_or_else(|| {
-                format!(
-                    "F*({}) = r^β = ({r})^({}) is irrational, so Z* and q* have no exact rational form",
-                    env.states[s], env.beta
-                )
-            })?
-        } else {
-            env.out_edges[s].iter().fold(Rational::zero(), |acc, &e| {
-                acc + &env.edges[e].prior * &flow[env.edges[e].to]
-            })
-        };
+    let mut terminal = vec![Rational::zero(); env.states.len()];
+    for x in env.terminals() {
+        let r = env.reward(x);
+        terminal[x] = exact_power(r, &env.beta).ok_or_else(|| {
+            format!(
+                "F*({}) = r^β = ({r})^({}) is irrational, so Z* and q* have no exact rational form",
+                env.states[x], env.beta
+            )
+        })?;
     }
+    let prior: Vec<Rational> = env.edges.iter().map(|e| e.prior.clone()).collect();
+    let zeros = vec![Rational::zero(); env.edges.len()];
+    let flow = flow::backward(env, &prior, &zeros, |x| terminal[x].clone()).value;
     let policy = env
         .edges
         .iter()
@@ -46,7 +44,7 @@ pub fn optimum(env: &Environment) -> Result<Optimum, String> {
 /// The occupancy measure of a policy given per edge: `occ(s0) = 1`,
 /// `occ(s') = Σ occ(s) q(s'|s)`; on terminals it is the terminal marginal.
 pub fn occupancy(env: &Environment, policy: &[Rational]) -> Vec<Rational> {
-    occupancy_and_edge_flows(env, policy).0
+    flow::forward_flows(env, policy).state
 }
 
 /// The occupancy of every state and the flow `occ(s)·q(e)` through every edge, in one pass.
@@ -54,16 +52,8 @@ pub fn occupancy_and_edge_flows(
     env: &Environment,
     policy: &[Rational],
 ) -> (Vec<Rational>, Vec<Rational>) {
-    let mut occ = vec![Rational::zero(); env.states.len()];
-    let mut flow = vec![Rational::zero(); env.edges.len()];
-    occ[env.source] = Rational::one();
-    for &s in &env.topo {
-        for &e in &env.out_edges[s] {
-            flow[e] = &occ[s] * &policy[e];
-            occ[env.edges[e].to] += &flow[e];
-        }
-    }
-    (occ, flow)
+    let flows = flow::forward_flows(env, policy);
+    (flows.state, flows.edge)
 }
 
 /// The probability of a path under a policy given per edge.

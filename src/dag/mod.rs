@@ -3,6 +3,7 @@
 
 pub mod dp;
 pub mod env;
+pub mod flow;
 pub mod generate;
 pub mod logs;
 pub mod paths;

@@ -80,6 +80,27 @@ impl LogForm {
         out
     }
 
+    /// `self += w·other`, in place.
+    pub fn add_scaled(&mut self, other: &Self, w: &Rational) {
+        if w.is_zero() {
+            return;
+        }
+        self.constant += &other.constant * w;
+        for (atom, c) in &other.coefficients {
+            match self.coefficients.get_mut(atom) {
+                Some(slot) => {
+                    *slot += c * w;
+                    if slot.is_zero() {
+                        self.coefficients.remove(atom);
+                    }
+                }
+                None => {
+                    self.coefficients.insert(atom.clone(), c * w);
+                }
+            }
+        }
+    }
+
     /// `c · self`.
     pub fn scale(&self, c: &Rational) -> Self {
         if c.is_zero() {

@@ -6,12 +6,14 @@
 
 pub mod base;
 pub mod derivation;
+pub mod frac;
 pub mod logform;
 pub mod poly;
 pub mod rational;
 
 pub use base::CoprimeBase;
 pub use derivation::{Derivation, Step};
+pub use frac::FracPoly;
 pub use logform::LogForm;
 pub use poly::{Monomial, Poly, Var, VarNames};
 pub use rational::{exact_power, parse_rational, Rational};
@@ -22,6 +24,9 @@ pub enum ExactError {
     /// The logarithm of a non-positive number was requested.
     #[error("log of a non-positive number {0}")]
     NonPositiveLog(String),
+    /// A limit of the run's budget (time, memory, digits) was exceeded; the message names it.
+    #[error("budget exceeded: {0}")]
+    Budget(String),
     /// A number does not factor over the coprime base it was expressed in.
     #[error("{0} does not factor over the coprime base (insert it into the base first)")]
     NotInBase(String),

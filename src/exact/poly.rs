@@ -128,11 +128,30 @@ impl Monomial {
 
     /// The product of two monomials.
     pub fn mul(&self, other: &Self) -> Self {
-        let mut merged: BTreeMap<Var, u32> = self.0.iter().cloned().collect();
-        for (v, e) in &other.0 {
-            *merged.entry(v.clone()).or_default() += e;
+        // Both factor lists are sorted by variable: merge them.
+        let (a, b) = (&self.0, &other.0);
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            match a[i].0.cmp(&b[j].0) {
+                std::cmp::Ordering::Less => {
+                    out.push(a[i].clone());
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push(b[j].clone());
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    out.push((a[i].0.clone(), a[i].1 + b[j].1));
+                    i += 1;
+                    j += 1;
+                }
+            }
         }
-        Self(merged.into_iter().collect())
+        out.extend_from_slice(&a[i..]);
+        out.extend_from_slice(&b[j..]);
+        Self(out)
     }
 
     /// The exponent of `v` (0 when absent).
@@ -214,6 +233,15 @@ impl Poly {
         p
     }
 
+    /// A polynomial from monomials and coefficients (zeros are dropped, repeats summed).
+    pub fn from_terms(terms: impl IntoIterator<Item = (Monomial, Rational)>) -> Self {
+        let mut p = Self::zero();
+        for (m, c) in terms {
+            p.add_term(m, c);
+        }
+        p
+    }
+
     fn add_term(&mut self, m: Monomial, c: Rational) {
         use std::collections::btree_map::Entry;
         if c.is_zero() {
@@ -245,9 +273,7 @@ impl Poly {
     /// `self + other`.
     pub fn add(&self, other: &Self) -> Self {
         let mut out = self.clone();
-        for (m, c) in &other.terms {
-            out.add_term(m.clone(), c.clone());
-        }
+        out.add_assign(other);
         out
     }
 
@@ -255,7 +281,7 @@ impl Poly {
     pub fn sub(&self, other: &Self) -> Self {
         let mut out = self.clone();
         for (m, c) in &other.terms {
-            out.add_term(m.clone(), -c.clone());
+            out.add_to(m, -c.clone());
         }
         out
     }
@@ -289,8 +315,49 @@ impl Poly {
     /// `self += other`, in place.
     pub fn add_assign(&mut self, other: &Self) {
         for (m, c) in &other.terms {
-            self.add_term(m.clone(), c.clone());
+            self.add_to(m, c.clone());
         }
+    }
+
+    /// Adds a non-zero `c` to the coefficient of `m`, cloning `m` only when it is new.
+    fn add_to(&mut self, m: &Monomial, c: Rational) {
+        match self.terms.get_mut(m) {
+            Some(slot) => {
+                *slot += c;
+                if slot.is_zero() {
+                    self.terms.remove(m);
+                }
+            }
+            None => {
+                if !c.is_zero() {
+                    self.terms.insert(m.clone(), c);
+                }
+            }
+        }
+    }
+
+    /// `self += w·other`, in place (no intermediate polynomial).
+    pub fn add_scaled(&mut self, other: &Self, w: &Rational) {
+        if w.is_zero() {
+            return;
+        }
+        for (m, c) in &other.terms {
+            self.add_to(m, c * w);
+        }
+    }
+
+    /// True when `self = k·other` (compared term by term, nothing allocated but the
+    /// products).
+    pub fn equals_scaled(&self, other: &Self, k: &Rational) -> bool {
+        if k.is_zero() {
+            return self.is_zero();
+        }
+        self.terms.len() == other.terms.len()
+            && self
+                .terms
+                .iter()
+                .zip(&other.terms)
+                .all(|((ma, ca), (mb, cb))| ma == mb && *ca == cb * k)
     }
 
     /// The sum of an iterator of polynomials (accumulated in place).

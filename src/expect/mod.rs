@@ -26,62 +26,40 @@ use num_traits::{One, Zero};
 use crate::dag::{self, EnumerationRefused, Environment, LogTable};
 use crate::exact::{LogForm, Poly, Rational, Var};
 
-/// `∂J/∂θ_e` for every edge `e` (environment edge order), by the policy-gradient recursion.
-pub fn grad_j_dp(env: &Environment, logs: &LogTable) -> Vec<LogForm> {
+/// The per-edge soft cost `−α(log q(e) − log p(e)) + [e enters x]·log r(x)`.
+fn soft_costs(env: &Environment, logs: &LogTable) -> Vec<LogForm> {
     let alpha = env.alpha();
-    let q = env.posterior();
-    let n = env.states.len();
-    // Q(s, a) per edge, W(s) per state, backward over the topological order.
-    let mut w = vec![LogForm::zero(); n];
-    let mut qsa = vec![LogForm::zero(); env.edges.len()];
-    for &s in env.topo.iter().rev() {
-        let mut ws = LogForm::zero();
-        for &e in &env.out_edges[s] {
-            let to = env.edges[e].to;
-            let mut v = logs.log_posterior[e]
-                .sub(&logs.log_prior[e])
-                .scale(&-alpha.clone())
-                .add(&w[to]);
-            if env.is_terminal(to) {
-                v = v.add(logs.log_reward(to));
-            }
-            ws = ws.add(&v.scale(&q[e]));
-            qsa[e] = v;
-        }
-        w[s] = ws;
-    }
-    let occ = dag::occupancy(env, &q);
     env.edges
         .iter()
         .enumerate()
         .map(|(e, edge)| {
-            let weight = &occ[edge.from] * &q[e];
-            qsa[e].sub(&w[edge.from]).scale(&weight)
+            let mut v = logs.log_posterior[e]
+                .sub(&logs.log_prior[e])
+                .scale(&-alpha.clone());
+            if env.is_terminal(edge.to) {
+                v = v.add(logs.log_reward(edge.to));
+            }
+            v
         })
         .collect()
 }
 
+/// `∂J/∂θ_e` for every edge `e` (environment edge order), by the policy-gradient recursion of
+/// [`dag::flow`]: `W` backward over the soft costs, occupancies forward, then
+/// `occ(s)·q(b)·(Q(s,b) − W(s))` (the score term of the costs vanishes: `∂cost/∂log q = −α` on
+/// every sibling).
+pub fn grad_j_dp(env: &Environment, logs: &LogTable) -> Vec<LogForm> {
+    let q = env.posterior();
+    let flows = dag::flow::forward_flows(env, &q);
+    let values = dag::flow::backward(env, &q, &soft_costs(env, logs), |_| LogForm::zero());
+    dag::flow::policy_gradient(env, &q, &flows, &values, None)
+}
+
 /// `J(q) = W(s0)`, the soft value of the source under `q` (by the same recursion).
 pub fn j_dp(env: &Environment, logs: &LogTable) -> LogForm {
-    let alpha = env.alpha();
     let q = env.posterior();
-    let mut w = vec![LogForm::zero(); env.states.len()];
-    for &s in env.topo.iter().rev() {
-        let mut ws = LogForm::zero();
-        for &e in &env.out_edges[s] {
-            let to = env.edges[e].to;
-            let mut v = logs.log_posterior[e]
-                .sub(&logs.log_prior[e])
-                .scale(&-alpha.clone())
-                .add(&w[to]);
-            if env.is_terminal(to) {
-                v = v.add(logs.log_reward(to));
-            }
-            ws = ws.add(&v.scale(&q[e]));
-        }
-        w[s] = ws;
-    }
-    w[env.source].clone()
+    let values = dag::flow::backward(env, &q, &soft_costs(env, logs), |_| LogForm::zero());
+    values.value[env.source].clone()
 }
 
 /// The score `∇_θ log q(τ)` of one trajectory, as `(edge, coefficient)` pairs (only the

@@ -18,6 +18,7 @@ pub fn quick(mutant: Option<Mutant>) -> VerifyOptions {
         max_windows: 3000,
         mutant,
         keep: 2,
+        ..VerifyOptions::default()
     }
 }
 

@@ -1,0 +1,161 @@
+//! Polynomials with one common denominator, for accumulation in the dynamic programmes.
+//!
+//! [`Poly`] keeps every coefficient a reduced rational, so each `+=` or `·` pays gcds on
+//! every coefficient (binary gcds of numbers with hundreds of digits dominated the profile of
+//! the expected-gradient routes). A [`FracPoly`] is `Σ_m (n_m / d)·m` with integer numerators
+//! and one positive denominator `d`: `self += w·x` costs one gcd of two denominators and then
+//! only multiplications and additions per coefficient (fraction-free accumulation, as in
+//! Bareiss-style exact linear algebra). Reduction happens once, in [`FracPoly::to_poly`].
+use super::{Monomial, Poly, Rational};
+use num_bigint::BigInt;
+use num_integer::Integer;
+use num_traits::{One, Zero};
+use std::collections::BTreeMap;
+
+/// `Σ_m (numerator_m / denominator)·m`, exact, not reduced.
+#[derive(Debug, Clone)]
+pub struct FracPoly {
+    numerators: BTreeMap<Monomial, BigInt>,
+    denominator: BigInt,
+}
+
+impl Default for FracPoly {
+    fn default() -> Self {
+        Self::zero()
+    }
+}
+
+impl FracPoly {
+    /// Zero.
+    pub fn zero() -> Self {
+        Self {
+            numerators: BTreeMap::new(),
+            denominator: BigInt::one(),
+        }
+    }
+
+    /// A rational constant.
+    pub fn constant(c: &Rational) -> Self {
+        let mut numerators = BTreeMap::new();
+        if !c.is_zero() {
+            numerators.insert(Monomial::one(), c.numer().clone());
+        }
+        Self {
+            numerators,
+            denominator: c.denom().clone(),
+        }
+    }
+
+    /// The same polynomial over the common denominator of its coefficients.
+    pub fn from_poly(p: &Poly) -> Self {
+        let denominator = p
+            .terms()
+            .values()
+            .fold(BigInt::one(), |acc, c| acc.lcm(c.denom()));
+        let numerators = p
+            .terms()
+            .iter()
+            .map(|(m, c)| (m.clone(), c.numer() * (&denominator / c.denom())))
+            .collect();
+        Self {
+            numerators,
+            denominator,
+        }
+    }
+
+    /// The canonical polynomial (each coefficient reduced).
+    pub fn to_poly(&self) -> Poly {
+        Poly::from_terms(self.numerators.iter().map(|(m, n)| {
+            (
+                m.clone(),
+                Rational::new(n.clone(), self.denominator.clone()),
+            )
+        }))
+    }
+
+    /// True for the zero polynomial.
+    pub fn is_zero(&self) -> bool {
+        self.numerators.is_empty()
+    }
+
+    /// `self += w·x`: one gcd of the denominators, then multiplications only.
+    pub fn add_scaled(&mut self, x: &Self, w: &Rational) {
+        if w.is_zero() || x.numerators.is_empty() {
+            return;
+        }
+        let incoming = w.denom() * &x.denominator;
+        if self.numerators.is_empty() {
+            self.numerators = x
+                .numerators
+                .iter()
+                .map(|(m, n)| (m.clone(), n * w.numer()))
+                .collect();
+            self.denominator = incoming;
+            return;
+        }
+        let g = self.denominator.gcd(&incoming);
+        let widen_self = &incoming / &g;
+        let widen_x = w.numer() * (&self.denominator / &g);
+        if !widen_self.is_one() {
+            for n in self.numerators.values_mut() {
+                *n *= &widen_self;
+            }
+            self.denominator *= &widen_self;
+        }
+        for (m, n) in &x.numerators {
+            let add = n * &widen_x;
+            match self.numerators.get_mut(m) {
+                Some(slot) => {
+                    *slot += add;
+                    if slot.is_zero() {
+                        self.numerators.remove(m);
+                    }
+                }
+                None => {
+                    self.numerators.insert(m.clone(), add);
+                }
+            }
+        }
+        if self.numerators.is_empty() {
+            self.denominator = BigInt::one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exact::Var;
+
+    fn q(n: i64, d: i64) -> Rational {
+        Rational::new(n.into(), d.into())
+    }
+
+    #[test]
+    fn accumulation_agrees_with_reduced_arithmetic() {
+        let x = Poly::var(Var::LogZ)
+            .scale(&q(3, 4))
+            .add(&Poly::constant(q(-5, 6)));
+        let y = Poly::var(Var::Atom(2u32.into())).scale(&q(7, 10)).add(&x);
+        let mut reduced = Poly::zero();
+        let mut frac = FracPoly::zero();
+        for (p, w) in [
+            (&x, q(2, 3)),
+            (&y, q(-9, 14)),
+            (&x, q(5, 1)),
+            (&y, q(9, 14)),
+        ] {
+            reduced.add_scaled(p, &w);
+            frac.add_scaled(&FracPoly::from_poly(p), &w);
+            assert_eq!(frac.to_poly(), reduced);
+        }
+        // Cancellation to zero resets the denominator.
+        let mut z = FracPoly::from_poly(&x);
+        z.add_scaled(&FracPoly::from_poly(&x), &q(-1, 1));
+        assert!(z.is_zero() && z.to_poly().is_zero());
+        assert_eq!(
+            FracPoly::constant(&q(3, 7)).to_poly(),
+            Poly::constant(q(3, 7))
+        );
+    }
+}
