@@ -11,6 +11,7 @@ pub mod conventions;
 pub mod dag;
 pub mod exact;
 pub mod expect;
+pub mod input;
 pub mod kernels;
 pub mod mutant;
 pub mod objectives;
