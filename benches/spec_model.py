@@ -27,7 +27,22 @@ import tomllib
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-RATIONAL_RE = re.compile(r"^-?[0-9]+(/[0-9]+)?$")
+# The loader's one grammar (src/exact/rational.rs): [-]digits[/digits] or [-]digits.digits,
+# at most MAX_DIGITS digits per integer.
+RATIONAL_RE = re.compile(r"^-?[0-9]+((/[0-9]+)|(\.[0-9]+))?$")
+MAX_DIGITS = 10_000
+MAX_NAME_BYTES = 256
+BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+
+
+def name_problem(name: str) -> str | None:
+    """Why a state or spec name is refused (src/dag/spec.rs check_name), or None."""
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        return f"name {name!r} is over the limit of {MAX_NAME_BYTES} bytes"
+    for c in name:
+        if (ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0) or c in BIDI:
+            return f"name {name!r} holds the control character U+{ord(c):04X}"
+    return None
 TOP_KEYS = {"name", "beta", "source", "rewards", "edge"}
 EDGE_KEYS = {"from", "to", "prior", "posterior"}
 
@@ -44,11 +59,15 @@ class SpecError(Exception):
 def parse_rational(text) -> Fraction | None:
     if not isinstance(text, str) or not RATIONAL_RE.match(text):
         return None
+    if any(len(part.lstrip("-")) > MAX_DIGITS for part in re.split(r"[/.]", text)):
+        return None
     if "/" in text:
         n, d = text.split("/")
         if int(d) == 0:
             return None
         return Fraction(int(n), int(d))
+    if "." in text:
+        return Fraction(text)
     return Fraction(int(text))
 
 
@@ -102,7 +121,11 @@ class Spec:
 def load(path: str) -> Spec:
     with open(path, "rb") as f:
         raw = f.read()
-    return loads(raw.decode("utf-8"), path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(path, ["the file is not valid UTF-8"]) from None
+    return loads(text, path)
 
 
 def loads(text: str, path: str = "<string>") -> Spec:
@@ -192,6 +215,12 @@ def loads(text: str, path: str = "<string>") -> Spec:
                 bad = True
         if not bad:
             edges.append(Edge(src, dst, prior, post))
+    names = [doc.get("name"), doc.get("source"), *raw_rewards.keys()]
+    names += [e.get(k) for e in raw_edges for k in ("from", "to")]
+    for n in dict.fromkeys(x for x in names if isinstance(x, str)):
+        problem = name_problem(n)
+        if problem:
+            errs.append(problem)
     if errs:
         raise SpecError(path, errs)
 

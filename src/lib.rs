@@ -12,6 +12,7 @@ pub mod coq;
 pub mod dag;
 pub mod exact;
 pub mod expect;
+pub mod input;
 pub mod kernels;
 pub mod mutant;
 pub mod objectives;

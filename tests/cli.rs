@@ -251,6 +251,13 @@ fn every_invalid_spec_is_refused_with_exit_2_naming_its_field() {
             "{name}: `{field}` not in {message}"
         );
         assert!(!stderr.contains("panicked"), "{name} panicked");
+        // Nothing from the file reaches the terminal raw (issue 13: escaped names).
+        assert!(
+            !stderr
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || ('\u{202a}'..='\u{202e}').contains(&c)),
+            "{name}: raw control character in {stderr:?}"
+        );
     }
     assert!(files >= 30, "the invalid corpus has one file per refusal");
     let base = cli(&[

@@ -130,7 +130,7 @@ fn env_accs(env: &Environment, opts: &ExactSpecOptions, seed: u64) -> Result<[Ac
     let logs = LogTable::new(env, optimum.as_ref()).map_err(|e| e.to_string())?;
     let sampler = Sampler::new(env)?;
     let t = sampler.longest().max(1);
-    let (paths, lengths) = sampler.sample(n, seed);
+    let (paths, lengths) = sampler.sample(n, seed).map_err(|e| e.to_string())?;
     let path = |i: usize| -> Vec<usize> {
         paths[i * t..i * t + lengths[i]]
             .iter()

@@ -39,6 +39,7 @@ use super::spec_sample::Sampler;
 use crate::dag::{self, Environment, LogTable};
 use crate::exact::Poly;
 use crate::expect::{self, Route};
+use crate::input::Plan;
 use crate::kernels::batch::TrajectoryBatch;
 use crate::kernels::error::BatchError;
 use crate::kernels::fused::{evaluate_with, GradForm, Kernel};
@@ -272,7 +273,27 @@ pub fn run_mc(cfg: &McConfig) -> Result<McReport, BatchError> {
     let n = cfg.samples;
     let sampler = Sampler::new(&env).map_err(BatchError::Spec)?;
     let t = sampler.longest().max(1);
-    let (paths, lengths) = sampler.sample(n, cfg.seed);
+    // Everything the run allocates per sampled entry, planned before anything is: the edge
+    // table, log q, log p, the softmax edge table, the per-trajectory gradient (8 bytes),
+    // and per row the lengths, log r, starts and a gradient row.
+    let mut plan = Plan::new(&format!(
+        "gradcheck --spec {} --samples {n}",
+        crate::input::escape_controls(&env.file)
+    ));
+    sampler.plan(n, &mut plan)?;
+    let entries = crate::input::product("Monte Carlo batch", &[("N", n as u64), ("T", t as u64)])?;
+    plan.add("log q, log p [N, T] (f64)", entries, 16)?;
+    plan.add("softmax edges [N, T] (u32)", entries, 4)?;
+    plan.add("kernel workspace [N, T] (allowance, f64)", entries, 8)?;
+    plan.add("per-row values [N]", n as u64, 64)?;
+    let per_sample = 4 + 16 + 4 + 8;
+    let cap = crate::input::memory_cap();
+    let most = cap.bytes / (t as u64 * per_sample + 72);
+    plan.check_and_announce(&format!(
+        "the longest trajectory has {} steps: at most --samples {most} fit",
+        sampler.longest()
+    ))?;
+    let (paths, lengths) = sampler.sample(n, cfg.seed)?;
     let mut q_in = vec![f64::NAN; n * t];
     let mut p_in = vec![f64::NAN; n * t];
     let mut r_in = vec![0.0; n];

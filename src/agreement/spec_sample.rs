@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::dag::Environment;
+use crate::input::{memory_cap, product, LimitError, Plan};
 
 /// Trajectories per generator chunk.
 pub const ROWS_PER_CHUNK: usize = 4096;
@@ -87,9 +88,34 @@ impl<'a> Sampler<'a> {
         }
     }
 
+    /// What sampling `n` trajectories allocates: the `[n, T]` edge table (4 bytes an entry)
+    /// and the lengths (8 bytes a row), every product checked.
+    pub fn plan(&self, n: usize, plan: &mut Plan) -> Result<(), LimitError> {
+        let t = self.longest.max(1) as u64;
+        let entries = product(
+            "sampled trajectories",
+            &[("N", n as u64), ("T (longest path)", t)],
+        )?;
+        plan.add("sampled edge table [N, T]", entries, 4)?;
+        plan.add("sampled lengths [N]", n as u64, 8)?;
+        Ok(())
+    }
+
     /// `n` trajectories from `seed`: a flat row-major `[n, T]` table of environment edge
-    /// indices (`u32::MAX` on padding, `T` = [`Sampler::longest`]) and the lengths.
-    pub fn sample(&self, n: usize, seed: u64) -> (Vec<u32>, Vec<usize>) {
+    /// indices (`u32::MAX` on padding, `T` = [`Sampler::longest`]) and the lengths. Refused,
+    /// before anything is allocated, when the table is over the memory cap
+    /// ([`crate::input::memory_cap`]); callers that allocate more per entry plan for it
+    /// themselves ([`Sampler::plan`]).
+    pub fn sample(&self, n: usize, seed: u64) -> Result<(Vec<u32>, Vec<usize>), LimitError> {
+        let mut plan = Plan::new(&format!("sampling {n} trajectories"));
+        self.plan(n, &mut plan)?;
+        plan.check(
+            &memory_cap(),
+            &format!(
+                "the longest trajectory has {} steps: lower the number of samples",
+                self.longest
+            ),
+        )?;
         let t = self.longest.max(1);
         let mut edges = vec![u32::MAX; n * t];
         let mut lengths = vec![0usize; n];
@@ -110,6 +136,6 @@ impl<'a> Sampler<'a> {
                     }
                 }
             });
-        (edges, lengths)
+        Ok((edges, lengths))
     }
 }

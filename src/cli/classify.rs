@@ -7,6 +7,7 @@ use clap::Args;
 
 use crate::conventions::classify::classify;
 use crate::conventions::npz;
+use crate::input::LimitError;
 
 /// Arguments of `classify`.
 #[derive(Debug, Args)]
@@ -27,8 +28,24 @@ pub struct ClassifyArgs {
     pub json: bool,
 }
 
+/// Checks the arguments: `--tol` finite and positive.
+pub fn check(args: &ClassifyArgs) -> Result<(), LimitError> {
+    if !(args.tol.is_finite() && args.tol > 0.0) {
+        return Err(LimitError::OutOfRange {
+            arg: "--tol".into(),
+            value: args.tol.to_string(),
+            reason: "must be finite and positive (a relative distance)".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Runs `classify`; returns the exit code.
 pub fn run(args: &ClassifyArgs) -> u8 {
+    if let Err(e) = check(args) {
+        eprintln!("classify: {e}");
+        return super::EXIT_BAD_INPUT;
+    }
     let (batch, in_file) = match npz::read(&args.batch) {
         Ok(x) => x,
         Err(e) => {
@@ -37,11 +54,11 @@ pub fn run(args: &ClassifyArgs) -> u8 {
         }
     };
     let user = match &args.results {
-        Some(p) => npz::read_results(p),
+        Some(p) => npz::read_results_for(p, &batch).map_err(|e| e.to_string()),
         None => in_file.ok_or_else(|| {
             format!(
                 "{}: no `loss` array (add the user's losses, or pass --results)",
-                args.batch.display()
+                crate::input::escape_controls(&args.batch.display().to_string())
             )
         }),
     };

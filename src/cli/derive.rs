@@ -34,7 +34,10 @@ pub struct DeriveArgs {
 pub fn parse_path(env: &Environment, text: &str) -> Result<Vec<usize>, String> {
     let names: Vec<&str> = text.split(',').map(str::trim).collect();
     if names.len() < 2 {
-        return Err(format!("--trajectory `{text}`: give at least two states"));
+        return Err(format!(
+            "--trajectory {}: give at least two states",
+            crate::exact::quote(text)
+        ));
     }
     let mut path = Vec::new();
     for pair in names.windows(2) {
@@ -46,8 +49,10 @@ pub fn parse_path(env: &Environment, text: &str) -> Result<Vec<usize>, String> {
             Some(e) => path.push(e),
             None => {
                 return Err(format!(
-                    "--trajectory `{text}`: there is no edge {}->{}",
-                    pair[0], pair[1]
+                    "--trajectory {}: there is no edge {}->{}",
+                    crate::exact::quote(text),
+                    crate::input::escape_controls(pair[0]),
+                    crate::input::escape_controls(pair[1])
                 ))
             }
         }

@@ -1,8 +1,9 @@
 //! `generate`: write a reproducible random layered DAG as a spec (for benchmarks and the
 //! sympy reference).
 use crate::dag::generate::{layered, Shape};
-use crate::dag::spec::validate;
+use crate::dag::spec::{validate, MAX_SPEC_BYTES};
 use crate::exact::parse_rational;
+use crate::input::{in_range, product, LimitError};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -56,8 +57,83 @@ pub struct GenerateArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Most edges `generate` writes: what a spec file of [`MAX_SPEC_BYTES`] holds at 100 bytes
+/// of TOML an edge (so that `verify` reads whatever `generate` writes).
+pub const MAX_GENERATED_EDGES: u64 = MAX_SPEC_BYTES / 100;
+
+/// Most children per state: choosing distinct children is quadratic in the fan-out.
+pub const MAX_FAN_OUT: u64 = 1_000;
+
+/// Checks the arguments before anything is generated: counts of states and edges computed with
+/// checked products, the edges bounded by [`MAX_GENERATED_EDGES`].
+pub fn check(args: &GenerateArgs) -> Result<u64, LimitError> {
+    in_range(
+        "--width",
+        args.width as u64,
+        1,
+        MAX_GENERATED_EDGES,
+        "states per layer",
+    )?;
+    in_range(
+        "--terminals",
+        args.terminals as u64,
+        1,
+        MAX_GENERATED_EDGES,
+        "terminal states",
+    )?;
+    in_range(
+        "--fan-out",
+        args.fan_out as u64,
+        1,
+        MAX_FAN_OUT,
+        "children per state",
+    )?;
+    in_range(
+        "--layers",
+        args.layers as u64,
+        0,
+        MAX_GENERATED_EDGES,
+        "inner layers",
+    )?;
+    in_range(
+        "--skip-percent",
+        args.skip_percent as u64,
+        0,
+        100,
+        "a percentage",
+    )?;
+    let (layers, width) = (args.layers as u64, args.width as u64);
+    let inner = product(
+        "the size of the DAG",
+        &[("--layers", layers), ("--width", width)],
+    )?;
+    let children = (args.fan_out as u64).min(width.max(args.terminals as u64));
+    let edges = product(
+        "the size of the DAG",
+        &[
+            ("states with children", inner + 1),
+            ("children each", children),
+        ],
+    )?;
+    if edges > MAX_GENERATED_EDGES {
+        return Err(LimitError::OutOfRange {
+            arg: "--layers × --width × --fan-out".into(),
+            value: format!("{edges} edges"),
+            reason: format!(
+                "at most {MAX_GENERATED_EDGES} edges (what a {} MiB spec file holds)",
+                MAX_SPEC_BYTES >> 20
+            ),
+        });
+    }
+    Ok(edges)
+}
+
 /// Runs `generate`; returns the exit code.
 pub fn run(args: &GenerateArgs) -> u8 {
+    if let Err(e) = check(args) {
+        eprintln!("error: {e}");
+        return super::EXIT_BAD_INPUT;
+    }
     let beta = match parse_rational(&args.beta) {
         Ok(b) => b,
         Err(m) => {

@@ -11,6 +11,7 @@ use clap::Args;
 
 use crate::agreement::gradcheck::{run_checks, Device, Dtype, GradcheckConfig};
 use crate::agreement::montecarlo::{run_mc, McConfig};
+use crate::input::{in_range, product, LimitError, Plan};
 use crate::mutant::Mutant;
 
 /// Arguments of `gradcheck`.
@@ -63,10 +64,121 @@ pub struct GradcheckArgs {
     pub family_error: f64,
 }
 
+/// Bytes `gradcheck` allocates per `[B, T]` entry of its generated batch: `log q`, `log p` in
+/// the float type, their f64 or f32 twin for the precision checks, and the kernels' outputs
+/// (measured: 32 bytes an entry at B = 65536, T = 64, f32 or f64; planned with room).
+pub const GRADCHECK_BYTES_PER_ENTRY: u64 = 40;
+
+/// Bytes `gradcheck` allocates per trajectory (lengths, `log r`, windows, per-row results).
+pub const GRADCHECK_BYTES_PER_ROW: u64 = 256;
+
+/// Most `--exact-samples`: 10⁷ per environment (the sampler plans its own table on top).
+pub const MAX_EXACT_SAMPLES: u64 = 10_000_000;
+
+/// Checks the arguments (before anything is read or allocated) and plans the batch-mode run.
+pub fn check(args: &GradcheckArgs) -> Result<Plan, LimitError> {
+    if !(args.beta.is_finite() && args.beta > 0.0) {
+        return Err(LimitError::OutOfRange {
+            arg: "--beta".into(),
+            value: args.beta.to_string(),
+            reason: "must be finite and positive".into(),
+        });
+    }
+    // The f32 checks run in every mode: β and α = 1/β must both be normal, finite f32 values,
+    // checked here on the f64 the user gave, before any rounding.
+    let (lo, hi) = (f32::MIN_POSITIVE as f64, 1.0 / f32::MIN_POSITIVE as f64);
+    if args.spec.is_none() && !(lo..=hi).contains(&args.beta) {
+        return Err(LimitError::OutOfRange {
+            arg: "--beta".into(),
+            value: format!("{:e}", args.beta),
+            reason: format!(
+                "the f32 checks need β and 1/β to be normal f32 values: {lo:e} ≤ β ≤ {hi:e}"
+            ),
+        });
+    }
+    if let Some(spec) = &args.spec {
+        in_range(
+            "--samples",
+            args.samples as u64,
+            2,
+            u64::MAX,
+            "the sample variance needs two",
+        )?;
+        if !(args.family_error > 0.0 && args.family_error < 1.0) {
+            return Err(LimitError::OutOfRange {
+                arg: "--family-error".into(),
+                value: args.family_error.to_string(),
+                reason: "must be in (0, 1)".into(),
+            });
+        }
+        // The memory plan needs the spec's longest path: run_mc makes it after loading.
+        return Ok(Plan::new(&format!(
+            "gradcheck --spec {}",
+            crate::input::escape_controls(&spec.display().to_string())
+        )));
+    }
+    in_range(
+        "--batch",
+        args.batch as u64,
+        1,
+        u64::MAX,
+        "at least one trajectory",
+    )?;
+    in_range(
+        "--steps",
+        args.steps as u64,
+        1,
+        u64::MAX,
+        "at least one step slot",
+    )?;
+    in_range(
+        "--exact-samples",
+        args.exact_samples as u64,
+        1,
+        MAX_EXACT_SAMPLES,
+        "per environment; the sampled table is planned on top",
+    )?;
+    let entries = product(
+        "the size of the run",
+        &[
+            ("--batch", args.batch as u64),
+            ("--steps", args.steps as u64),
+        ],
+    )?;
+    let mut plan = Plan::new(&format!(
+        "gradcheck --batch {} --steps {}",
+        args.batch, args.steps
+    ));
+    plan.add("[B, T] entries", entries, GRADCHECK_BYTES_PER_ENTRY)?;
+    plan.add("[B] rows", args.batch as u64, GRADCHECK_BYTES_PER_ROW)?;
+    Ok(plan)
+}
+
+/// The largest `--batch` that fits the memory cap at `steps`.
+fn largest_batch(steps: usize) -> u64 {
+    let cap = crate::input::memory_cap().bytes;
+    cap / (GRADCHECK_BYTES_PER_ENTRY * steps.max(1) as u64 + GRADCHECK_BYTES_PER_ROW)
+}
+
 /// Runs `gradcheck`; returns the exit code.
 pub fn run(args: &GradcheckArgs) -> u8 {
+    let plan = match check(args) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("gradcheck: {e}");
+            return super::EXIT_BAD_INPUT;
+        }
+    };
     if let Some(spec) = &args.spec {
         return run_monte_carlo(args, spec);
+    }
+    let hint = match largest_batch(args.steps) {
+        0 => format!("--steps {} does not fit even with --batch 1", args.steps),
+        b => format!("at --steps {}, at most --batch {b} fits", args.steps),
+    };
+    if let Err(e) = plan.check_and_announce(&hint) {
+        eprintln!("gradcheck: {e}");
+        return super::EXIT_BAD_INPUT;
     }
     let exact_specs = if args.no_exact {
         Vec::new()
@@ -92,14 +204,6 @@ pub fn run(args: &GradcheckArgs) -> u8 {
         exact_specs,
         exact_samples: args.exact_samples,
     };
-    if cfg.exact_samples == 0 {
-        eprintln!("gradcheck: --exact-samples must be at least 1");
-        return super::EXIT_BAD_INPUT;
-    }
-    if cfg.batch == 0 || cfg.steps == 0 {
-        eprintln!("gradcheck: --batch and --steps must be at least 1");
-        return super::EXIT_BAD_INPUT;
-    }
     let report = match run_checks(&cfg) {
         Ok(r) => r,
         Err(e) => {

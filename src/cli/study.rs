@@ -67,7 +67,8 @@ pub fn config(args: &StudyArgs) -> Result<StudyConfig, String> {
             let name = name.trim();
             let m = Method::from_name(name).ok_or_else(|| {
                 format!(
-                    "unknown method `{name}` (known: {})",
+                    "unknown method {} (known: {})",
+                    crate::exact::quote(name),
                     Method::ALL.map(|m| m.name()).join(", ")
                 )
             })?;

@@ -2,6 +2,7 @@
 use crate::claims::{Budget, VerifyOptions};
 use crate::dag::load_dir;
 use crate::exact::ExactError;
+use crate::input::{in_range, LimitError};
 use crate::mutant::Mutant;
 use crate::report::{environment_report, Report};
 use clap::Args;
@@ -51,8 +52,40 @@ pub struct VerifyArgs {
     pub budget_enumeration_steps: u64,
 }
 
+/// Bytes allowed per enumerated trajectory or window when bounding `--max-trajectories` and
+/// `--max-windows` by the memory cap: its edge list and the exact values computed on it.
+pub const BYTES_PER_ENUMERATED_PATH: u64 = 1024;
+
+/// Checks `--max-trajectories` and `--max-windows` against the memory cap: each enumerated
+/// path is held with its exact values ([`BYTES_PER_ENUMERATED_PATH`]).
+pub fn check(args: &VerifyArgs) -> Result<(), LimitError> {
+    let cap = crate::input::memory_cap();
+    let most = cap.bytes / BYTES_PER_ENUMERATED_PATH;
+    for (arg, value) in [
+        ("--max-trajectories", args.max_trajectories),
+        ("--max-windows", args.max_windows),
+    ] {
+        in_range(
+            arg,
+            value,
+            0,
+            most,
+            &format!(
+                "{BYTES_PER_ENUMERATED_PATH} bytes per enumerated path under the memory cap of {} ({})",
+                crate::input::human_bytes(cap.bytes),
+                cap.source
+            ),
+        )?;
+    }
+    Ok(())
+}
+
 /// Runs `verify`; returns the exit code.
 pub fn run(args: &VerifyArgs) -> u8 {
+    if let Err(e) = check(args) {
+        eprintln!("error: {e}");
+        return super::EXIT_BAD_INPUT;
+    }
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from("spec")]
     } else {

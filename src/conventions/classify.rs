@@ -57,9 +57,12 @@ impl ExportedBatch {
         if b == 0 || t == 0 {
             return Err("batch and steps must be at least 1".into());
         }
+        let bt = b
+            .checked_mul(t)
+            .ok_or_else(|| format!("B × T = {b} × {t} overflows"))?;
         for (what, n, want) in [
-            ("log_q", self.log_q.len(), b * t),
-            ("log_p", self.log_p.len(), b * t),
+            ("log_q", self.log_q.len(), bt),
+            ("log_p", self.log_p.len(), bt),
             ("lengths", self.lengths.len(), b),
             ("log_r", self.log_r.len(), b),
         ] {
@@ -237,16 +240,36 @@ pub fn classify(
         ));
     }
     if let Some(g) = &user.grad_log_q {
-        if g.len() != b * t {
+        if Some(g.len()) != b.checked_mul(t) {
             return Err(format!(
-                "grad_log_q has {} entries, expected {}",
-                g.len(),
-                b * t
+                "grad_log_q has {} entries, expected B × T = {b} × {t}",
+                g.len()
             ));
         }
     }
-    if tol.is_nan() || tol <= 0.0 {
-        return Err("the tolerance must be positive".into());
+    if !(tol.is_finite() && tol > 0.0) {
+        return Err(format!(
+            "the tolerance must be finite and positive, got {tol}"
+        ));
+    }
+    for (what, values) in [
+        ("loss", Some(&user.loss[..])),
+        (
+            "grad_log_z",
+            user.grad_log_z.as_ref().map(std::slice::from_ref),
+        ),
+        ("grad_log_q", user.grad_log_q.as_deref()),
+    ] {
+        if let Some((j, x)) = values
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .find(|(_, x)| !x.is_finite())
+        {
+            return Err(format!(
+                "{what}: non-finite value {x} at entry {j} (a NaN or infinity cannot be classified)"
+            ));
+        }
     }
     let defs = Definitions::from_f64(batch.beta)
         .ok_or_else(|| format!("beta must be finite and > 0, got {}", batch.beta))?;

@@ -76,7 +76,8 @@ fn extend_paths(env: &Environment, start: usize, complete_only: bool, out: &mut 
 /// Every trajectory, as its list of edges, or a refusal when there are more than `limit`.
 pub fn trajectories(env: &Environment, limit: u64) -> Result<Vec<Vec<usize>>, EnumerationRefused> {
     let count = guard("trajectories", trajectory_count(env), limit)?;
-    let mut out = Vec::with_capacity(count);
+    // Grows as it goes: a limit as large as u64::MAX must not reserve `count` slots up front.
+    let mut out = Vec::with_capacity(count.min(1 << 16));
     extend_paths(env, env.source, true, &mut out);
     Ok(out)
 }
@@ -84,7 +85,7 @@ pub fn trajectories(env: &Environment, limit: u64) -> Result<Vec<Vec<usize>>, En
 /// Every window (non-empty path from any state), or a refusal when there are more than `limit`.
 pub fn windows(env: &Environment, limit: u64) -> Result<Vec<Vec<usize>>, EnumerationRefused> {
     let count = guard("windows", window_count(env), limit)?;
-    let mut out = Vec::with_capacity(count);
+    let mut out = Vec::with_capacity(count.min(1 << 16));
     for &s in &env.topo {
         extend_paths(env, s, false, &mut out);
     }

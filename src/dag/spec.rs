@@ -3,15 +3,18 @@
 //! Every refusal is a [`SpecError`] naming the file, the field (an edge as `from->to`, a state
 //! by name, or a key) and the offending value. Nothing here panics on any input.
 use super::env::{Edge, Environment};
-use crate::exact::{parse_rational, Rational};
+use crate::exact::{parse_rational, quote, Rational};
+use crate::input::{escape_controls, is_bidi_control, read_bounded};
 use num_traits::{One, Signed, Zero};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-/// A refused spec: which file, which field, what is wrong.
+/// A refused spec: which file, which field, what is wrong. Displayed with every control
+/// character and bidirectional override escaped ([`escape_controls`]), so that nothing from
+/// the file reaches a terminal raw.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {field}: {message}")]
+#[error("{}: {}: {}", escape_controls(.file), escape_controls(.field), escape_controls(.message))]
 pub struct SpecError {
     /// The file (or label) of the spec.
     pub file: String,
@@ -90,7 +93,9 @@ fn rational_field(
     refuse: &Refuse,
 ) -> Result<Rational, SpecError> {
     match value {
-        toml::Value::String(text) => parse_rational(text).map_err(|m| refuse.at(field, m)),
+        toml::Value::String(text) => {
+            parse_rational(text).map_err(|m| refuse.at(field, m.to_string()))
+        }
         toml::Value::Float(x) => Err(refuse.at(
             field,
             format!("`{x}` is a float, which is not exact: write the rational as a string, e.g. \"1/3\""),
@@ -101,7 +106,10 @@ fn rational_field(
         )),
         other => Err(refuse.at(
             field,
-            format!("`{other}` is not a rational (expected a string such as \"3/2\")"),
+            format!(
+                "a {} is not a rational (expected a string such as \"3/2\")",
+                other.type_str()
+            ),
         )),
     }
 }
@@ -109,17 +117,7 @@ fn rational_field(
 /// Parses a spec from TOML text; `file` labels the errors.
 pub fn parse_spec(text: &str, file: &str) -> Result<SpecData, SpecError> {
     let refuse = Refuse { file };
-    let raw: RawSpec = toml::from_str(text).map_err(|e| {
-        let message = e.message().to_string();
-        let field = match e.span() {
-            Some(span) => {
-                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                format!("line {line}")
-            }
-            None => "spec".to_string(),
-        };
-        refuse.at(field, message)
-    })?;
+    let raw: RawSpec = toml::from_str(text).map_err(|e| toml_error(&e, text, &refuse))?;
     let beta = rational_field(&raw.beta, "beta", &refuse)?;
     let mut rewards = Vec::new();
     for (state, value) in &raw.rewards {
@@ -163,6 +161,79 @@ pub fn parse_spec(text: &str, file: &str) -> Result<SpecData, SpecError> {
     })
 }
 
+/// A TOML error as a [`SpecError`] that always has a message: the line (and column) of the
+/// error, the parser's message, and, where the parser gives none (a control character in a
+/// comment, for one), the offending character.
+fn toml_error(e: &toml::de::Error, text: &str, refuse: &Refuse) -> SpecError {
+    let span = e.span();
+    let field = match &span {
+        Some(span) => {
+            let start = floor_char_boundary(text, span.start);
+            let before = &text[..start];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}")
+        }
+        None => "spec".to_string(),
+    };
+    let mut message = e.message().trim().to_string();
+    if message.is_empty() {
+        let at = span
+            .as_ref()
+            .and_then(|s| text[floor_char_boundary(text, s.start)..].chars().next());
+        message = match at {
+            Some(c) if c.is_control() => format!(
+                "invalid TOML: control character U+{:04X} is not allowed here (not even in a comment)",
+                c as u32
+            ),
+            Some(c) => format!("invalid TOML at {}", quote(&c.to_string())),
+            None => "invalid TOML (unexpected end of file)".to_string(),
+        };
+    }
+    refuse.at(field, message)
+}
+
+/// The largest char boundary of `text` at or below `i`.
+fn floor_char_boundary(text: &str, i: usize) -> usize {
+    let mut i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Longest name accepted (spec name, state name): 256 bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Refuses a name that is empty, too long, or holds a control character or a bidirectional
+/// override (which could rewrite the terminal when the name is printed).
+fn check_name(name: &str, field: &str, refuse: &Refuse) -> Result<(), SpecError> {
+    if name.trim().is_empty() {
+        return Err(refuse.at(field, "the name is empty"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(refuse.at(
+            field,
+            format!(
+                "name {} is {} bytes long, over the limit of {MAX_NAME_BYTES}",
+                quote(name),
+                name.len()
+            ),
+        ));
+    }
+    if let Some(c) = name.chars().find(|&c| c.is_control() || is_bidi_control(c)) {
+        return Err(refuse.at(
+            field,
+            format!(
+                "name {} holds the control character U+{:04X}: names must be printable",
+                quote(name),
+                c as u32
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn sum<'a>(values: impl Iterator<Item = &'a Rational>) -> Rational {
     values.fold(Rational::zero(), |acc, v| acc + v)
 }
@@ -170,15 +241,14 @@ fn sum<'a>(values: impl Iterator<Item = &'a Rational>) -> Rational {
 /// Validates a spec into an [`Environment`]; `file` labels the errors.
 pub fn validate(spec: &SpecData, file: &str) -> Result<Environment, SpecError> {
     let refuse = Refuse { file };
-    if spec.name.trim().is_empty() {
-        return Err(refuse.at("name", "the name is empty"));
-    }
+    check_name(&spec.name, "name", &refuse)?;
     if !spec.beta.is_positive() {
         return Err(refuse.at("beta", format!("β = `{}` must be positive", spec.beta)));
     }
     if spec.source.trim().is_empty() {
         return Err(refuse.at("source", "the source name is empty"));
     }
+    check_name(&spec.source, "source", &refuse)?;
     if spec.edges.is_empty() {
         return Err(refuse.at("edge", "there are no edges: the source must have children"));
     }
@@ -194,6 +264,7 @@ pub fn validate(spec: &SpecData, file: &str) -> Result<Environment, SpecError> {
             if state.trim().is_empty() {
                 return Err(refuse.at(format!("edge {name}: {role}"), "empty state name"));
             }
+            check_name(state, &format!("edge {name}: {role}"), &refuse)?;
         }
         if data.from == data.to {
             return Err(refuse.at(
@@ -258,6 +329,7 @@ pub fn validate(spec: &SpecData, file: &str) -> Result<Environment, SpecError> {
     let mut rewards: Vec<Option<Rational>> = vec![None; n];
     for (state, r) in &spec.rewards {
         let field = format!("rewards.{state}");
+        check_name(state, &field, &refuse)?;
         let Some(&s) = state_index.get(state) else {
             return Err(refuse.at(field, format!("`{state}` is not a state of any edge")));
         };
@@ -434,13 +506,31 @@ pub fn validate(spec: &SpecData, file: &str) -> Result<Environment, SpecError> {
     })
 }
 
-/// Reads, parses and validates one spec file.
+/// Largest spec file read: 32 MiB (about 400,000 edges; the exact engine's own budget bounds
+/// the work on what is read).
+pub const MAX_SPEC_BYTES: u64 = 32 << 20;
+
+/// Reads, parses and validates one spec file: a regular file (a FIFO or a device is refused
+/// before it is opened) of at most [`MAX_SPEC_BYTES`], in UTF-8.
 pub fn load_file(path: &Path) -> Result<Environment, SpecError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+    let bytes = read_bounded(path, MAX_SPEC_BYTES, "a spec file").map_err(|e| SpecError {
         file: file.clone(),
         field: "file".into(),
-        message: format!("cannot read: {e}"),
+        message: match &e {
+            crate::input::FileError::Io { message, .. } => format!("cannot read: {message}"),
+            crate::input::FileError::NotRegular { kind, .. } => {
+                format!("not a regular file ({kind}): refused")
+            }
+            crate::input::FileError::TooLarge { size, limit, .. } => {
+                format!("{size} bytes, over the limit of {limit} bytes for a spec file")
+            }
+        },
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| SpecError {
+        file: file.clone(),
+        field: format!("byte {}", e.utf8_error().valid_up_to()),
+        message: "the file is not valid UTF-8".into(),
     })?;
     let spec = parse_spec(&text, &file)?;
     validate(&spec, &file)

@@ -16,7 +16,7 @@ pub use derivation::{Derivation, Step};
 pub use frac::FracPoly;
 pub use logform::LogForm;
 pub use poly::{Monomial, Poly, Var, VarNames};
-pub use rational::{exact_power, parse_rational, Rational};
+pub use rational::{exact_power, parse_rational, quote, Rational, RationalError};
 
 /// An error of the exact engine: an operation that has no exact answer in the engine's terms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,56 +6,127 @@ use num_traits::{One, Signed, ToPrimitive, Zero};
 /// The exact rational type used throughout the exact engine.
 pub type Rational = BigRational;
 
-/// Parses an exact rational from a spec string: an integer (`"3"`), a fraction (`"3/2"`,
-/// `"-1/4"`) or a terminating decimal (`"0.25"`, converted exactly). Whitespace around the
-/// string is ignored. Returns a message saying what is wrong otherwise.
-pub fn parse_rational(text: &str) -> Result<Rational, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("empty string is not a rational".into());
-    }
-    if let Some((num, den)) = t.split_once('/') {
-        let num = parse_integer(num.trim())
-            .ok_or_else(|| format!("`{text}` is not a rational: bad numerator"))?;
-        let den = parse_integer(den.trim())
-            .ok_or_else(|| format!("`{text}` is not a rational: bad denominator"))?;
-        if den.is_zero() {
-            return Err(format!("`{text}` has a zero denominator"));
-        }
-        return Ok(Rational::new(num, den));
-    }
-    if let Some((int, frac)) = t.split_once('.') {
-        let negative = int.starts_with('-');
-        let int_digits = int.trim_start_matches(['-', '+']);
-        let valid = !(int_digits.is_empty() && frac.is_empty())
-            && int_digits.chars().all(|c| c.is_ascii_digit())
-            && frac.chars().all(|c| c.is_ascii_digit());
-        if !valid {
-            return Err(format!("`{text}` is not a rational"));
-        }
-        let digits = format!("{int_digits}{frac}");
-        let mantissa: BigInt = if digits.is_empty() {
-            BigInt::zero()
-        } else {
-            digits
-                .parse()
-                .map_err(|_| format!("`{text}` is not a rational"))?
-        };
-        let scale = num_traits::pow(BigInt::from(10u32), frac.len());
-        let value = Rational::new(mantissa, scale);
-        return Ok(if negative { -value } else { value });
-    }
-    parse_integer(t)
-        .map(Rational::from_integer)
-        .ok_or_else(|| format!("`{text}` is not a rational"))
+/// Most decimal digits accepted in one integer of a rational (numerator, denominator, or the
+/// digits of a decimal): far beyond any hand-written or generated spec, and small enough that
+/// parsing stays instantaneous (decimal-to-binary conversion is superlinear in the digits).
+pub const MAX_RATIONAL_DIGITS: usize = 10_000;
+
+/// Why a string is not an exact rational. The message quotes the value (escaped).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RationalError {
+    /// The empty string.
+    #[error("empty string is not a rational (write e.g. \"3/2\", \"-1/4\", \"0.25\" or \"2\")")]
+    Empty,
+    /// Anything outside the grammar `[-]digits[/digits]` or `[-]digits.digits`.
+    #[error(
+        "{value} is not a rational: the grammar is `[-]digits[/digits]` or `[-]digits.digits` \
+         (no `+`, no spaces, no exponent), {why}"
+    )]
+    Malformed {
+        /// The value, quoted and escaped.
+        value: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A zero denominator.
+    #[error("{value} has a zero denominator")]
+    ZeroDenominator {
+        /// The value, quoted and escaped.
+        value: String,
+    },
+    /// More than [`MAX_RATIONAL_DIGITS`] digits in one integer.
+    #[error("{value} has {digits} digits in one integer, over the limit of {limit}")]
+    TooManyDigits {
+        /// The value, quoted, escaped and shortened.
+        value: String,
+        /// Its number of digits.
+        digits: usize,
+        /// [`MAX_RATIONAL_DIGITS`].
+        limit: usize,
+    },
 }
 
-fn parse_integer(text: &str) -> Option<BigInt> {
-    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return None;
+/// A value quoted for a message: Rust string escaping (control characters and escape sequences
+/// become `\u{1b}` and the like, so nothing reaches the terminal raw), shortened past 80 chars.
+pub fn quote(text: &str) -> String {
+    let mut shown: String = text.chars().take(80).collect();
+    if shown.len() < text.len() {
+        shown.push('…');
     }
-    text.parse().ok()
+    format!("{shown:?}")
+}
+
+fn digits_only(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|c| c.is_ascii_digit())
+}
+
+/// Parses an exact rational from a spec string, by one strict grammar: an integer (`"3"`,
+/// `"-2"`), a fraction `[-]digits/digits` (`"3/2"`, `"-1/4"`), or a plain decimal
+/// `[-]digits.digits` (`"0.25"`, converted exactly). Nothing else: no `+` sign, no sign after
+/// the first character or in the denominator, no spaces, no exponent, no `.5` or `5.`, at
+/// most [`MAX_RATIONAL_DIGITS`] digits per integer. (`benches/spec_model.py` mirrors it.)
+pub fn parse_rational(text: &str) -> Result<Rational, RationalError> {
+    let malformed = |why| RationalError::Malformed {
+        value: quote(text),
+        why,
+    };
+    if text.is_empty() {
+        return Err(RationalError::Empty);
+    }
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    if body.starts_with(['-', '+']) || text.starts_with('+') {
+        return Err(malformed("and it carries more than one sign or a `+`"));
+    }
+    let too_long = |part: &str| -> Result<(), RationalError> {
+        if part.len() > MAX_RATIONAL_DIGITS {
+            Err(RationalError::TooManyDigits {
+                value: quote(text),
+                digits: part.len(),
+                limit: MAX_RATIONAL_DIGITS,
+            })
+        } else {
+            Ok(())
+        }
+    };
+    let integer = |digits: &str| -> BigInt {
+        // Only ASCII digits reach here: the parse cannot fail.
+        digits.parse().unwrap_or_default()
+    };
+    let value = if let Some((num, den)) = body.split_once('/') {
+        if !digits_only(num) {
+            return Err(malformed("and the numerator is not digits"));
+        }
+        if !digits_only(den) {
+            return Err(malformed("and the denominator is not digits"));
+        }
+        too_long(num)?;
+        too_long(den)?;
+        let den = integer(den);
+        if den.is_zero() {
+            return Err(RationalError::ZeroDenominator { value: quote(text) });
+        }
+        Rational::new(integer(num), den)
+    } else if let Some((int, frac)) = body.split_once('.') {
+        if !digits_only(int) || !digits_only(frac) {
+            return Err(malformed(
+                "and a decimal needs digits on both sides of one `.`",
+            ));
+        }
+        too_long(int)?;
+        too_long(frac)?;
+        let scale = num_traits::pow(BigInt::from(10u32), frac.len());
+        Rational::new(integer(&format!("{int}{frac}")), scale)
+    } else {
+        if !digits_only(body) {
+            return Err(malformed("and this is not one"));
+        }
+        too_long(body)?;
+        Rational::from_integer(integer(body))
+    };
+    Ok(if negative { -value } else { value })
 }
 
 /// The exact `d`-th root of a non-negative integer, if it is a perfect `d`-th power.
@@ -95,10 +166,59 @@ mod tests {
     #[test]
     fn parses_integers_fractions_and_decimals_exactly() {
         assert_eq!(parse_rational("3").unwrap(), q(3, 1));
-        assert_eq!(parse_rational(" 3/6 ").unwrap(), q(1, 2));
+        assert_eq!(parse_rational("3/6").unwrap(), q(1, 2));
         assert_eq!(parse_rational("-1/4").unwrap(), q(-1, 4));
         assert_eq!(parse_rational("0.25").unwrap(), q(1, 4));
-        assert_eq!(parse_rational("-.5").unwrap(), q(-1, 2));
+        assert_eq!(parse_rational("-0.5").unwrap(), q(-1, 2));
+        assert_eq!(parse_rational("-0").unwrap(), q(0, 1));
+        assert_eq!(parse_rational("007/014").unwrap(), q(1, 2));
+    }
+
+    #[test]
+    fn refuses_every_sign_run_and_loose_form() {
+        // Each of these was, or could be, silently read as another value.
+        for bad in [
+            "+-2.5",
+            "+--0.5",
+            "+2",
+            "+1/2",
+            "-+1",
+            "--1",
+            "1/-2",
+            "1/+2",
+            "-1/-2",
+            " 3/6",
+            "3/6 ",
+            "1 / 2",
+            "-.5",
+            ".5",
+            "5.",
+            "1_000",
+            "١",
+            "1\u{0}",
+            "\u{1b}[2J1",
+        ] {
+            assert!(parse_rational(bad).is_err(), "{bad:?} should be refused");
+        }
+        let e = parse_rational("+-2.5").unwrap_err().to_string();
+        assert!(e.contains("\"+-2.5\""), "{e}");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_in_messages() {
+        let e = parse_rational("\u{1b}[2J1").unwrap_err().to_string();
+        assert!(!e.contains('\u{1b}'), "{e}");
+        assert!(e.contains("\\u{1b}"), "{e}");
+    }
+
+    #[test]
+    fn too_many_digits_are_refused_before_parsing() {
+        let long = "1".repeat(MAX_RATIONAL_DIGITS + 1);
+        assert!(matches!(
+            parse_rational(&long),
+            Err(RationalError::TooManyDigits { .. })
+        ));
+        assert!(parse_rational(&"1".repeat(MAX_RATIONAL_DIGITS)).is_ok());
     }
 
     #[test]

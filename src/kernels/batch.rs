@@ -151,12 +151,16 @@ impl<F: Float> TrajectoryBatch<F> {
         log_r: Vec<F>,
         beta: F,
     ) -> Result<Self, BatchError> {
+        let n = crate::input::product(
+            "a row-major batch",
+            &[("B", batch as u64), ("T", steps as u64)],
+        )?;
         for (what, v) in [("log_q", &log_q), ("log_p", &log_p)] {
-            if v.len() != batch * steps {
+            if v.len() as u64 != n {
                 return Err(BatchError::ShapeMismatch {
                     what,
                     found: (v.len(), 1),
-                    expected: (batch * steps, 1),
+                    expected: (n as usize, 1),
                 });
             }
         }

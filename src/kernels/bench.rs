@@ -116,10 +116,13 @@ pub fn run_bench<F: Float>(
     steps: usize,
     repeats: usize,
 ) -> Result<BenchReport, BatchError> {
+    let n_in = crate::input::product(
+        "bench",
+        &[("2", 2), ("B", batch as u64), ("T", steps as u64)],
+    )? as usize;
     let g = bench_batch::<F>(batch, steps)?;
     let b = &g.batch;
     let src = b.log_q().as_slice();
-    let n_in = 2 * batch * steps;
     let mut dst = vec![F::ZERO; n_in];
     let copy_s = median_seconds(repeats, || {
         let (d0, d1) = dst.split_at_mut(batch * steps);

@@ -92,6 +92,10 @@ pub enum BatchError {
     /// A spec environment that could not be loaded or prepared for the exact comparison.
     #[error("spec: {0}")]
     Spec(String),
+    /// A size, a product of sizes, or a planned allocation over its limit (checked before
+    /// anything is allocated).
+    #[error(transparent)]
+    Limit(#[from] crate::input::LimitError),
     /// The CUDA backend is unavailable (not compiled in, no driver, no device) or failed.
     #[error("CUDA unavailable: {0}")]
     Cuda(String),

@@ -74,10 +74,24 @@ pub fn generate<F: Float>(
     progress: Option<&ProgressBar>,
 ) -> Result<Generated<F>, BatchError> {
     let (b, t) = (cfg.batch, cfg.steps);
-    let mut q = vec![F::NAN; b * t];
-    let mut p = vec![F::NAN; b * t];
+    // Every product checked before anything is allocated (callers plan against the memory
+    // cap; this refuses what does not even fit in the address space).
+    let n = crate::input::product(
+        "a generated batch",
+        &[
+            ("B", b as u64),
+            ("T", t as u64),
+            ("bytes per entry", 2 * F::BYTES as u64),
+        ],
+    )? / (2 * F::BYTES as u64);
+    let n = usize::try_from(n).map_err(|_| crate::input::LimitError::Overflow {
+        what: "a generated batch".into(),
+        expression: format!("B × T = {b} × {t} entries"),
+    })?;
+    let mut q = vec![F::NAN; n];
+    let mut p = vec![F::NAN; n];
     let mut rows: Vec<Row> = Vec::with_capacity(b);
-    let chunk_elems = (t * ROWS_PER_CHUNK).max(1);
+    let chunk_elems = t.saturating_mul(ROWS_PER_CHUNK).max(1);
     let per_chunk: Vec<Vec<Row>> = q
         .par_chunks_mut(chunk_elems)
         .zip(p.par_chunks_mut(chunk_elems))
