@@ -6,6 +6,7 @@
 
 pub mod flawed_fixed_point;
 pub mod reinforce;
+pub mod robust;
 pub mod rtb;
 pub mod scalar;
 pub mod subtb;
