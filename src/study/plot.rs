@@ -120,7 +120,7 @@ struct CurvePanel<'a> {
     rows: &'a [&'a MethodSummary],
 }
 
-const COLORS: [RGBColor; 7] = [
+const COLORS: [RGBColor; 11] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -128,6 +128,10 @@ const COLORS: [RGBColor; 7] = [
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
     RGBColor(127, 127, 127),
+    RGBColor(227, 119, 194),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
 ];
 
 fn draw_curves<DB: DrawingBackend>(
