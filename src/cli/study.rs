@@ -3,7 +3,8 @@
 use clap::Args;
 use std::path::PathBuf;
 
-use crate::study::run::{json_summary, run_study, StudyConfig};
+use crate::study::behaviour::BEHAVIOUR_NAMES;
+use crate::study::run::{json_summary, run_study, StudyConfig, Table};
 use crate::study::Method;
 
 /// Arguments of `study`.
@@ -16,9 +17,26 @@ pub struct StudyArgs {
     #[arg(long)]
     pub seeds: Option<usize>,
     /// Comma-separated methods (default: all): rtb, rtb-offpolicy, tpcl, tpcl-windowed,
-    /// reinforce-kl, reinforce-kl-offpolicy, flawed-baseline.
+    /// tpcl-replay, tpcl-replay-windowed, reinforce-kl, reinforce-kl-offpolicy,
+    /// flawed-baseline.
     #[arg(long, value_delimiter = ',')]
     pub methods: Option<Vec<String>>,
+    /// Behaviour of the main table's off-policy methods (default: mix for rtb-offpolicy and
+    /// reinforce-kl-offpolicy, replay for tpcl-replay*): on-policy, mix, mix-source,
+    /// tempered, prior, replay (see docs/study.md).
+    #[arg(long)]
+    pub behaviour: Option<String>,
+    /// Loss of the main table's squared-residual methods: square (default), huber:<c>,
+    /// cutoff:<c> (relu(½X² − c), the C8 cut-off).
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// Comma-separated tables besides `main` (default: all): behaviours, losses, lr-sweep,
+    /// exact; `none` for the main table only.
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Option<Vec<String>>,
+    /// Override the Adam learning rate of log Z / V(s0).
+    #[arg(long)]
+    pub lr_scalar: Option<f64>,
     /// Override the number of optimizer steps of the preset.
     #[arg(long)]
     pub iterations: Option<usize>,
@@ -60,6 +78,40 @@ pub fn config(args: &StudyArgs) -> Result<StudyConfig, String> {
     }
     if let Some(lr) = args.lr {
         cfg.train.lr = lr;
+    }
+    if let Some(lr) = args.lr_scalar {
+        cfg.train.lr_scalar = lr;
+    }
+    if let Some(b) = &args.behaviour {
+        if !BEHAVIOUR_NAMES.contains(&b.trim()) {
+            return Err(format!(
+                "unknown behaviour `{b}` (known: {})",
+                BEHAVIOUR_NAMES.join(", ")
+            ));
+        }
+        cfg.behaviour = Some(b.trim().to_string());
+    }
+    if let Some(l) = &args.loss {
+        cfg.loss = Some(l.trim().to_string());
+    }
+    if let Some(list) = &args.tables {
+        let mut tables = vec![Table::Main];
+        for name in list {
+            let name = name.trim();
+            if name == "none" {
+                continue;
+            }
+            let t = Table::from_name(name).ok_or_else(|| {
+                format!(
+                    "unknown table `{name}` (known: {}, none)",
+                    Table::ALL.map(|t| t.name()).join(", ")
+                )
+            })?;
+            if !tables.contains(&t) {
+                tables.push(t);
+            }
+        }
+        cfg.tables = tables;
     }
     if let Some(list) = &args.methods {
         let mut methods = Vec::new();
@@ -133,12 +185,12 @@ pub fn run(args: &StudyArgs) -> u8 {
             env.log_z_star
         );
         println!(
-            "{:<24} {:>5} {:>20} {:>20} {:>18} {:>18} {:>18}",
+            "{:<40} {:>5} {:>20} {:>20} {:>18} {:>18} {:>18}",
             "method", "seeds", "KL(target‖q)", "KL(q‖target)", "TV", "mode mass err", "J gap"
         );
         let pm = &env.prior_metrics;
         println!(
-            "{:<24} {:>5} {:>20.4} {:>20.4} {:>18.4} {:>18.4} {:>18.4}",
+            "{:<40} {:>5} {:>20.4} {:>20.4} {:>18.4} {:>18.4} {:>18.4}",
             "(prior, untrained)",
             "-",
             pm.kl_target_to_model,
@@ -147,12 +199,18 @@ pub fn run(args: &StudyArgs) -> u8 {
             pm.mode_mass_error,
             pm.j_gap
         );
+        let mut last_table = None;
         for m in &r.methods {
+            if last_table != Some(m.table) {
+                println!("-- table {} --", m.table.name());
+                last_table = Some(m.table);
+            }
             let f = &m.final_metrics;
             let c = |s: &crate::study::run::MeanStd| format!("{:.4} ± {:.4}", s.mean, s.std);
+            let name = &m.name;
             println!(
-                "{:<24} {:>5} {:>20} {:>20} {:>18} {:>18} {:>18}",
-                m.name,
+                "{:<40} {:>5} {:>20} {:>20} {:>18} {:>18} {:>18}",
+                name,
                 m.seeds,
                 c(&f.kl_target_to_model),
                 c(&f.kl_model_to_target),

@@ -47,7 +47,7 @@ pub mod cuda;
 pub use batch::{TrajectoryBatch, Windows};
 pub use error::BatchError;
 pub use float::Float;
-pub use softmax::TabularSoftmax;
+pub use softmax::{logit_gradient_visited, TabularSoftmax};
 
 pub use fused::{
     all_kernels, evaluate, evaluate_into, evaluate_with, AllKernelsParams, GradForm, Kernel,

@@ -12,6 +12,7 @@ pub mod definition;
 pub mod eval;
 pub mod flawed_fixed_point;
 pub mod reinforce;
+pub mod robust;
 pub mod rtb;
 pub mod scalar;
 pub mod subtb;

@@ -7,7 +7,12 @@
 //! - [`metrics`]: forward occupancy, backward induction (`q*`, `log Z*`), the exact metrics,
 //!   and enumeration as their cross-check;
 //! - [`adam`]: the optimizer, written once;
-//! - [`train`]: sampling, the per-method kernels and the chain rule to the logits;
+//! - [`behaviour`]: the behaviour policies (on-policy, ε-mixtures, tempered, prior, replay),
+//!   the sampler and the uniform window draw;
+//! - [`expected`]: the exact expected gradient under a behaviour, by DP;
+//! - [`fixed_point`]: exactly, robust losses keep `q*` stationary (spec environments);
+//! - [`train`]: the per-method kernels, robust losses and the chain rule to the logits, in the
+//!   sampled and the exact mode;
 //! - [`run`]: the configurations, seeds × methods, aggregation and `results.json`;
 //! - [`plot`]: heatmaps and learning curves (PNG and SVG).
 //!
@@ -28,17 +33,21 @@
 use thiserror::Error;
 
 pub mod adam;
+pub mod behaviour;
 pub mod diffusion;
+pub mod expected;
+pub mod fixed_point;
 pub mod grid;
 pub mod metrics;
 pub mod plot;
 pub mod run;
 pub mod train;
 
+pub use behaviour::Behaviour;
 pub use diffusion::{DiffusionDag, DiffusionSpec};
 pub use metrics::{Metrics, Reference};
 pub use run::{run_study, StudyConfig, StudyResults};
-pub use train::{Method, TrainConfig};
+pub use train::{Method, RunSpec, TrainConfig};
 
 /// Why the study refused its input or stopped.
 #[derive(Debug, Clone, PartialEq, Error)]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use super::grid::Grid;
-use super::run::StudyOutput;
+use super::run::{MethodSummary, StudyOutput, Table};
 use super::StudyError;
 
 /// Where a sans-serif TrueType font is looked for (Debian's `fonts-dejavu-core` first).
@@ -117,10 +117,10 @@ fn draw_heatmaps<DB: DrawingBackend>(
 struct CurvePanel<'a> {
     title: &'static str,
     metric: usize,
-    out: &'a StudyOutput,
+    rows: &'a [&'a MethodSummary],
 }
 
-const COLORS: [RGBColor; 7] = [
+const COLORS: [RGBColor; 11] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -128,6 +128,10 @@ const COLORS: [RGBColor; 7] = [
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
     RGBColor(127, 127, 127),
+    RGBColor(227, 119, 194),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
 ];
 
 fn draw_curves<DB: DrawingBackend>(
@@ -137,10 +141,10 @@ fn draw_curves<DB: DrawingBackend>(
     root.fill(&WHITE).map_err(perr)?;
     let areas = root.split_evenly((panels.len().div_ceil(2), 2));
     for (p, area) in panels.iter().zip(areas.iter()) {
-        let methods = &p.out.results.methods;
+        let methods = p.rows;
         let xmax = methods
             .iter()
-            .flat_map(|m| m.curves.trajectories.last().copied())
+            .flat_map(|m| m.curves.iteration.last().copied())
             .max()
             .unwrap_or(1)
             .max(1) as f64;
@@ -163,11 +167,11 @@ fn draw_curves<DB: DrawingBackend>(
             .map_err(perr)?;
         chart
             .configure_mesh()
-            .x_desc("trajectories")
+            .x_desc("optimizer steps")
             .x_labels(5)
             .y_labels(6)
             .label_style(("sans-serif", 11))
-            .x_label_formatter(&|x| format!("{:.0}k", x / 1000.0))
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| format!("{y:.2e}"))
             .draw()
             .map_err(perr)?;
@@ -176,7 +180,7 @@ fn draw_curves<DB: DrawingBackend>(
             // RTB is drawn wider: Trust-PCL at β = 1 runs the same update and lies on top.
             let width = if m.name == "rtb" { 5 } else { 2 };
             let c = &m.curves.metrics[p.metric];
-            let xs: Vec<f64> = m.curves.trajectories.iter().map(|&t| t as f64).collect();
+            let xs: Vec<f64> = m.curves.iteration.iter().map(|&t| t as f64).collect();
             let clamp = |v: f64| v.clamp(lo, hi);
             if m.seeds > 1 {
                 let mut band: Vec<(f64, f64)> = xs
@@ -203,7 +207,7 @@ fn draw_curves<DB: DrawingBackend>(
                     color.stroke_width(width),
                 ))
                 .map_err(perr)?
-                .label(m.name)
+                .label(m.name.as_str())
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
                 });
@@ -255,8 +259,10 @@ fn both(
 /// - `marginals.{png,svg}`: prior, target and each method's learned terminal marginal (the
 ///   first seed), one panel each;
 /// - `heatmap-<name>.{png,svg}`: the same panels one per file;
-/// - `curves.{png,svg}`: KL(target‖q), KL(q‖target), TV and the J gap over training, mean ±
-///   std over seeds.
+/// - `curves.{png,svg}`: KL(target‖q), KL(q‖target), TV and the J gap over optimizer steps,
+///   mean ± std over seeds, for the main table; `curves-offpolicy` for on-policy RTB and
+///   every off-policy RTB row (behaviours, losses); `curves-exact` for the exact
+///   expected-gradient runs.
 pub fn write_pictures(dir: &Path, out: &StudyOutput) -> Result<Vec<PathBuf>, StudyError> {
     ensure_font()?;
     let grid = out.dag.grid();
@@ -277,11 +283,21 @@ pub fn write_pictures(dir: &Path, out: &StudyOutput) -> Result<Vec<PathBuf>, Stu
             .results
             .methods
             .iter()
-            .find(|s| s.name == m.name())
+            .find(|s| &s.name == m)
             .and_then(|s| s.runs.first())
             .map(|r| r.metrics.kl_target_to_model)
             .unwrap_or(f64::NAN);
-        panels.push((m.name().into(), format!("{} (KL {kl:.3})", m.name()), marg));
+        let file: String = m
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        panels.push((file, format!("{m} (KL {kl:.3})"), marg));
     }
     let mut files = Vec::new();
     let all: Vec<(String, &[f64])> = panels.iter().map(|(_, t, v)| (t.clone(), *v)).collect();
@@ -302,18 +318,44 @@ pub fn write_pictures(dir: &Path, out: &StudyOutput) -> Result<Vec<PathBuf>, Stu
             |r| draw_heatmaps(r, grid, &one, 1),
         )?);
     }
-    let curve_panels = [
-        ("KL(target ‖ q)", 0),
-        ("KL(q ‖ target)", 1),
-        ("total variation", 2),
-        ("J gap = α log Z* − J(q)", 4),
-    ]
-    .map(|(title, metric)| CurvePanel { title, metric, out });
-    files.extend(both(
-        &dir.join("curves"),
-        (1000, 720),
-        |r| draw_curves(r, &curve_panels),
-        |r| draw_curves(r, &curve_panels),
-    )?);
+    let rows = &out.results.methods;
+    let pick = |f: &dyn Fn(&MethodSummary) -> bool| -> Vec<&MethodSummary> {
+        rows.iter().filter(|m| f(m)).collect()
+    };
+    let sets: [(&str, Vec<&MethodSummary>); 3] = [
+        ("curves", pick(&|m| m.table == Table::Main)),
+        (
+            "curves-offpolicy",
+            pick(&|m| {
+                (m.method == "rtb" && m.table == Table::Main)
+                    || (m.method == "rtb-offpolicy"
+                        && matches!(m.table, Table::Main | Table::Behaviours))
+                    || (m.table == Table::Losses && m.method == "rtb-offpolicy")
+            }),
+        ),
+        ("curves-exact", pick(&|m| m.table == Table::Exact)),
+    ];
+    for (name, set) in &sets {
+        if set.is_empty() {
+            continue;
+        }
+        let curve_panels = [
+            ("KL(target ‖ q)", 0),
+            ("KL(q ‖ target)", 1),
+            ("total variation", 2),
+            ("J gap = α log Z* − J(q)", 4),
+        ]
+        .map(|(title, metric)| CurvePanel {
+            title,
+            metric,
+            rows: set,
+        });
+        files.extend(both(
+            &dir.join(name),
+            (1000, 720),
+            |r| draw_curves(r, &curve_panels),
+            |r| draw_curves(r, &curve_panels),
+        )?);
+    }
     Ok(files)
 }

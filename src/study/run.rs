@@ -4,10 +4,12 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::time::Instant;
 
+use super::behaviour::{Behaviour, BEHAVIOUR_NAMES};
 use super::diffusion::{DiffusionDag, DiffusionSpec};
 use super::metrics::{occupancy, Metrics, Reference, METRIC_NAMES};
-use super::train::{train, Method, RunResult, TrainConfig};
+use super::train::{train, Method, RunResult, RunSpec, TrainConfig};
 use super::StudyError;
+use crate::objectives::robust::Robust;
 
 /// Everything that defines one study.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -20,9 +22,75 @@ pub struct StudyConfig {
     pub train: TrainConfig,
     /// Seeds `0..seeds`.
     pub seeds: usize,
-    /// Methods, in report order.
+    /// Methods of the main table, in report order.
     #[serde(serialize_with = "method_names")]
     pub methods: Vec<Method>,
+    /// Behaviour of the main table's off-policy methods (`None`: each method's default).
+    pub behaviour: Option<String>,
+    /// Loss of the main table's squared-residual methods (`None`: the square).
+    pub loss: Option<String>,
+    /// The tables to run besides `main` (see [`Table`]).
+    pub tables: Vec<Table>,
+    /// Seeds of the learning-rate sweep (`0..sweep_seeds`).
+    pub sweep_seeds: usize,
+    /// The `log Z` / `V(s0)` learning rates of the sweep (besides `train.lr_scalar`).
+    pub sweep_rates: Vec<f64>,
+    /// Huber threshold and cut-off of the loss table.
+    pub huber: String,
+    /// The cut-off of the loss table (`relu(½X² − c)`).
+    pub cutoff: String,
+}
+
+/// The study's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Table {
+    /// Every method with its default behaviour and the square loss.
+    Main,
+    /// `rtb-offpolicy` and `reinforce-kl-offpolicy` under every other behaviour.
+    Behaviours,
+    /// Huber and cut-off losses on the squared-residual methods.
+    Losses,
+    /// The `log Z` / `V(s0)` learning-rate sweep.
+    LrSweep,
+    /// Exact expected-gradient dynamics (one deterministic run each).
+    Exact,
+}
+
+impl Table {
+    /// Every table, in report order.
+    pub const ALL: [Table; 5] = [
+        Table::Main,
+        Table::Behaviours,
+        Table::Losses,
+        Table::LrSweep,
+        Table::Exact,
+    ];
+    /// The name (`main`, `behaviours`, `losses`, `lr-sweep`, `exact`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Main => "main",
+            Table::Behaviours => "behaviours",
+            Table::Losses => "losses",
+            Table::LrSweep => "lr-sweep",
+            Table::Exact => "exact",
+        }
+    }
+    /// The table of a name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// One row of a table: what is trained, and over how many seeds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Variant {
+    /// The table.
+    pub table: Table,
+    /// The run.
+    pub spec: RunSpec,
+    /// Seeds `0..seeds`.
+    pub seeds: usize,
 }
 
 fn method_names<S: serde::Serializer>(m: &[Method], s: S) -> Result<S::Ok, S::Error> {
@@ -48,11 +116,21 @@ impl StudyConfig {
                 lr_scalar: 0.2,
                 lr_values: 0.2,
                 exploration: 0.05,
+                temperature: 2.0,
+                replay_fresh: 0.5,
+                replay_capacity: 10_000,
                 kappa: 1.0,
                 eval_every: 100,
             },
             seeds: 5,
             methods: Method::ALL.to_vec(),
+            behaviour: None,
+            loss: None,
+            tables: Table::ALL.to_vec(),
+            sweep_seeds: 3,
+            sweep_rates: vec![0.02, 0.05, 0.5],
+            huber: "huber:5".into(),
+            cutoff: "cutoff:1/2".into(),
         }
     }
 
@@ -71,10 +149,12 @@ impl StudyConfig {
                 iterations: 1600,
                 batch: 128,
                 eval_every: 50,
+                replay_capacity: 5_000,
                 ..Self::full().train
             },
             seeds: 2,
-            methods: Method::ALL.to_vec(),
+            sweep_seeds: 2,
+            ..Self::full()
         }
     }
 
@@ -91,7 +171,130 @@ impl StudyConfig {
         if self.methods.is_empty() {
             return Err(StudyError::Config("no method selected".into()));
         }
+        if self.sweep_seeds == 0 || self.sweep_seeds > 1000 {
+            return Err(StudyError::Config(format!(
+                "sweep seeds {} must be in 1..=1000",
+                self.sweep_seeds
+            )));
+        }
+        for v in self.variants()? {
+            v.spec.validate()?;
+        }
         Ok(())
+    }
+
+    fn robust(text: &str) -> Result<Robust, StudyError> {
+        Robust::parse(text).map_err(StudyError::Config)
+    }
+
+    /// Every row of every selected table, in report order.
+    pub fn variants(&self) -> Result<Vec<Variant>, StudyError> {
+        let train = &self.train;
+        let params = train.behaviour_params();
+        let mut out = Vec::new();
+        let selected = |m: Method| self.methods.contains(&m);
+        let with = |m: Method, behaviour: &str, loss: Robust| -> Result<RunSpec, StudyError> {
+            let mut spec = RunSpec::default_for(m, train)?;
+            spec.behaviour = Behaviour::from_name(behaviour, &params)?;
+            spec.loss = loss;
+            Ok(spec)
+        };
+        for &m in &self.methods {
+            let mut spec = RunSpec::default_for(m, train)?;
+            if let (Some(b), true) = (&self.behaviour, m.off_policy()) {
+                spec.behaviour = Behaviour::from_name(b, &params)?;
+            }
+            if let (Some(l), true) = (&self.loss, m.squared_residual()) {
+                spec.loss = Self::robust(l)?;
+            }
+            out.push(Variant {
+                table: Table::Main,
+                spec,
+                seeds: self.seeds,
+            });
+        }
+        let tables = |t: Table| self.tables.contains(&t);
+        if tables(Table::Behaviours) {
+            for m in [Method::RtbOffPolicy, Method::ReinforceKlOffPolicy] {
+                if !selected(m) {
+                    continue;
+                }
+                for b in BEHAVIOUR_NAMES {
+                    let main = self.behaviour.as_deref().unwrap_or(m.default_behaviour());
+                    if b == "on-policy" || b == main {
+                        continue;
+                    }
+                    out.push(Variant {
+                        table: Table::Behaviours,
+                        spec: with(m, b, Robust::Square)?,
+                        seeds: self.seeds,
+                    });
+                }
+            }
+        }
+        if tables(Table::Losses) {
+            let rows: [(Method, Option<&str>); 4] = [
+                (Method::Rtb, None),
+                (Method::RtbOffPolicy, None),
+                (Method::RtbOffPolicy, Some("mix-source")),
+                (Method::TpclWindowed, None),
+            ];
+            for loss in [&self.huber, &self.cutoff] {
+                for (m, b) in rows {
+                    if !selected(m) {
+                        continue;
+                    }
+                    let b = b.unwrap_or(m.default_behaviour());
+                    out.push(Variant {
+                        table: Table::Losses,
+                        spec: with(m, b, Self::robust(loss)?)?,
+                        seeds: self.seeds,
+                    });
+                }
+            }
+        }
+        if tables(Table::LrSweep) {
+            for m in [Method::Rtb, Method::RtbOffPolicy] {
+                if !selected(m) {
+                    continue;
+                }
+                for &lr in &self.sweep_rates {
+                    let mut spec = RunSpec::default_for(m, train)?;
+                    spec.lr_scalar = lr;
+                    out.push(Variant {
+                        table: Table::LrSweep,
+                        spec,
+                        seeds: self.sweep_seeds,
+                    });
+                }
+            }
+        }
+        if tables(Table::Exact) {
+            let rows: [(Method, &str); 9] = [
+                (Method::Rtb, "on-policy"),
+                (Method::Tpcl, "on-policy"),
+                (Method::ReinforceKl, "on-policy"),
+                (Method::FlawedBaseline, "on-policy"),
+                (Method::RtbOffPolicy, "mix"),
+                (Method::RtbOffPolicy, "mix-source"),
+                (Method::RtbOffPolicy, "tempered"),
+                (Method::RtbOffPolicy, "prior"),
+                (Method::TpclReplay, "mix-source"),
+            ];
+            for (m, b) in rows {
+                if !selected(m) {
+                    continue;
+                }
+                let mut spec = with(m, b, Robust::Square)?;
+                spec.exact = true;
+                out.push(Variant {
+                    table: Table::Exact,
+                    spec,
+                    seeds: 1,
+                });
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -170,11 +373,23 @@ pub struct SeedSummary {
     pub scalar: Option<f64>,
 }
 
-/// A method's results.
+/// A table row's results.
 #[derive(Debug, Clone, Serialize)]
 pub struct MethodSummary {
-    /// Name (`rtb`, `tpcl`, …).
-    pub name: &'static str,
+    /// The row's label ([`RunSpec::label`]: `rtb`, `rtb-offpolicy[mix-source,huber:5]`, …).
+    pub name: String,
+    /// The table.
+    pub table: Table,
+    /// The method's name.
+    pub method: &'static str,
+    /// The behaviour's name.
+    pub behaviour: &'static str,
+    /// The loss's name.
+    pub loss: String,
+    /// The `log Z` / `V(s0)` learning rate.
+    pub lr_scalar: f64,
+    /// Exact expected gradients instead of samples.
+    pub exact: bool,
     /// The per-method choices.
     pub description: &'static str,
     /// Number of seeds.
@@ -238,8 +453,8 @@ pub struct StudyOutput {
     pub dag: DiffusionDag,
     /// The target.
     pub reference: Reference,
-    /// The first seed's final terminal marginal of each method, in the methods' order.
-    pub marginals: Vec<(Method, Vec<f64>)>,
+    /// The first seed's final terminal marginal of each main-table row, in order.
+    pub marginals: Vec<(String, Vec<f64>)>,
 }
 
 fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
@@ -270,50 +485,50 @@ pub fn run_study(cfg: &StudyConfig, quiet: bool) -> Result<StudyOutput, StudyErr
         prior_metrics: reference.metrics(&dag, &prior)?,
     };
 
-    let jobs: Vec<(Method, u64)> = cfg
-        .methods
+    let variants = cfg.variants()?;
+    let jobs: Vec<(usize, u64)> = variants
         .iter()
-        .flat_map(|&m| (0..cfg.seeds as u64).map(move |s| (m, s)))
+        .enumerate()
+        .flat_map(|(k, v)| (0..v.seeds as u64).map(move |s| (k, s)))
         .collect();
+    let total_steps: usize = jobs.len() * cfg.train.iterations;
     let pb = if quiet {
         ProgressBar::hidden()
     } else {
-        let pb = ProgressBar::with_draw_target(
-            Some((jobs.len() * cfg.train.iterations) as u64),
-            ProgressDrawTarget::stderr(),
-        );
+        let pb =
+            ProgressBar::with_draw_target(Some(total_steps as u64), ProgressDrawTarget::stderr());
         pb.set_style(
             ProgressStyle::with_template(
                 "study {bar:40} {pos}/{len} steps ({elapsed} elapsed, eta {eta}) {msg}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        pb.set_message(format!(
-            "{} methods × {} seeds",
-            cfg.methods.len(),
-            cfg.seeds
-        ));
+        pb.set_message(format!("{} rows, {} runs", variants.len(), jobs.len()));
         pb
     };
     let tick = || pb.inc(1);
-    let runs: Vec<(RunResult, f64)> = jobs
+    let runs: Vec<(usize, RunResult, f64)> = jobs
         .par_iter()
         .with_max_len(1)
-        .map(|&(m, seed)| {
+        .map(|&(k, seed)| {
             let t0 = Instant::now();
-            let r = train(&dag, &reference, m, &cfg.train, seed, &tick);
-            r.map(|r| (r, t0.elapsed().as_secs_f64()))
+            let r = train(&dag, &reference, &variants[k].spec, &cfg.train, seed, &tick);
+            r.map(|r| (k, r, t0.elapsed().as_secs_f64()))
         })
         .collect::<Result<_, _>>()?;
     pb.finish_and_clear();
 
     let mut methods = Vec::new();
     let mut marginals = Vec::new();
-    for &m in &cfg.methods {
-        let mine: Vec<&(RunResult, f64)> = runs.iter().filter(|(r, _)| r.method == m).collect();
-        methods.push(summarize(m, &mine));
-        if let Some((r, _)) = mine.first() {
-            marginals.push((m, r.terminal.clone()));
+    for (k, v) in variants.iter().enumerate() {
+        let mine: Vec<(&RunResult, f64)> = runs
+            .iter()
+            .filter(|(j, _, _)| *j == k)
+            .map(|(_, r, s)| (r, *s))
+            .collect();
+        methods.push(summarize(v, &mine));
+        if let (Some((r, _)), Table::Main) = (mine.first(), v.table) {
+            marginals.push((v.spec.label(), r.terminal.clone()));
         }
     }
     let results = StudyResults {
@@ -332,7 +547,7 @@ pub fn run_study(cfg: &StudyConfig, quiet: bool) -> Result<StudyOutput, StudyErr
     })
 }
 
-fn summarize(m: Method, runs: &[&(RunResult, f64)]) -> MethodSummary {
+fn summarize(v: &Variant, runs: &[(&RunResult, f64)]) -> MethodSummary {
     let finals: Vec<&Metrics> = runs
         .iter()
         .map(|(r, _)| &r.curve.last().expect("a curve has its final point").metrics)
@@ -372,8 +587,19 @@ fn summarize(m: Method, runs: &[&(RunResult, f64)]) -> MethodSummary {
             }
         })
         .collect();
+    let m = v.spec.method;
+    let name = match v.table {
+        Table::LrSweep => format!("{} (lr {})", v.spec.label(), v.spec.lr_scalar),
+        _ => v.spec.label(),
+    };
     MethodSummary {
-        name: m.name(),
+        name,
+        table: v.table,
+        method: m.name(),
+        behaviour: v.spec.behaviour.name(),
+        loss: v.spec.loss.name(),
+        lr_scalar: v.spec.lr_scalar,
+        exact: v.spec.exact,
         description: m.description(),
         seeds: runs.len(),
         final_metrics,
@@ -403,6 +629,12 @@ pub fn json_summary(results: &StudyResults) -> serde_json::Value {
             let f = &m.final_metrics;
             json!({
                 "name": m.name,
+                "table": m.table,
+                "method": m.method,
+                "behaviour": m.behaviour,
+                "loss": m.loss,
+                "lr_scalar": m.lr_scalar,
+                "exact": m.exact,
                 "seeds": m.seeds,
                 "kl_target_to_model": ms(&f.kl_target_to_model),
                 "kl_model_to_target": ms(&f.kl_model_to_target),
