@@ -26,8 +26,9 @@ pub struct VerifyArgs {
     pub max_windows: u64,
 }
 
-/// Runs `verify`; returns the exit code.
-pub fn run(args: &VerifyArgs) -> u8 {
+/// Loads the specs and builds the report `verify` prints (also the Python package's
+/// `rtb_trustpcl.verify`); an error message on bad input.
+pub fn build_report(args: &VerifyArgs) -> Result<Report, String> {
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from("spec")]
     } else {
@@ -35,14 +36,10 @@ pub fn run(args: &VerifyArgs) -> u8 {
     };
     let envs = match load_dir(&paths) {
         Ok(envs) if envs.is_empty() => {
-            eprintln!("error: no spec files found under {paths:?}");
-            return super::EXIT_BAD_INPUT;
+            return Err(format!("no spec files found under {paths:?}"));
         }
         Ok(envs) => envs,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_BAD_INPUT;
-        }
+        Err(e) => return Err(e.to_string()),
     };
     let options = VerifyOptions {
         max_trajectories: args.max_trajectories,
@@ -55,18 +52,31 @@ pub fn run(args: &VerifyArgs) -> u8 {
         match environment_report(env, &options) {
             Ok((report, _)) => environments.push(report),
             Err(e) => {
-                eprintln!("error: {}: internal exact-arithmetic error: {e}", env.file);
-                return super::EXIT_BAD_INPUT;
+                return Err(format!(
+                    "{}: internal exact-arithmetic error: {e}",
+                    env.file
+                ));
             }
         }
     }
     let all_hold = environments
         .iter()
         .all(|e| e.claims.iter().all(|c| c.holds != Some(false)));
-    let report = Report {
+    Ok(Report {
         all_hold,
         mutant: args.mutant.map(|m| m.to_string()),
         environments,
+    })
+}
+
+/// Runs `verify`; returns the exit code.
+pub fn run(args: &VerifyArgs) -> u8 {
+    let report = match build_report(args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_BAD_INPUT;
+        }
     };
     if args.json {
         match serde_json::to_string_pretty(&report) {
