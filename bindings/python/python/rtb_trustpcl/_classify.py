@@ -100,6 +100,9 @@ class Classification:
             if self.convention
             else f"no convention matches (tolerance {self.tolerance:g}); closest: {self.closest._line()}"
         )
+        if len(self.matches) > 1:
+            head += "\nalso matches (this batch cannot tell them apart; try another beta):"
+            head += "".join(f"\n  {m._line()}" for m in self.matches[1:])
         lines = [
             f"<rtb_trustpcl.Classification ({', '.join(self.compared) or 'loss'} compared, "
             f"tolerance {self.tolerance:g})",
