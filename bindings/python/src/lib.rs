@@ -213,6 +213,14 @@ struct WindowArgs<F> {
     value_end: Vec<F>,
 }
 
+/// The four window arguments as given: start, end, value at start, value at end.
+type WindowObjects<'a, 'py> = (
+    &'a Bound<'py, PyAny>,
+    &'a Bound<'py, PyAny>,
+    &'a Bound<'py, PyAny>,
+    &'a Bound<'py, PyAny>,
+);
+
 #[allow(clippy::too_many_arguments)]
 fn run_kernel<'py, F: Float + Element>(
     py: Python<'py>,
@@ -223,12 +231,7 @@ fn run_kernel<'py, F: Float + Element>(
     log_r: &Bound<'py, PyAny>,
     beta: f64,
     scalar: f64,
-    windows: Option<(
-        &Bound<'py, PyAny>,
-        &Bound<'py, PyAny>,
-        &Bound<'py, PyAny>,
-        &Bound<'py, PyAny>,
-    )>,
+    windows: Option<WindowObjects<'_, 'py>>,
     dense: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let q = array2::<F>("log_q", log_q)?;

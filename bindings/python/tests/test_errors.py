@@ -138,8 +138,9 @@ def test_verify_and_gradcheck_bad_input(tmp_path):
     bad.write_text('name = "x"\nbeta = "0"\nsource = "s0"\n')
     with pytest.raises(InputError, match="bad.toml"):
         rtb_trustpcl.verify(bad)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no spec files"):
-        rtb_trustpcl.verify(tmp_path / "empty") if (tmp_path / "empty").mkdir() is None else None
+        rtb_trustpcl.verify(tmp_path / "empty")
     with pytest.raises(InputError, match="mutant: unknown name"):
         rtb_trustpcl.verify(bad, mutant="no-such-mutant")
     with pytest.raises(InputError, match="dtype"):
