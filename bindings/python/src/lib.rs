@@ -66,10 +66,11 @@ fn parse_mutant(name: Option<&str>) -> PyResult<Option<Mutant>> {
 
 /// The array's entries in row-major (C) order: one `memcpy` when it is C-contiguous, an
 /// element-wise copy otherwise. The core's batch owns its buffers, so this is the one copy.
+/// (`as_slice` alone would also accept a Fortran-ordered array, in memory order: wrong here.)
 fn to_vec<T: Element + Copy, D: Dimension>(a: &PyReadonlyArray<'_, T, D>) -> Vec<T> {
     match a.as_slice() {
-        Ok(s) => s.to_vec(),
-        Err(_) => a.as_array().iter().copied().collect(),
+        Ok(s) if a.is_c_contiguous() => s.to_vec(),
+        _ => a.as_array().iter().copied().collect(),
     }
 }
 
