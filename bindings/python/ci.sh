@@ -9,7 +9,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 HERE="$ROOT/bindings/python"
-VENV="${RTB_TRUSTPCL_VENV:-$HOME/.cache/rtb-trustpcl-venv}"
+VENV="${RTB_TRUSTPCL_VENV:-${HOME:-/tmp}/.cache/rtb-trustpcl-venv}"
 REQ="$HERE/requirements-ci.txt"
 # Share the root's target directory: the core crate's dependencies are already built there.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
