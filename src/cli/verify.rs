@@ -80,12 +80,10 @@ pub fn check(args: &VerifyArgs) -> Result<(), LimitError> {
     Ok(())
 }
 
-/// Runs `verify`; returns the exit code.
-pub fn run(args: &VerifyArgs) -> u8 {
-    if let Err(e) = check(args) {
-        eprintln!("error: {e}");
-        return super::EXIT_BAD_INPUT;
-    }
+/// Loads the specs and builds the report `verify` prints (also the Python package's
+/// `rtb_trustpcl.verify`); an error message on bad input (exit 2 from the CLI).
+pub fn build_report(args: &VerifyArgs) -> Result<Report, String> {
+    check(args).map_err(|e| e.to_string())?;
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from("spec")]
     } else {
@@ -93,40 +91,30 @@ pub fn run(args: &VerifyArgs) -> u8 {
     };
     let envs = match load_dir(&paths) {
         Ok(envs) if envs.is_empty() => {
-            eprintln!("error: no spec files found under {paths:?}");
-            return super::EXIT_BAD_INPUT;
+            return Err(format!("no spec files found under {paths:?}"));
         }
         Ok(envs) => envs,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return super::EXIT_BAD_INPUT;
-        }
+        Err(e) => return Err(e.to_string()),
     };
     if let Some(dir) = &args.emit_coq {
         let coq_options = crate::coq::CoqOptions {
             max_trajectories: args.coq_max_trajectories,
             mutant: args.mutant,
         };
-        match crate::coq::write_certificates(&envs, dir, &coq_options) {
-            Ok(written) => {
-                for (path, cert) in &written {
-                    eprintln!(
-                        "coq: wrote {} ({} of {} trajectories{})",
-                        path.display(),
-                        cert.trajectories_written,
-                        cert.trajectories_total,
-                        if cert.c5_skipped.is_some() {
-                            ", C5 not restated"
-                        } else {
-                            ""
-                        }
-                    );
+        let written = crate::coq::write_certificates(&envs, dir, &coq_options)
+            .map_err(|e| format!("--emit-coq: {e}"))?;
+        for (path, cert) in &written {
+            eprintln!(
+                "coq: wrote {} ({} of {} trajectories{})",
+                path.display(),
+                cert.trajectories_written,
+                cert.trajectories_total,
+                if cert.c5_skipped.is_some() {
+                    ", C5 not restated"
+                } else {
+                    ""
                 }
-            }
-            Err(e) => {
-                eprintln!("error: --emit-coq: {e}");
-                return super::EXIT_BAD_INPUT;
-            }
+            );
         }
     }
     let options = VerifyOptions {
@@ -145,23 +133,33 @@ pub fn run(args: &VerifyArgs) -> u8 {
     for env in &envs {
         match environment_report(env, &options) {
             Ok((report, _)) => environments.push(report),
-            Err(e @ ExactError::Budget(_)) => {
-                eprintln!("error: {}: {e}", env.file);
-                return super::EXIT_BAD_INPUT;
-            }
+            Err(e @ ExactError::Budget(_)) => return Err(format!("{}: {e}", env.file)),
             Err(e) => {
-                eprintln!("error: {}: internal exact-arithmetic error: {e}", env.file);
-                return super::EXIT_BAD_INPUT;
+                return Err(format!(
+                    "{}: internal exact-arithmetic error: {e}",
+                    env.file
+                ));
             }
         }
     }
     let all_hold = environments
         .iter()
         .all(|e| e.claims.iter().all(|c| c.holds != Some(false)));
-    let report = Report {
+    Ok(Report {
         all_hold,
         mutant: args.mutant.map(|m| m.to_string()),
         environments,
+    })
+}
+
+/// Runs `verify`; returns the exit code.
+pub fn run(args: &VerifyArgs) -> u8 {
+    let report = match build_report(args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::EXIT_BAD_INPUT;
+        }
     };
     if args.json {
         match serde_json::to_string_pretty(&report) {
