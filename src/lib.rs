@@ -7,6 +7,8 @@
 pub mod batched;
 pub mod claims;
 pub mod cli;
+#[cfg(feature = "continuous")]
+pub mod continuous;
 pub mod dag;
 pub mod exact;
 pub mod expect;
