@@ -9,7 +9,8 @@ score them under the frozen prior with `get_trajectory_fwd_off` (one call per st
 of `gflownet_losses.py`, `backward`, Adam. The weights do not change the cost, so the model is
 the freshly initialised one (their `pretrained/prior.pt` is loaded when present).
 
-Then, in the same run, the Rust implementation is timed on the same machine with the same
+Both wall time and CPU time (all threads) per iteration are reported: on a shared machine
+the CPU time is the load-independent measure. Then, in the same run, the Rust implementation is timed on the same machine with the same
 threads (`--rust-bin`, default target/release/rtb-trustpcl). Not run in CI.
 
     pip install torch einops matplotlib pillow numpy
@@ -64,8 +65,10 @@ def time_torch(repo, methods, batch, iters, warmup, threads):
                    "rl_corrected": (False, 0.0, False),
                    "rl_corrected_offpolicy": (True, 0.5, True)}[name]
         times = []
+        cpu = []
         for it in range(warmup + iters):
             start = time.perf_counter()
+            cpu_start = time.process_time()
             gfn.zero_grad()
             expl = get_exploration_std(it, *explore)
             init = torch.zeros(batch, 2)
@@ -79,8 +82,10 @@ def time_torch(repo, methods, batch, iters, warmup, threads):
             opt.step()
             if it >= warmup:
                 times.append(time.perf_counter() - start)
+                cpu.append(time.process_time() - cpu_start)
         rows.append({"impl": "pytorch (paper)", "method": method,
-                     "s_per_iter": sum(times) / len(times), "load": load_avg()})
+                     "s_per_iter": sum(times) / len(times),
+                     "cpu_s_per_iter": sum(cpu) / len(cpu), "load": load_avg()})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -101,8 +106,10 @@ def time_rust(binary, methods, batch, iters, threads):
             continue
         with open(os.path.join(out, "results.json")) as f:
             data = json.load(f)
-        s = data["runs"][0]["seconds_per_iteration"]
-        rows.append({"impl": "rust (candle)", "method": method, "s_per_iter": s,
+        run = data["runs"][0]
+        rows.append({"impl": "rust (candle)", "method": method,
+                     "s_per_iter": run["seconds_per_iteration"],
+                     "cpu_s_per_iter": run["cpu_seconds_per_iteration"] or float("nan"),
                      "load": load_avg()})
         print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -128,10 +135,11 @@ def main():
     if args.repo:
         rows += time_torch(os.path.abspath(args.repo), methods, args.batch, args.iters,
                            args.warmup, args.threads)
-    print("| implementation | method | s/iteration | load (1 min) |")
-    print("|---|---|---|---|")
+    print("| implementation | method | s/iteration (wall) | CPU s/iteration | load (1 min) |")
+    print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['impl']} | {r['method']} | {r['s_per_iter']:.3f} | {r['load']:.2f} |")
+        print(f"| {r['impl']} | {r['method']} | {r['s_per_iter']:.3f} | "
+              f"{r['cpu_s_per_iter']:.3f} | {r['load']:.2f} |")
 
 
 if __name__ == "__main__":

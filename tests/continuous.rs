@@ -556,3 +556,28 @@ fn fused_gelu_matches_candle_gelu_erf() {
     .unwrap();
     assert!(diff < 1e-5, "{diff}");
 }
+
+#[test]
+fn weights_round_trip_and_bad_checkpoints_are_rejected() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let a = PisNet::new(8, 2, DType::F32, &mut rng).unwrap();
+    randomise(&a, &mut rng, 0.3);
+    let dir = std::env::temp_dir().join(format!("rtb-cont-w-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("net.safetensors");
+    a.save(&path).unwrap();
+    let b = PisNet::new(8, 2, DType::F32, &mut rng).unwrap();
+    b.load(&path).unwrap();
+    assert_eq!(a.flat_params().unwrap(), b.flat_params().unwrap());
+    // A width mismatch and a file that is not a PyTorch checkpoint: clear errors.
+    let c = PisNet::new(16, 2, DType::F32, &mut rng).unwrap();
+    assert!(c.load(&path).unwrap_err().to_string().contains("shape"));
+    let junk = dir.join("prior.pt");
+    std::fs::write(&junk, b"not a checkpoint").unwrap();
+    assert!(c
+        .load_torch(&junk)
+        .unwrap_err()
+        .to_string()
+        .contains("invalid input"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -42,6 +42,10 @@ pub struct DiffusionArgs {
     /// Override the prior's pretraining iterations.
     #[arg(long)]
     pub prior_iterations: Option<usize>,
+    /// Use the paper's own prior: its PyTorch checkpoint `rtb_diffusion/pretrained/prior.pt`
+    /// (width 64, 100 steps).
+    #[arg(long, conflicts_with = "prior")]
+    pub torch_prior: Option<PathBuf>,
     /// Override the prior's pretraining batch size.
     #[arg(long)]
     pub prior_batch: Option<usize>,
@@ -157,6 +161,16 @@ fn obtain_prior(
 ) -> Result<(PisNet, Option<Vec<f64>>, PathBuf), ContinuousError> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.prior.seed);
     let shell = PisNet::new(cfg.hidden, 2, cfg.dtype(), &mut rng)?;
+    if let Some(p) = &args.torch_prior {
+        if !p.is_file() {
+            return Err(ContinuousError::BadInput(format!(
+                "--torch-prior {}: no such file",
+                p.display()
+            )));
+        }
+        shell.load_torch(p)?;
+        return Ok((shell, None, p.clone()));
+    }
     if let Some(p) = &args.prior {
         if !p.is_file() {
             return Err(ContinuousError::BadInput(format!(
@@ -295,9 +309,15 @@ pub fn run(args: &DiffusionArgs) -> u8 {
                 Ok(r) => {
                     if !args.json {
                         eprintln!(
-                            "{} seed {seed}: {:.3} s/iter, ELBO {:.3}, mode TV {:.3}, log Z {}",
+                            "{} seed {seed}: {:.3} s/iter ({} CPU s/iter, load {}), ELBO {:.3}, mode TV {:.3}, log Z {}",
                             m.name(),
                             r.seconds_per_iteration,
+                            r.cpu_seconds_per_iteration
+                                .map(|c| format!("{c:.3}"))
+                                .unwrap_or_else(|| "—".into()),
+                            r.load_average
+                                .map(|c| format!("{c:.1}"))
+                                .unwrap_or_else(|| "—".into()),
                             r.final_eval.elbo,
                             r.final_eval.mode_tv,
                             r.log_z_learned

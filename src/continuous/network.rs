@@ -214,4 +214,68 @@ impl PisNet {
         }
         Ok(())
     }
+
+    /// Loads the paper's PyTorch checkpoint (`rtb_diffusion/pretrained/prior.pt`, a `GFN` with
+    /// `pis_architectures=True`) into this network (width 64, output 2): the time, state and
+    /// joint layers, transposed to our `(in, out)` layout; of the joint output layer only the
+    /// mean rows (the first two) are kept, the log-variance rows being unused with
+    /// `learned_variance=False`. The unused Langevin-scaling network and `flow_model` are
+    /// ignored.
+    pub fn load_torch(&self, path: &std::path::Path) -> Result<()> {
+        use super::ContinuousError;
+        let bad = |m: String| ContinuousError::BadInput(format!("{}: {m}", path.display()));
+        let tensors = candle_core::pickle::read_all_with_key(path, Some("model_state_dict"))
+            .or_else(|_| candle_core::pickle::read_all(path))
+            .map_err(|e| bad(format!("not a readable PyTorch checkpoint ({e})")))?;
+        let get = |name: &str| -> Result<Tensor> {
+            tensors
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.clone())
+                .ok_or_else(|| bad(format!("no tensor `{name}`")))
+        };
+        let lin_w = |name: &str| -> Result<Tensor> { Ok(get(name)?.t()?.contiguous()?) };
+        let pieces: Vec<Tensor> = vec![
+            get("t_model.timestep_phase")?,
+            lin_w("t_model.t_model.0.weight")?,
+            get("t_model.t_model.0.bias")?,
+            lin_w("t_model.t_model.2.weight")?,
+            get("t_model.t_model.2.bias")?,
+            lin_w("s_model.x_model.weight")?,
+            get("s_model.x_model.bias")?,
+            lin_w("joint_model.model.1.0.weight")?,
+            get("joint_model.model.1.0.bias")?,
+            lin_w("joint_model.model.2.0.weight")?,
+            get("joint_model.model.2.0.bias")?,
+            get("joint_model.model.3.weight")?
+                .narrow(0, 0, self.out)?
+                .t()?
+                .contiguous()?,
+            get("joint_model.model.3.bias")?.narrow(0, 0, self.out)?,
+        ];
+        if let Ok(pe) = get("t_model.pe") {
+            let diff = (pe.to_dtype(DType::F64)? - self.pe.to_dtype(DType::F64)?)?
+                .abs()?
+                .max_all()?
+                .to_scalar::<f64>()?;
+            if diff > 1e-4 {
+                return Err(bad(format!(
+                    "Fourier frequencies differ from linspace(0.1, 100, {})",
+                    self.hidden
+                )));
+            }
+        }
+        for ((name, var), t) in PARAM_NAMES.iter().zip(&self.vars).zip(&pieces) {
+            if t.dims() != var.dims() {
+                return Err(bad(format!(
+                    "tensor {name} has shape {:?}, expected {:?} (width {} needed)",
+                    t.dims(),
+                    var.dims(),
+                    self.hidden
+                )));
+            }
+            var.set(&t.to_dtype(var.dtype())?)?;
+        }
+        Ok(())
+    }
 }

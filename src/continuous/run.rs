@@ -30,6 +30,28 @@ pub fn tune_allocator() {
     });
 }
 
+/// CPU seconds (user + system, all threads) used by this process so far; `None` where the
+/// platform does not say.
+pub fn process_cpu_seconds() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
+        let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) };
+        if rc != 0 {
+            return None;
+        }
+        // SAFETY: getrusage returned 0, so the struct is initialised.
+        let u = unsafe { u.assume_init() };
+        let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
+        Some(t(u.ru_utime) + t(u.ru_stime))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// Everything that defines a run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Config {
@@ -239,6 +261,11 @@ pub struct RunResult {
     pub train_seconds: f64,
     /// `train_seconds / iterations`.
     pub seconds_per_iteration: f64,
+    /// CPU seconds (all threads) per training iteration, evaluations excluded: on a shared
+    /// machine this is the load-independent measure of cost.
+    pub cpu_seconds_per_iteration: Option<f64>,
+    /// The 1-minute load average at the end of the run (Linux), beside the timings.
+    pub load_average: Option<f64>,
     /// The learned `log Z` estimate at the end, if any.
     pub log_z_learned: Option<f64>,
     /// Training statistics, every few iterations.
@@ -425,6 +452,7 @@ pub fn train(
     let mut curve = Vec::new();
     let mut evals = Vec::new();
     let mut train_seconds = 0.0;
+    let mut train_cpu = Some(0.0);
     let mut last_log_z = None;
     for it in 0..cfg.iterations {
         if cfg.eval_every > 0 && it % cfg.eval_every == 0 {
@@ -442,6 +470,7 @@ pub fn train(
             });
         }
         let start = Instant::now();
+        let cpu_start = process_cpu_seconds();
         let expl = if method.explores() {
             exploration_std(it, cfg.iterations, cfg.exploration)
         } else {
@@ -471,6 +500,10 @@ pub fn train(
             );
         }
         train_seconds += start.elapsed().as_secs_f64();
+        train_cpu = match (train_cpu, cpu_start, process_cpu_seconds()) {
+            (Some(acc), Some(a), Some(b)) => Some(acc + (b - a)),
+            _ => None,
+        };
         last_log_z = out.log_z;
         if it % record_every == 0 || it + 1 == cfg.iterations {
             curve.push(CurvePoint {
@@ -504,11 +537,23 @@ pub fn train(
         iterations: cfg.iterations,
         train_seconds,
         seconds_per_iteration: train_seconds / cfg.iterations.max(1) as f64,
+        cpu_seconds_per_iteration: train_cpu.map(|c| c / cfg.iterations.max(1) as f64),
+        load_average: load_average(),
         log_z_learned,
         curve,
         evals,
         final_eval,
     })
+}
+
+/// The 1-minute load average (Linux `/proc/loadavg`).
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Mean and sample standard deviation.
@@ -553,6 +598,8 @@ pub struct Summary {
     pub kl_div: (f64, f64),
     /// Mean seconds per training iteration.
     pub seconds_per_iteration: f64,
+    /// Mean CPU seconds per training iteration.
+    pub cpu_seconds_per_iteration: Option<f64>,
 }
 
 /// Summarises runs by method (in the order of first appearance).
@@ -588,6 +635,11 @@ pub fn summarise(runs: &[RunResult]) -> Vec<Summary> {
                 energy_floor: col(&|r| r.final_eval.energy_floor),
                 kl_div: col(&|r| r.final_eval.kl_div),
                 seconds_per_iteration: col(&|r| r.seconds_per_iteration).0,
+                cpu_seconds_per_iteration: rs
+                    .iter()
+                    .map(|r| r.cpu_seconds_per_iteration)
+                    .sum::<Option<f64>>()
+                    .map(|c| c / rs.len() as f64),
             }
         })
         .collect()
@@ -597,12 +649,12 @@ pub fn summarise(runs: &[RunResult]) -> Vec<Summary> {
 pub fn markdown_table(rows: &[Summary]) -> String {
     let pm = |v: (f64, f64)| format!("{:.3} ± {:.3}", v.0, v.1);
     let mut s = String::from(
-        "| method | seeds | learned log Z | log Ẑ_IS | ELBO | EUBO | mode TV (floor) | energy dist. (floor) | paper kl_div | s/iter |\n\
+        "| method | seeds | learned log Z | log Ẑ_IS | ELBO | EUBO | mode TV (floor) | energy dist. (floor) | paper kl_div | s/iter (CPU s/iter) |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} ({:.3}) | {} ({:.4}) | {} | {:.3} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} ({:.3}) | {} ({:.4}) | {} | {:.3} ({}) |\n",
             r.method,
             r.seeds,
             r.log_z_learned.map(pm).unwrap_or_else(|| "—".into()),
@@ -615,6 +667,9 @@ pub fn markdown_table(rows: &[Summary]) -> String {
             r.energy_floor.0,
             pm(r.kl_div),
             r.seconds_per_iteration,
+            r.cpu_seconds_per_iteration
+                .map(|c| format!("{c:.3}"))
+                .unwrap_or_else(|| "—".into()),
         ));
     }
     s
