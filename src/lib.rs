@@ -9,6 +9,8 @@ pub mod claims;
 pub mod cli;
 pub mod conventions;
 pub mod coq;
+#[cfg(feature = "continuous")]
+pub mod continuous;
 pub mod dag;
 pub mod exact;
 pub mod expect;

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 pub mod bench;
 pub mod classify;
 pub mod derive;
+#[cfg(feature = "continuous")]
+pub mod diffusion;
 pub mod export_batch;
 pub mod generate;
 pub mod gradcheck;
@@ -53,6 +55,9 @@ pub enum Command {
     Classify(classify::ClassifyArgs),
     /// The empirical study: fine-tune a discrete diffusion prior toward a 9-mode target.
     Study(study::StudyArgs),
+    /// The paper's continuous experiment: fine-tune a 2D diffusion prior (candle, CPU).
+    #[cfg(feature = "continuous")]
+    Diffusion(diffusion::DiffusionArgs),
 }
 
 /// Parses the arguments, runs the subcommand, and returns its exit code.
@@ -78,6 +83,8 @@ pub fn main() -> ExitCode {
         Command::ExportBatch(args) => export_batch::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Study(args) => study::run(args),
+        #[cfg(feature = "continuous")]
+        Command::Diffusion(args) => diffusion::run(args),
     };
     ExitCode::from(code)
 }
