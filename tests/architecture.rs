@@ -72,6 +72,17 @@ fn crate_refs(text: &str) -> std::collections::BTreeSet<String> {
         let mut rest = line;
         while let Some(k) = rest.find("crate::") {
             rest = &rest[k + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                // `crate::{a::x, b}`: the first segment of each item on the line.
+                let group = group.split('}').next().unwrap_or("");
+                for item in group.split(',') {
+                    let name = item.trim().split("::").next().unwrap_or("").trim();
+                    if !name.is_empty() {
+                        out.insert(name.to_string());
+                    }
+                }
+                continue;
+            }
             let name: String = rest
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
@@ -87,17 +98,37 @@ fn crate_refs(text: &str) -> std::collections::BTreeSet<String> {
 const LAYERS: &[(&str, &[&str])] = &[
     ("exact", &[]),
     ("mutant", &[]),
-    ("dag", &["exact"]),
+    ("input", &[]),
+    ("dag", &["exact", "input"]),
     ("objectives", &["exact", "dag", "mutant"]),
     ("claims", &["exact", "dag", "objectives", "mutant"]),
     ("expect", &["exact", "dag", "objectives"]),
-    ("kernels", &["exact", "objectives", "mutant"]),
+    ("kernels", &["exact", "objectives", "mutant", "input"]),
     (
         "agreement",
-        &["exact", "dag", "expect", "objectives", "kernels", "mutant"],
+        &[
+            "exact",
+            "dag",
+            "expect",
+            "objectives",
+            "kernels",
+            "mutant",
+            "input",
+        ],
     ),
-    ("conventions", &["objectives", "kernels", "mutant"]),
-    ("study", &["exact", "dag", "objectives", "kernels"]),
+    (
+        "conventions",
+        &["exact", "objectives", "kernels", "mutant", "input"],
+    ),
+    ("coq", &["exact", "dag", "objectives", "claims", "mutant"]),
+    (
+        "study",
+        &["exact", "dag", "objectives", "claims", "kernels"],
+    ),
+    (
+        "continuous",
+        &["exact", "objectives", "kernels", "mutant", "input"],
+    ),
 ];
 
 #[test]
