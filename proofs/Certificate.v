@@ -97,3 +97,116 @@ Proof.
   - intros; unfold half_sq; reflexivity.
   - reflexivity.
 Qed.
+
+(** ** A DAG given by tables, for the C5 block of a certificate.  Row [s] of [tab] lists
+    [(child, p(child|s))]; states are numbered [0 .. n-1] in a topological order ([0] the
+    source), which [rows_ok] checks by computation; [rewards] lists [(x, log r(x))]. *)
+Require Import RTB.FixedPoint Arith Lia Bool.
+
+Fixpoint lookup (c : nat) (row : list (nat * R)) : R :=
+  match row with nil => 0 | (k, v) :: t => if Nat.eqb k c then v else lookup c t end.
+Definition tsucc (tab : list (list (nat * R))) (s : nat) : list nat := map fst (nth s tab nil).
+Definition tprior (tab : list (list (nat * R))) (s c : nat) : R := lookup c (nth s tab nil).
+Definition trank (tab : list (list (nat * R))) (s : nat) : nat := length tab - s.
+Definition tlr (rewards : list (nat * R)) (x : nat) : R := lookup x rewards.
+
+Fixpoint rows_ok (k : nat) (tab : list (list (nat * R))) : bool :=
+  match tab with
+  | nil => true
+  | row :: t => forallb (fun e => Nat.ltb k (fst e)) row && rows_ok (Datatypes.S k) t
+  end.
+
+Lemma rows_ok_spec : forall tab k, rows_ok k tab = true ->
+  forall s c, In c (map fst (nth s tab nil)) -> (k + s < c)%nat /\ (s < length tab)%nat.
+Proof.
+  induction tab as [|row t IH]; intros k H s c Hc.
+  - destruct s; simpl in Hc; contradiction.
+  - simpl in H. apply andb_prop in H. destruct H as [Hrow Ht]. destruct s as [|s].
+    + simpl in Hc. apply in_map_iff in Hc. destruct Hc as [[c' v] [Hc' Hin]]. simpl in Hc'.
+      subst c'. rewrite forallb_forall in Hrow. specialize (Hrow _ Hin). simpl in Hrow.
+      apply Nat.ltb_lt in Hrow. simpl. lia.
+    + simpl in Hc. destruct (IH (Datatypes.S k) Ht s c Hc). simpl. lia.
+Qed.
+
+Lemma trank_succ : forall tab, rows_ok 0 tab = true ->
+  forall s c, In c (tsucc tab s) -> (trank tab c < trank tab s)%nat.
+Proof. intros tab H s c Hc. destruct (rows_ok_spec tab 0 H s c Hc). unfold trank. lia. Qed.
+
+Lemma trank_bound : forall tab s, (trank tab s < Datatypes.S (length tab))%nat.
+Proof. intros. unfold trank. lia. Qed.
+
+Lemma lookup_pos : forall row c, Forall (fun e => 0 < snd e) row ->
+  In c (map fst row) -> 0 < lookup c row.
+Proof.
+  induction row as [|[k v] t IH]; intros c H Hc; simpl in Hc; [contradiction|].
+  inversion H; subst. simpl. destruct (Nat.eqb k c) eqn:E; [assumption|].
+  destruct Hc as [Hk | Hc].
+  - subst k. rewrite Nat.eqb_refl in E. discriminate.
+  - apply IH; assumption.
+Qed.
+
+Lemma tprior_pos : forall tab, Forall (Forall (fun e => 0 < snd e)) tab ->
+  forall s c, In c (tsucc tab s) -> 0 < tprior tab s c.
+Proof.
+  intros tab H s c Hc. unfold tprior, tsucc in *. apply lookup_pos; [|assumption].
+  clear Hc. revert s. induction H as [|row t Hr Ht IH]; intros [|s]; simpl; auto.
+Qed.
+
+Ltac pos_table :=
+  repeat (apply Forall_cons; [repeat (apply Forall_cons; [simpl; lra|]); apply Forall_nil|]);
+  apply Forall_nil.
+
+Section Table.
+Variable tab : list (list (nat * R)).
+Hypothesis tab_ok : rows_ok 0 tab = true.
+Hypothesis tab_pos : Forall (Forall (fun e => 0 < snd e)) tab.
+Variable rewards : list (nat * R).
+Variable beta : R.
+Hypothesis beta_pos : 0 < beta.
+
+(** [F*], [q*], KL and J of FixedPoint.v on this DAG (fuel: one more than the states). *)
+Definition TF := F nat (tsucc tab) (tprior tab) (tlr rewards) beta (Datatypes.S (length tab)).
+Definition Tqstar :=
+  qstar nat (tsucc tab) (tprior tab) (tlr rewards) beta (Datatypes.S (length tab)).
+Definition TKL := KL nat (tsucc tab) (tprior tab) (tlr rewards) beta (Datatypes.S (length tab)) 0%nat.
+Definition TJ := J nat (tsucc tab) (tprior tab) (tlr rewards) beta (Datatypes.S (length tab)) 0%nat.
+
+Lemma TF_terminal : forall x v, tsucc tab x = nil -> beta * tlr rewards x = ln v -> 0 < v ->
+  TF x = v.
+Proof.
+  intros x v Hx Hl Hv. unfold TF.
+  rewrite (F_terminal nat (tsucc tab) (trank tab) (tprior tab) (tlr rewards) beta
+             (Datatypes.S (length tab)) (trank_bound tab) x Hx).
+  unfold g. rewrite Hl. apply exp_ln. assumption.
+Qed.
+
+Lemma TF_backward : forall s, tsucc tab s <> nil ->
+  TF s = sum_over (fun c => tprior tab s c * TF c) (tsucc tab s).
+Proof.
+  intros s Hs. unfold TF.
+  exact (F_backward nat (tsucc tab) (trank tab) (trank_succ tab tab_ok) (tprior tab)
+           (tlr rewards) beta (Datatypes.S (length tab)) (trank_bound tab) s Hs).
+Qed.
+
+Lemma Tqstar_value : forall s c, Tqstar s c = tprior tab s c * TF c / TF s.
+Proof. reflexivity. Qed.
+
+(** C5 on this DAG: [KL(q ‖ q* ) = log Z* - beta J(q)] for every policy [q], and
+    [J(q* ) = alpha log Z*]. *)
+Theorem T_KL : forall q, policy nat (tsucc tab) q -> TKL q = ln (TF 0%nat) - beta * TJ q.
+Proof.
+  intros q Hq.
+  exact (C5_KL nat (tsucc tab) (trank tab) (trank_succ tab tab_ok) (tprior tab)
+           (tprior_pos tab tab_pos) (tlr rewards) beta beta_pos (Datatypes.S (length tab))
+           (trank_bound tab) 0%nat q Hq).
+Qed.
+
+Theorem T_J_optimum : TJ Tqstar = / beta * ln (TF 0%nat).
+Proof.
+  exact (C5_J_optimum nat (tsucc tab) (trank tab) (trank_succ tab tab_ok) (tprior tab)
+           (tprior_pos tab tab_pos) (tlr rewards) beta beta_pos (Datatypes.S (length tab))
+           (trank_bound tab) 0%nat).
+Qed.
+End Table.
+Arguments TF : simpl never.
+Arguments Tqstar : simpl never.

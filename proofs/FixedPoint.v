@@ -284,6 +284,42 @@ Proof.
   rewrite !ln_mult in H by (apply F_pos || assumption). lra.
 Qed.
 
+(** A path as steps at [q*]: [lq = ln q*], [lp = ln p], no reward. *)
+Definition steps_at_qstar (t : list (St * St)) : list step :=
+  map (fun e => mkStep (ln (qstar (fst e) (snd e))) (ln (p (fst e) (snd e))) 0) t.
+
+Lemma steps_at_qstar_sums : forall t,
+  sum_lq (steps_at_qstar t) = sum_over (fun e => ln (qstar (fst e) (snd e))) t /\
+  sum_lp (steps_at_qstar t) = sum_over (fun e => ln (p (fst e) (snd e))) t /\
+  pays_nothing (steps_at_qstar t).
+Proof.
+  induction t as [|e t [Hq [Hp Hr]]]; simpl.
+  - repeat split; constructor.
+  - rewrite Hq, Hp. repeat split. constructor; [reflexivity | exact Hr].
+Qed.
+
+(** C5, Trust-PCL: at [q*] with [V* = alpha log F*] at both ends, every window's consistency
+    is zero (C4 turns it into [-alpha] times the zero SubTB residual). At a terminal end
+    [alpha log F*(x) = log r(x)], the value DESIGN pays as the last step's reward instead. *)
+Theorem C5_consistency_zero : forall t s, valid s t ->
+  consistency 1 0 (/ beta) (/ beta * ln (F s)) (/ beta * ln (F (endpoint s t)))
+    (steps_at_qstar t) = 0.
+Proof.
+  intros t s Hv. destruct (steps_at_qstar_sums t) as [Hq [Hp Hr]].
+  rewrite (C4_window_inner beta _ _ _ beta_pos Hr).
+  unfold subtb_residual. rewrite Hq, Hp.
+  pose proof (C5_window_zero t s Hv) as H0.
+  replace (ln (F s) + (sum_over (fun e => ln (qstar (fst e) (snd e))) t
+           - sum_over (fun e => ln (p (fst e) (snd e))) t) - ln (F (endpoint s t))) with 0
+    by lra.
+  ring.
+Qed.
+
+Theorem V_star_terminal : forall x, succ x = nil -> / beta * ln (F x) = lr x.
+Proof.
+  intros x Hx. rewrite (F_terminal x Hx). unfold g. rewrite ln_exp. field. lra.
+Qed.
+
 (** The complete trajectories from the source. *)
 Definition trajs := paths N s0.
 

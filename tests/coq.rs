@@ -145,6 +145,11 @@ fn certificates_are_written_for_every_spec_with_the_cap_stated() {
     assert!(irr.contains("C5 not restated") && !irr.contains("qstar_balance_"));
     let diamond = std::fs::read_to_string(dir.join("cert_diamond.v")).unwrap();
     assert!(diamond.contains("Lemma qstar_balance_0") && diamond.contains("Definition Zstar"));
+    assert!(diamond.contains("Theorem C5_KL_here"));
+    // Big DAGs keep the ground C5 equalities but not the table instance.
+    let generated = std::fs::read_to_string(dir.join("cert_generated.v")).unwrap();
+    assert!(generated.contains("Lemma qstar_balance_0") && !generated.contains("C5_KL_here"));
+    assert!(generated.contains("written only up to 64 edges"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -229,6 +234,8 @@ fn coqc_accepts_the_certificate_and_rejects_mutants_and_tampering() {
         ("Lemma qstar_balance_0 ", "a q* balance"),
         ("Lemma F_backward_", "a backward-induction step"),
         ("Lemma tau_1_C5_residual_zero", "a zero residual at q*"),
+        ("Lemma TF_0 ", "Coq's own F* at the source"),
+        ("Lemma Tqstar_4 ", "Coq's own q* on an edge"),
     ] {
         let at = good_text
             .find(marker)

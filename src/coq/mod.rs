@@ -28,6 +28,10 @@ use std::path::{Path, PathBuf};
 /// The default number of trajectories written per certificate.
 pub const DEFAULT_MAX_TRAJECTORIES: usize = 64;
 
+/// The DAG-table instance of `FixedPoint.v` (Coq's own `F*`, `q*` and the KL theorem on the
+/// environment) is written up to this many edges; its proof cost grows quadratically.
+pub const DAG_BLOCK_MAX_EDGES: usize = 64;
+
 /// Options of the certificate writer.
 #[derive(Debug, Clone)]
 pub struct CoqOptions {
@@ -232,7 +236,10 @@ pub fn certificate(env: &Environment, options: &CoqOptions) -> Result<Certificat
     };
     let ctx = ClaimContext::new(env, verify_options).map_err(exact)?;
     let total = dag::trajectory_count(env);
-    let paths = first_trajectories(env, options.max_trajectories);
+    let paths: Vec<Vec<usize>> = first_trajectories(env, options.max_trajectories)
+        .into_iter()
+        .filter(|path| !path.is_empty())
+        .collect();
     let beta = &env.beta;
     let alpha = env.alpha();
     let mutant = options.mutant;
@@ -272,7 +279,9 @@ pub fn certificate(env: &Environment, options: &CoqOptions) -> Result<Certificat
     );
     let mut trajectory_rewards: Vec<(String, Rational)> = Vec::new();
     for (k, path) in paths.iter().enumerate() {
-        let x = env.edges[path[path.len() - 1]].to;
+        // Validated environments have edges out of the source, so no trajectory is empty.
+        let Some(&last) = path.last() else { continue };
+        let x = env.edges[last].to;
         let r = env.reward(x).clone();
         let r_ln = ln.lemma(&r)?;
         let mut facts = vec![r_ln];
@@ -388,7 +397,7 @@ pub fn certificate(env: &Environment, options: &CoqOptions) -> Result<Certificat
     );
     let _ = writeln!(
         text,
-        "Require Import Reals Lra ZArith List.\nRequire Import RTB.Trajectory RTB.Gradients RTB.Certificate.\nImport ListNotations.\nOpen Scope R_scope.\n"
+        "Require Import Reals Lra ZArith List.\nRequire Import RTB.Trajectory RTB.Gradients RTB.FixedPoint RTB.Certificate.\nImport ListNotations.\nOpen Scope R_scope.\n"
     );
     let _ = writeln!(
         text,
@@ -496,6 +505,17 @@ fn c5_block(
             lit(&opt.flow[edge.to])
         );
     }
+    if env.edges.len() <= DAG_BLOCK_MAX_EDGES {
+        dag_block(env, opt, ln, body)?;
+    } else {
+        let _ = writeln!(
+            body,
+            "(* The DAG-table instance of FixedPoint.v is written only up to {DAG_BLOCK_MAX_EDGES} edges \
+             (this environment has {}): its proofs grow quadratically with the table. The ground \
+             C5 equalities above cover every state and edge. *)",
+            env.edges.len()
+        );
+    }
     let z_ln = ln.lemma(&opt.z)?;
     for ((tau, r), path) in trajectories.iter().zip(paths) {
         let mut facts = vec![z_ln.clone(), ln.lemma(r)?];
@@ -527,6 +547,109 @@ fn c5_block(
             lit(r),
         );
     }
+    Ok(())
+}
+
+/// The DAG itself as tables, and the general C5 theorems of `FixedPoint.v` instantiated on
+/// it: Coq's own backward induction reproduces the engine's `F*` at every state (hence `Z*`)
+/// and `q*` on every edge, and `KL(q ‖ q*) = log Z* − β J(q)` holds for every policy `q`.
+fn dag_block(
+    env: &Environment,
+    opt: &Optimum,
+    ln: &mut LnTable<'_>,
+    body: &mut String,
+) -> Result<(), CoqError> {
+    let lit = coq_rational;
+    let mut position = vec![0usize; env.states.len()];
+    for (i, &s) in env.topo.iter().enumerate() {
+        position[s] = i;
+    }
+    let order: Vec<String> = env
+        .topo
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| format!("{i} = {}", env.states[s]))
+        .collect();
+    let _ = writeln!(
+        body,
+        "\n(** ** C5 on this DAG by the general theorems (FixedPoint.v): states in topological order\n    {}. *)",
+        order.join(", ")
+    );
+    let rows: Vec<String> = env
+        .topo
+        .iter()
+        .map(|&s| {
+            let row: Vec<String> = env.out_edges[s]
+                .iter()
+                .map(|&e| {
+                    format!(
+                        "({}%nat, {})",
+                        position[env.edges[e].to],
+                        lit(&env.edges[e].prior)
+                    )
+                })
+                .collect();
+            format!("[{}]", row.join("; "))
+        })
+        .collect();
+    let rewards: Vec<String> = env
+        .terminals()
+        .iter()
+        .map(|&x| format!("({}%nat, ln {})", position[x], lit(env.reward(x))))
+        .collect();
+    let _ = writeln!(
+        body,
+        "Definition ptab : list (list (nat * R)) :=\n  [{}].\nDefinition rtab : list (nat * R) := [{}].\n\
+         Lemma ptab_ok : rows_ok 0 ptab = true. Proof. reflexivity. Qed.\n\
+         Lemma ptab_pos : Forall (Forall (fun e => 0 < snd e)) ptab. Proof. unfold ptab. pos_table. Qed.",
+        rows.join(";\n   "),
+        rewards.join("; ")
+    );
+    for &s in env.topo.iter().rev() {
+        let i = position[s];
+        let name = &env.states[s];
+        if env.is_terminal(s) {
+            let f = ln.lemma(&opt.flow[s])?;
+            let r = ln.lemma(env.reward(s))?;
+            let _ = writeln!(
+                body,
+                "(* F*({name}), terminal *)\nLemma TF_{i} : TF ptab rtab beta {i} = {}.\n\
+                 Proof. apply TF_terminal; [reflexivity | unfold tlr, rtab; simpl; pose proof {f}; pose proof {r}; cert_lra | lra]. Qed.",
+                lit(&opt.flow[s])
+            );
+        } else {
+            let mut children: Vec<String> = env.out_edges[s]
+                .iter()
+                .map(|&e| format!("TF_{}", position[env.edges[e].to]))
+                .collect();
+            children.sort();
+            children.dedup();
+            let _ = writeln!(
+                body,
+                "(* F*({name}), backward induction *)\nLemma TF_{i} : TF ptab rtab beta {i} = {}.\n\
+                 Proof. rewrite TF_backward by (exact ptab_ok || (cbn; discriminate)). unfold tprior, tsucc; simpl. rewrite {}. lra. Qed.",
+                lit(&opt.flow[s]),
+                children.join(", ")
+            );
+        }
+    }
+    for (e, edge) in env.edges.iter().enumerate() {
+        let (i, j) = (position[edge.from], position[edge.to]);
+        let _ = writeln!(
+            body,
+            "Lemma Tqstar_{e} : Tqstar ptab rtab beta {i} {j} = {}.\n\
+             Proof. rewrite Tqstar_value, TF_{i}, TF_{j}. unfold tprior; simpl. first [lra | field]. Qed.",
+            lit(&opt.policy[e])
+        );
+    }
+    let _ = writeln!(
+        body,
+        "Lemma TF_source_is_Zstar : TF ptab rtab beta 0 = Zstar. Proof. rewrite TF_0. reflexivity. Qed.\n\
+         Theorem C5_KL_here : forall q, policy nat (tsucc ptab) q ->\n  TKL ptab rtab beta q = ln Zstar - beta * TJ ptab rtab beta q.\n\
+         Proof. intros q Hq. rewrite (T_KL ptab ptab_ok ptab_pos rtab beta beta_pos q Hq), TF_source_is_Zstar. reflexivity. Qed.\n\
+         Theorem C5_J_here : TJ ptab rtab beta (Tqstar ptab rtab beta) = / beta * ln Zstar.\n\
+         Proof. rewrite (T_J_optimum ptab ptab_ok ptab_pos rtab beta beta_pos), TF_source_is_Zstar. reflexivity. Qed.\n"
+    );
     Ok(())
 }
 
