@@ -42,7 +42,7 @@ fi
 
 wheels="$(mktemp -d)"
 trap 'rm -rf "$wheels"' EXIT
-(cd "$HERE" && "$VENV/bin/maturin" build --release --quiet --out "$wheels")
+(cd "$HERE" && "$VENV/bin/maturin" build --release --quiet --interpreter "$VENV/bin/python" --out "$wheels")
 "$VENV/bin/python" -m pip install --quiet --force-reinstall --no-deps "$wheels"/*.whl
 
 # Run from the tests' directory so that the installed wheel, not the source tree, is tested.
