@@ -52,6 +52,19 @@ pub struct VerifyArgs {
     pub budget_enumeration_steps: u64,
 }
 
+impl Default for VerifyArgs {
+    /// The command line's own defaults (`verify` with no argument), for library callers such
+    /// as the Python package.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            args: VerifyArgs,
+        }
+        <Wrap as clap::Parser>::parse_from(["verify"]).args
+    }
+}
+
 /// Bytes allowed per enumerated trajectory or window when bounding `--max-trajectories` and
 /// `--max-windows` by the memory cap: its edge list and the exact values computed on it.
 pub const BYTES_PER_ENUMERATED_PATH: u64 = 1024;

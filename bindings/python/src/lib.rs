@@ -403,6 +403,7 @@ fn verify(
         mutant: parse_mutant(mutant)?,
         max_trajectories,
         max_windows,
+        ..VerifyArgs::default()
     };
     let report = py.detach(|| build_report(&args)).map_err(input_error)?;
     json_text(&report)
