@@ -562,6 +562,7 @@ fn robust_losses_keep_q_star_stationary_exactly() {
         max_windows: 3000,
         mutant,
         keep: 2,
+        ..VerifyOptions::default()
     };
     let mut checked = 0;
     let mut beta_not_one = 0;
