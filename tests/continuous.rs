@@ -64,9 +64,9 @@ fn em_log_density_equals_direct_gaussian() {
     let lq = vec2(&sde.step_log_density(&q, &states, false).unwrap().log_q);
     let dt = sde.dt();
     let var = sde.sigma2 * dt;
-    for t in 0..sde.steps {
+    for (t, lq_t) in lq.iter().enumerate() {
         let temb = q.time_embedding(&[t as f64 * dt], false).unwrap();
-        for (b, row) in lq[t].iter().enumerate() {
+        for (b, row) in lq_t.iter().enumerate() {
             let x = traj.state(t, b);
             let y = traj.state(t + 1, b);
             // The network on this one state alone.
@@ -267,7 +267,8 @@ fn parameter_gradients_match_finite_differences() {
     let value = PisNet::new(8, 1, DType::F64, &mut rng).unwrap();
     randomise(&value, &mut rng, 0.5);
     let window = 3;
-    let losses: Vec<(&str, Box<dyn Fn() -> Tensor>)> = vec![
+    type LossFn<'a> = Box<dyn Fn() -> Tensor + 'a>;
+    let losses: Vec<(&str, LossFn)> = vec![
         (
             "rtb",
             Box::new(|| {

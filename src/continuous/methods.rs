@@ -129,7 +129,7 @@ pub fn trust_pcl_full(v0: &Tensor, terms: &Tensor) -> Result<Tensor> {
 /// per-step terms; the value after the last window is the terminal's, 0.
 pub fn trust_pcl_windows(v_start: &Tensor, terms: &Tensor, window: usize) -> Result<Tensor> {
     let (t, b) = terms.dims2()?;
-    if window == 0 || t % window != 0 {
+    if window == 0 || !t.is_multiple_of(window) {
         return Err(ContinuousError::BadInput(format!(
             "window {window} must divide the number of steps {t}"
         )));

@@ -166,9 +166,9 @@ pub fn energy_distance(xs: &[[f64; 2]], ys: &[[f64; 2]]) -> f64 {
             return 0.0;
         }
         let mut s = 0.0;
-        for i in 0..n {
-            for j in i + 1..n {
-                s += d(&zs[i], &zs[j]);
+        for (i, a) in zs.iter().enumerate() {
+            for b in &zs[i + 1..] {
+                s += d(a, b);
             }
         }
         2.0 * s / (n * (n - 1)) as f64

@@ -194,7 +194,7 @@ impl Config {
         if self.batch < 2 {
             return bad("batch must be at least 2 (the baselines centre by the batch mean)".into());
         }
-        if self.window == 0 || self.steps % self.window != 0 {
+        if self.window == 0 || !self.steps.is_multiple_of(self.window) {
             return bad(format!(
                 "window {} must divide the number of steps {}",
                 self.window, self.steps

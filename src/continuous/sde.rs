@@ -113,8 +113,8 @@ impl Sde {
             let (head, tail) = states.split_at_mut((t + 1) * batch * 2);
             let cur = &head[t * batch * 2..];
             let next = &mut tail[..batch * 2];
-            for i in 0..batch * 2 {
-                next[i] = cur[i] + dt * mu[i] + sd * normal(rng);
+            for ((n, c), m) in next.iter_mut().zip(cur).zip(&mu) {
+                *n = c + dt * m + sd * normal(rng);
             }
         }
         Ok(Trajectories {
@@ -162,8 +162,8 @@ impl Sde {
                     let var = self.sigma2 * dt * shrink;
                     let from = traj.state(k, b);
                     let to = traj.state(k - 1, b);
-                    for d in 0..2 {
-                        let r = to[d] - from[d] * shrink;
+                    for (y, x) in to.iter().zip(&from) {
+                        let r = y - x * shrink;
                         total += -0.5 * (r * r / var + LOG_2PI + var.ln());
                     }
                 }
@@ -214,8 +214,9 @@ impl Sde {
             for (b, o) in out.iter_mut().enumerate() {
                 let from = traj.state(t, b);
                 let to = traj.state(t + 1, b);
-                for d in 0..2 {
-                    let r = to[d] - from[d] - dt * mu[(t * b_n + b) * 2 + d];
+                let m = &mu[(t * b_n + b) * 2..(t * b_n + b) * 2 + 2];
+                for ((y, x), m) in to.iter().zip(&from).zip(m) {
+                    let r = y - x - dt * m;
                     *o += -0.5 * (r * r / var + LOG_2PI + var.ln());
                 }
             }
