@@ -119,13 +119,11 @@ pub fn read_bounded(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u
 /// `text` with every control character (C0, DEL, C1) and every bidirectional override
 /// (U+202A–U+202E, U+2066–U+2069) written as `\u{…}`, so that nothing a user typed into a
 /// file can move the cursor, clear the screen or reorder a line of our output. Printable text,
-/// including non-ASCII letters, is kept as is; a backslash is doubled.
+/// including non-ASCII letters, is kept as is.
 pub fn escape_controls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c == '\\' {
-            out.push_str("\\\\");
-        } else if c.is_control() || is_bidi_control(c) {
+        if c.is_control() || is_bidi_control(c) {
             out.push_str(&format!("\\u{{{:x}}}", c as u32));
         } else {
             out.push(c);
