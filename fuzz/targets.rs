@@ -347,6 +347,8 @@ pub fn cli_args(data: &[u8]) -> String {
         Command::Classify(a) => cli::classify::check(a).err().map(|e| e.to_string()),
         Command::Study(a) => cli::study::config(a).err(),
         Command::Derive(_) => None,
+        #[cfg(feature = "continuous")]
+        Command::Diffusion(a) => cli::diffusion::config(a).err(),
     };
     let command = format!("{:?}", cli.command);
     let command = command
