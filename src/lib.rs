@@ -7,10 +7,10 @@
 pub mod agreement;
 pub mod claims;
 pub mod cli;
-pub mod conventions;
-pub mod coq;
 #[cfg(feature = "continuous")]
 pub mod continuous;
+pub mod conventions;
+pub mod coq;
 pub mod dag;
 pub mod exact;
 pub mod expect;

@@ -160,13 +160,22 @@ fn the_layers_are_acyclic_and_files_import_no_cycle() {
     let mut placed: Vec<&str> = Vec::new();
     for (module, allowed) in LAYERS {
         for a in *allowed {
-            assert!(placed.contains(a), "{module} may use {a}, which comes later");
+            assert!(
+                placed.contains(a),
+                "{module} may use {a}, which comes later"
+            );
         }
         placed.push(module);
     }
     // Files inside each float-path module: no file imports one that imports it back.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    for module in ["kernels", "agreement", "conventions", "objectives", "claims"] {
+    for module in [
+        "kernels",
+        "agreement",
+        "conventions",
+        "objectives",
+        "claims",
+    ] {
         let files = sources(&format!("src/{module}"));
         let stem = |f: &str| {
             Path::new(f)

@@ -25,8 +25,7 @@ use serde::Serialize;
 
 use crate::mutant::Mutant;
 use crate::objectives::{
-    evaluate_with_gradients, Definitions, Family, Objective, Reduction as ObjReduction,
-    Trajectory,
+    evaluate_with_gradients, Definitions, Family, Objective, Reduction as ObjReduction, Trajectory,
 };
 
 /// A batch as exported (row-major `[B, T]`, padding past each length).
@@ -322,18 +321,24 @@ pub fn classify(
                 // The candidate's objective and scalar: Trust-PCL (α² with the shared scalar)
                 // from its own definition, the rest from theirs times α^k.
                 let (mut objective, scalar, chain, scale) = match (res, k) {
-                    (Residual::BetaOnLogR, 2) => (defs.tpcl.clone(), alpha * batch.log_z, alpha, 1.0),
+                    (Residual::BetaOnLogR, 2) => {
+                        (defs.tpcl.clone(), alpha * batch.log_z, alpha, 1.0)
+                    }
                     (Residual::FlippedKlSign, _) => {
                         (flipped.tpcl.clone(), alpha * batch.log_z, alpha, 1.0)
                     }
-                    (Residual::BetaOnLogR, _) => (defs.rtb.clone(), batch.log_z, 1.0, alpha.powi(k as i32)),
+                    (Residual::BetaOnLogR, _) => {
+                        (defs.rtb.clone(), batch.log_z, 1.0, alpha.powi(k as i32))
+                    }
                     (Residual::BetaOnLogRatio, _) => (
                         defs.clone().mutated(Some(Mutant::BetaOnRatio)).rtb,
                         batch.log_z,
                         1.0,
                         alpha.powi(k as i32),
                     ),
-                    (Residual::VarGrad, _) => (defs.vargrad.clone(), 0.0, 0.0, alpha.powi(k as i32)),
+                    (Residual::VarGrad, _) => {
+                        (defs.vargrad.clone(), 0.0, 0.0, alpha.powi(k as i32))
+                    }
                     (Residual::VarGradPlusMean, _) => {
                         let mut o = defs.vargrad.clone();
                         o.family = Family::PlusMean;
