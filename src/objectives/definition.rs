@@ -37,8 +37,8 @@ pub enum Family {
     Flawed,
     /// VarGrad: the RTB residual with `log Z := −mean` of the rest over the batch.
     VarGrad,
-    /// The `+mean` centring seen in one diffusion-LM script: the rest plus its batch mean. Not
-    /// VarGrad: a different objective, kept so that `classify` can name it.
+    /// The `+mean` centring seen in one diffusion-LM script: the rest plus its (detached) batch
+    /// mean. Not VarGrad: a different objective, kept so that `classify` can name it.
     PlusMean,
 }
 

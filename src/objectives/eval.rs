@@ -224,9 +224,13 @@ pub fn evaluate<S: Scalar>(
                 .map(|t| rtb_residual(objective.beta, beta, t, &S::zero()))
                 .collect();
             let m = mean(&rest);
+            // VarGrad's gradient is the same with the mean detached or not (Σ(s − s̄) = 0);
+            // the `+mean` variant is defined with the mean detached (its gradient then differs
+            // from VarGrad's by the sign of the centring only; `classify` detects it so).
             let r: Vec<S> = if objective.family == Family::VarGrad {
                 rest.iter().map(|x| x.sub(&m)).collect()
             } else {
+                let m = m.detach();
                 rest.iter().map(|x| x.add(&m)).collect()
             };
             let l = r.iter().map(square).collect();
