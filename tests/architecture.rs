@@ -127,7 +127,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "continuous",
-        &["exact", "objectives", "kernels", "mutant", "input"],
+        &["exact", "objectives", "kernels", "mutant", "input", "study"],
     ),
 ];
 

@@ -1,7 +1,7 @@
 //! Pictures of a run (PNG, plotters): samples beside the exact target (as the paper's
 //! `plot_step`, a scatter over the target's density), and learning curves.
 //!
-//! Text needs a TrueType font: the first of [`FONT_PATHS`] that exists
+//! Text needs a TrueType font: the first of [`crate::study::plot::FONT_PATHS`] that exists
 //! (or `RTB_STUDY_FONT`) is registered once; without one the pictures are skipped with an
 //! error (the results are unaffected).
 use super::run::RunResult;
@@ -10,34 +10,14 @@ use super::{ContinuousError, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 fn perr<E: std::fmt::Debug>(e: E) -> ContinuousError {
     ContinuousError::Plot(format!("{e:?}"))
 }
 
 fn ensure_font() -> Result<()> {
-    static FONT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    FONT.get_or_init(|| {
-        let mut paths: Vec<PathBuf> = std::env::var_os("RTB_STUDY_FONT")
-            .map(PathBuf::from)
-            .into_iter()
-            .collect();
-        paths.extend(FONT_PATHS.iter().map(PathBuf::from));
-        for p in &paths {
-            if let Ok(bytes) = std::fs::read(p) {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                    return Ok(());
-                }
-            }
-        }
-        Err(format!(
-            "no TrueType font found (tried {paths:?}; set RTB_STUDY_FONT): pictures skipped"
-        ))
-    })
-    .clone()
-    .map_err(ContinuousError::Plot)
+    // One registration for the whole crate (the study's pictures share it).
+    crate::study::plot::register_font().map_err(ContinuousError::Plot)
 }
 
 fn write_png(path: &Path, (w, h): (u32, u32), buf: &[u8]) -> Result<()> {
@@ -52,13 +32,6 @@ fn write_png(path: &Path, (w, h): (u32, u32), buf: &[u8]) -> Result<()> {
 }
 
 const BOUND: f64 = 13.0;
-
-/// Where a sans-serif TrueType font is looked for (Debian's `fonts-dejavu-core` first).
-pub const FONT_PATHS: [&str; 3] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-];
 
 fn scatter_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,

@@ -21,7 +21,10 @@ pub const FONT_PATHS: [&str; 4] = [
     "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
 ];
 
-fn ensure_font() -> Result<(), StudyError> {
+/// Registers the first TrueType font found as plotters' `sans-serif`, once per process, for
+/// every picture the crate draws (the study's and the continuous experiment's); the error
+/// says which paths were tried.
+pub fn register_font() -> Result<(), String> {
     static FONT: OnceLock<Result<(), String>> = OnceLock::new();
     FONT.get_or_init(|| {
         let mut paths: Vec<PathBuf> = std::env::var_os("RTB_STUDY_FONT")
@@ -42,7 +45,10 @@ fn ensure_font() -> Result<(), StudyError> {
         ))
     })
     .clone()
-    .map_err(StudyError::Io)
+}
+
+fn ensure_font() -> Result<(), StudyError> {
+    register_font().map_err(StudyError::Io)
 }
 
 fn perr<E: std::fmt::Debug>(e: E) -> StudyError {
