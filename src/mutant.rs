@@ -3,11 +3,11 @@
 //! Each mutant changes exactly one thing; a correct suite must report the claims it affects
 //! as failing. At β = 1 (α = α² = 1) `alpha-not-squared` and `beta-on-ratio` coincide with the
 //! correct objective, so they are only caught where β ≠ 1.
-use clap::ValueEnum;
 use serde::Serialize;
 
 /// A deliberately wrong variant of one objective or one expected factor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Mutant {
     /// Trust-PCL loss `C²` instead of `½ C²`.

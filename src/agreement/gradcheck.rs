@@ -7,8 +7,7 @@
 //! [`GradcheckReport::push`].
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
-use nalgebra::DMatrix;
+use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 
 use super::bounds::{kernel_bounds_with, ratio, BoundStats, KernelBounds, ParamErrors};
@@ -22,6 +21,7 @@ use crate::kernels::fused::{evaluate_into, GradForm, Kernel, KernelId, KernelOut
 use crate::kernels::generate::{chunks, generate, GenConfig, Generated};
 use crate::mutant::Mutant;
 use crate::objectives::Definitions;
+use crate::progress::Progress;
 
 /// What to check.
 #[derive(Debug, Clone)]
@@ -93,23 +93,6 @@ impl Acc {
             holds: self.ratio <= 1.0,
             max_error_over_bound: self.ratio,
             max_abs_error: self.abs,
-        }
-    }
-}
-
-/// Compares per-trajectory vectors `a ≈ f b` on live rows (`mask`).
-fn cmp_rows<F: Float>(
-    acc: &mut Acc,
-    a: &[F],
-    ea: &[f64],
-    b: &[F],
-    eb: &[f64],
-    f: (f64, f64),
-    mask: impl Fn(usize) -> bool,
-) {
-    for i in 0..a.len() {
-        if mask(i) {
-            acc.add(a[i].to_f64(), ea[i], b[i].to_f64(), eb[i], f);
         }
     }
 }
@@ -245,20 +228,255 @@ fn factors(beta: f64) -> ((f64, f64), (f64, f64)) {
     ((a, u * a * 1.000_001), (a2, 3.0 * u * a2 * 1.000_001))
 }
 
-/// C1–C4 on one generated batch, in `F`.
+/// The kernel `id` on a generated batch, with the errors of the parameters it reads (`V`
+/// derived from `log Z` or `log F` by a rounded division; `log Z`, `log F` exact as given).
+fn kernel_of<'a, F: Float>(
+    id: KernelId,
+    g: &'a Generated<F>,
+    pe: &ParamErrors,
+) -> (Kernel<'a, F>, ParamErrors) {
+    let exact = ParamErrors::default();
+    match id {
+        KernelId::Rtb => (Kernel::Rtb { log_z: g.log_z }, exact),
+        KernelId::Tpcl => (Kernel::Tpcl { v0: g.v0 }, pe.clone()),
+        KernelId::TpclWindowed => (
+            Kernel::TpclWindowed {
+                windows: &g.windows_v,
+            },
+            pe.clone(),
+        ),
+        KernelId::SubTb => (
+            Kernel::SubTb {
+                windows: &g.windows_log_f,
+            },
+            exact,
+        ),
+        KernelId::TpclSurrogate => (Kernel::TpclSurrogate { v0: g.v0 }, pe.clone()),
+        KernelId::ReinforceKl => (Kernel::ReinforceKl, exact),
+        KernelId::Flawed => (
+            Kernel::Flawed {
+                kappa: F::from_f64(0.5),
+            },
+            exact,
+        ),
+    }
+}
+
+/// One output of a kernel run, as the values it compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// The batch-mean loss.
+    Loss,
+    /// The per-trajectory residual.
+    Residual,
+    /// The per-trajectory gradient `∂L/∂log q[t, i]` (the dense form is checked bit-exactly
+    /// against it: `dense-layout`).
+    G,
+    /// `∂L/∂log Z` or `∂L/∂V(s0)`.
+    GradScalar,
+    /// `α · ∂L/∂V(s0)`: Trust-PCL's scalar gradient carried to `log Z` by the chain rule of
+    /// `V(s0) = α log Z` (computed here in f64, its rounding added to the bound).
+    GradScalarToLogZ,
+    /// The window boundaries' gradients: the start on every live row, the end on rows whose
+    /// window ends before the terminal (`interior_end`) or on every live row.
+    Boundary {
+        /// Compare the end's gradient only where the window ends before the terminal.
+        interior_end: bool,
+    },
+}
+
+/// The factor `f` of an identity `lhs ≈ f · rhs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Factor {
+    Alpha,
+    NegAlpha,
+    AlphaSquared,
+    /// The definitions' power of α for the shared-scalar checks (α²; α under
+    /// `alpha-not-squared`).
+    Shared,
+}
+
+/// One identity between two kernels' outputs: `lhs ≈ factor · rhs` on every compared value.
+struct Identity {
+    id: &'static str,
+    lhs: (KernelId, Output),
+    factor: Factor,
+    rhs: (KernelId, Output),
+}
+
+/// The at-scale identities C1–C4, one row each (docs/claims.md states them).
+const IDENTITIES: [Identity; 10] = {
+    use KernelId::{Rtb, SubTb, Tpcl, TpclSurrogate, TpclWindowed};
+    use Output::*;
+    const fn row(
+        id: &'static str,
+        lhs: (KernelId, Output),
+        factor: Factor,
+        rhs: (KernelId, Output),
+    ) -> Identity {
+        Identity {
+            id,
+            lhs,
+            factor,
+            rhs,
+        }
+    }
+    let boundary = Boundary { interior_end: true };
+    [
+        row(
+            "c1-residual",
+            (Tpcl, Residual),
+            Factor::NegAlpha,
+            (Rtb, Residual),
+        ),
+        row("c2-loss", (Tpcl, Loss), Factor::Shared, (Rtb, Loss)),
+        row("c3-grad-logq-shared", (Tpcl, G), Factor::Shared, (Rtb, G)),
+        row(
+            "c3-grad-logz-shared",
+            (Tpcl, GradScalarToLogZ),
+            Factor::Shared,
+            (Rtb, GradScalar),
+        ),
+        row(
+            "c3-grad-v0-independent",
+            (Tpcl, GradScalar),
+            Factor::Alpha,
+            (Rtb, GradScalar),
+        ),
+        row(
+            "c3-surrogate-grad-logq",
+            (TpclSurrogate, G),
+            Factor::Alpha,
+            (Rtb, G),
+        ),
+        row(
+            "c4-window-residual",
+            (TpclWindowed, Residual),
+            Factor::NegAlpha,
+            (SubTb, Residual),
+        ),
+        row(
+            "c4-window-loss",
+            (TpclWindowed, Loss),
+            Factor::AlphaSquared,
+            (SubTb, Loss),
+        ),
+        row(
+            "c4-window-grad-logq",
+            (TpclWindowed, G),
+            Factor::AlphaSquared,
+            (SubTb, G),
+        ),
+        row(
+            "c4-window-grad-boundary",
+            (TpclWindowed, boundary),
+            Factor::Alpha,
+            (SubTb, boundary),
+        ),
+    ]
+};
+
+/// The kernels the identities read, in the order they run.
+const IDENTITY_KERNELS: [KernelId; 5] = [
+    KernelId::Rtb,
+    KernelId::Tpcl,
+    KernelId::TpclSurrogate,
+    KernelId::TpclWindowed,
+    KernelId::SubTb,
+];
+
+/// Every output a kernel has, for the f32-against-f64 checks.
+const ALL_OUTPUTS: [Output; 5] = [
+    Output::Loss,
+    Output::GradScalar,
+    Output::Residual,
+    Output::G,
+    Output::Boundary {
+        interior_end: false,
+    },
+];
+
+/// What a batch tells the comparisons: which rows are live and where windows end.
+struct Rows<'a> {
+    lengths: &'a [usize],
+    window_end: &'a [usize],
+    alpha: (f64, f64),
+}
+
+/// The values (with their error bounds) of one output of one run, `None` where not compared.
+fn side<F: Float>(run: &Run<F>, output: Output, rows: &Rows<'_>) -> Vec<Option<(f64, f64)>> {
+    let live = |i: usize| rows.lengths[i] > 0;
+    let per_row = |v: &DVector<F>, e: &[f64], keep: &dyn Fn(usize) -> bool| {
+        v.iter()
+            .zip(e)
+            .enumerate()
+            .map(|(i, (x, &e))| keep(i).then(|| (x.to_f64(), e)))
+            .collect::<Vec<_>>()
+    };
+    let (out, b) = (&run.out, &run.bounds);
+    match output {
+        Output::Loss => vec![Some((out.loss.to_f64(), b.loss))],
+        Output::GradScalar => vec![Some((out.grad_scalar.to_f64(), b.grad_scalar))],
+        Output::GradScalarToLogZ => {
+            let (alpha, alpha_err) = rows.alpha;
+            let gv = out.grad_scalar.to_f64();
+            let chain = alpha * gv;
+            let err = alpha * b.grad_scalar
+                + alpha_err * (gv.abs() + b.grad_scalar)
+                + <f64 as Float>::UNIT_ROUNDOFF * chain.abs();
+            vec![Some((chain, err))]
+        }
+        Output::Residual => per_row(&out.residual, &b.residual, &live),
+        Output::G => per_row(&out.g, &b.g, &live),
+        Output::Boundary { interior_end } => {
+            let mut values = Vec::new();
+            if let Some(start) = &out.grad_start {
+                values.extend(per_row(start, &b.grad_start, &live));
+            }
+            if let Some(end) = &out.grad_end {
+                let keep =
+                    |i: usize| live(i) && (!interior_end || rows.window_end[i] < rows.lengths[i]);
+                values.extend(per_row(end, &b.grad_end, &keep));
+            }
+            values
+        }
+    }
+}
+
+/// `lhs ≈ f · rhs` on every value both sides compare.
+fn compare<F: Float, G: Float>(
+    id: impl Into<String>,
+    lhs: (&Run<F>, Output),
+    f: (f64, f64),
+    rhs: (&Run<G>, Output),
+    rows: &Rows<'_>,
+) -> CheckResult {
+    let (a, b) = (side(lhs.0, lhs.1, rows), side(rhs.0, rhs.1, rows));
+    let mut acc = Acc::default();
+    if a.len() != b.len() {
+        // One side has an output the other lacks (a windowed kernel against a full one):
+        // the identity cannot hold.
+        acc.ratio = f64::INFINITY;
+        acc.abs = f64::INFINITY;
+    }
+    for (x, y) in a.iter().zip(&b) {
+        if let (Some((x, ex)), Some((y, ey))) = (x, y) {
+            acc.add(*x, *ex, *y, *ey, f);
+        }
+    }
+    acc.result(id)
+}
+
+/// C1–C4 on one generated batch, in `F`: every row of [`IDENTITIES`].
 fn identity_checks<F: CudaFloat>(
     backend: &Backend,
     g: &Generated<F>,
     defs: &Definitions,
-    pb: &ProgressBar,
+    pb: &Progress,
 ) -> Result<Vec<CheckResult>, BatchError> {
     let batch = &g.batch;
-    let lengths = batch.lengths();
-    let live = |i: usize| lengths[i] > 0;
     let pe = param_errors(g);
-    let none = ParamErrors::default();
     let (alpha, alpha2) = factors(batch.beta().to_f64());
-    let neg_alpha = (-alpha.0, alpha.1);
     // The shared-scalar checks expect the definitions' power of α (α²).
     let shared = match defs.factors.shared_scalar.0 {
         1 => alpha,
@@ -269,200 +487,54 @@ fn identity_checks<F: CudaFloat>(
             )))
         }
     };
-    let mut checks = Vec::new();
-    let we = g.windows_v.end();
-
     let stats = BoundStats::new(batch, Some(&g.windows_v));
     // One dense buffer, reused by every kernel; each dense result is checked bit-exactly
     // against `g` (`dense-layout`), so comparing `g` compares every per-step entry.
     let mut buf = DMatrix::from_element(batch.steps(), batch.batch(), F::ZERO);
     let mut layout = Acc::default();
-    let k_rtb = Kernel::Rtb { log_z: g.log_z };
-    let rtb = run(
-        backend,
-        batch,
-        &k_rtb,
-        defs,
-        &none,
-        &stats,
-        Some((&mut buf, &mut layout)),
-    )?;
-    let k_tpcl = Kernel::Tpcl { v0: g.v0 };
-    let tpcl = run(
-        backend,
-        batch,
-        &k_tpcl,
-        defs,
-        &pe,
-        &stats,
-        Some((&mut buf, &mut layout)),
-    )?;
-    pb.inc(1);
-
-    let mut acc = Acc::default();
-    cmp_rows(
-        &mut acc,
-        tpcl.out.residual.as_slice(),
-        &tpcl.bounds.residual,
-        rtb.out.residual.as_slice(),
-        &rtb.bounds.residual,
-        neg_alpha,
-        live,
-    );
-    checks.push(acc.result("c1-residual"));
-
-    let mut acc = Acc::default();
-    acc.add(
-        tpcl.out.loss.to_f64(),
-        tpcl.bounds.loss,
-        rtb.out.loss.to_f64(),
-        rtb.bounds.loss,
-        shared,
-    );
-    checks.push(acc.result("c2-loss"));
-
-    let mut acc = Acc::default();
-    cmp_rows(
-        &mut acc,
-        tpcl.out.g.as_slice(),
-        &tpcl.bounds.g,
-        rtb.out.g.as_slice(),
-        &rtb.bounds.g,
-        shared,
-        live,
-    );
-    checks.push(acc.result("c3-grad-logq-shared"));
-
-    // Shared scalar V(s0) = α log Z: ∂L_TPCL/∂log Z = α ∂L_TPCL/∂V(s0) (chain rule, in f64).
-    let gv = tpcl.out.grad_scalar.to_f64();
-    let chain = alpha.0 * gv;
-    let chain_err = alpha.0 * tpcl.bounds.grad_scalar
-        + alpha.1 * (gv.abs() + tpcl.bounds.grad_scalar)
-        + <f64 as Float>::UNIT_ROUNDOFF * chain.abs();
-    let mut acc = Acc::default();
-    acc.add(
-        chain,
-        chain_err,
-        rtb.out.grad_scalar.to_f64(),
-        rtb.bounds.grad_scalar,
-        shared,
-    );
-    checks.push(acc.result("c3-grad-logz-shared"));
-
-    let mut acc = Acc::default();
-    acc.add(
-        gv,
-        tpcl.bounds.grad_scalar,
-        rtb.out.grad_scalar.to_f64(),
-        rtb.bounds.grad_scalar,
-        alpha,
-    );
-    checks.push(acc.result("c3-grad-v0-independent"));
-
-    let k_surr = Kernel::TpclSurrogate { v0: g.v0 };
-    let surr = run(
-        backend,
-        batch,
-        &k_surr,
-        defs,
-        &pe,
-        &stats,
-        Some((&mut buf, &mut layout)),
-    )?;
-    let mut acc = Acc::default();
-    cmp_rows(
-        &mut acc,
-        surr.out.g.as_slice(),
-        &surr.bounds.g,
-        rtb.out.g.as_slice(),
-        &rtb.bounds.g,
-        alpha,
-        live,
-    );
-    checks.push(acc.result("c3-surrogate-grad-logq"));
-    pb.inc(1);
-
-    let k_tw = Kernel::TpclWindowed {
-        windows: &g.windows_v,
-    };
-    let tw = run(
-        backend,
-        batch,
-        &k_tw,
-        defs,
-        &pe,
-        &stats,
-        Some((&mut buf, &mut layout)),
-    )?;
-    let k_sub = Kernel::SubTb {
-        windows: &g.windows_log_f,
-    };
-    let sub = run(
-        backend,
-        batch,
-        &k_sub,
-        defs,
-        &none,
-        &stats,
-        Some((&mut buf, &mut layout)),
-    )?;
-    let mut acc = Acc::default();
-    cmp_rows(
-        &mut acc,
-        tw.out.residual.as_slice(),
-        &tw.bounds.residual,
-        sub.out.residual.as_slice(),
-        &sub.bounds.residual,
-        neg_alpha,
-        live,
-    );
-    checks.push(acc.result("c4-window-residual"));
-    let mut acc = Acc::default();
-    acc.add(
-        tw.out.loss.to_f64(),
-        tw.bounds.loss,
-        sub.out.loss.to_f64(),
-        sub.bounds.loss,
-        alpha2,
-    );
-    checks.push(acc.result("c4-window-loss"));
-    let mut acc = Acc::default();
-    cmp_rows(
-        &mut acc,
-        tw.out.g.as_slice(),
-        &tw.bounds.g,
-        sub.out.g.as_slice(),
-        &sub.bounds.g,
-        alpha2,
-        live,
-    );
-    checks.push(acc.result("c4-window-grad-logq"));
-    let mut acc = Acc::default();
-    if let (Some(a), Some(b)) = (&tw.out.grad_start, &sub.out.grad_start) {
-        cmp_rows(
-            &mut acc,
-            a.as_slice(),
-            &tw.bounds.grad_start,
-            b.as_slice(),
-            &sub.bounds.grad_start,
-            alpha,
-            live,
-        );
+    let mut runs = Vec::with_capacity(IDENTITY_KERNELS.len());
+    for id in IDENTITY_KERNELS {
+        let (kernel, params) = kernel_of(id, g, &pe);
+        let r = run(
+            backend,
+            batch,
+            &kernel,
+            defs,
+            &params,
+            &stats,
+            Some((&mut buf, &mut layout)),
+        )?;
+        runs.push((id, r));
+        pb.inc(1);
     }
-    if let (Some(a), Some(b)) = (&tw.out.grad_end, &sub.out.grad_end) {
-        cmp_rows(
-            &mut acc,
-            a.as_slice(),
-            &tw.bounds.grad_end,
-            b.as_slice(),
-            &sub.bounds.grad_end,
-            alpha,
-            |i| live(i) && we[i] < lengths[i],
-        );
+    let of = |id: KernelId| {
+        runs.iter()
+            .find(|(k, _)| *k == id)
+            .map(|(_, r)| r)
+            .ok_or_else(|| BatchError::Unsupported(format!("no run of {}", id.name())))
+    };
+    let rows = Rows {
+        lengths: batch.lengths(),
+        window_end: g.windows_v.end(),
+        alpha,
+    };
+    let mut checks = Vec::with_capacity(IDENTITIES.len() + 1);
+    for identity in &IDENTITIES {
+        let f = match identity.factor {
+            Factor::Alpha => alpha,
+            Factor::NegAlpha => (-alpha.0, alpha.1),
+            Factor::AlphaSquared => alpha2,
+            Factor::Shared => shared,
+        };
+        checks.push(compare(
+            identity.id,
+            (of(identity.lhs.0)?, identity.lhs.1),
+            f,
+            (of(identity.rhs.0)?, identity.rhs.1),
+            &rows,
+        ));
     }
-    checks.push(acc.result("c4-window-grad-boundary"));
     checks.push(layout.result("dense-layout"));
-    pb.inc(1);
     Ok(checks)
 }
 
@@ -487,7 +559,8 @@ fn cast_generated<G: Float, F: Float>(g: &Generated<F>) -> Result<Generated<G>, 
     })
 }
 
-/// Every kernel in f32 against f64 on the same (f32-representable) inputs.
+/// Every kernel in f32 against f64 on the same (f32-representable) inputs: every output
+/// ([`ALL_OUTPUTS`]) equal within both sides' bounds.
 fn precision_checks(
     backend: &Backend,
     g32: &Generated<f32>,
@@ -499,122 +572,24 @@ fn precision_checks(
     // V in f64 is computed from the same f32 inputs; each side's parameter error is its own.
     let s32 = BoundStats::new(&g32.batch, Some(&g32.windows_v));
     let s64 = BoundStats::new(&g64.batch, Some(&g64.windows_v));
+    let rows = Rows {
+        lengths: g32.batch.lengths(),
+        window_end: g32.windows_v.end(),
+        alpha: factors(g64.batch.beta()).0,
+    };
     let mut checks = Vec::new();
     for id in KernelId::ALL {
-        let (k32, k64, p32, p64): (Kernel<f32>, Kernel<f64>, &ParamErrors, &ParamErrors) = match id
-        {
-            KernelId::Rtb => (
-                Kernel::Rtb { log_z: g32.log_z },
-                Kernel::Rtb { log_z: g64.log_z },
-                &ParamErrors::default(),
-                &ParamErrors::default(),
-            ),
-            KernelId::Tpcl => (
-                Kernel::Tpcl { v0: g32.v0 },
-                Kernel::Tpcl { v0: g64.v0 },
-                &pe32,
-                &pe64,
-            ),
-            KernelId::TpclWindowed => (
-                Kernel::TpclWindowed {
-                    windows: &g32.windows_v,
-                },
-                Kernel::TpclWindowed {
-                    windows: &g64.windows_v,
-                },
-                &pe32,
-                &pe64,
-            ),
-            KernelId::SubTb => (
-                Kernel::SubTb {
-                    windows: &g32.windows_log_f,
-                },
-                Kernel::SubTb {
-                    windows: &g64.windows_log_f,
-                },
-                &ParamErrors::default(),
-                &ParamErrors::default(),
-            ),
-            KernelId::TpclSurrogate => (
-                Kernel::TpclSurrogate { v0: g32.v0 },
-                Kernel::TpclSurrogate { v0: g64.v0 },
-                &pe32,
-                &pe64,
-            ),
-            KernelId::ReinforceKl => (
-                Kernel::ReinforceKl,
-                Kernel::ReinforceKl,
-                &ParamErrors::default(),
-                &ParamErrors::default(),
-            ),
-            KernelId::Flawed => (
-                Kernel::Flawed { kappa: 0.5 },
-                Kernel::Flawed { kappa: 0.5 },
-                &ParamErrors::default(),
-                &ParamErrors::default(),
-            ),
-        };
-        let a = run(backend, &g32.batch, &k32, defs, p32, &s32, None)?;
-        let b = run(backend, &g64.batch, &k64, defs, p64, &s64, None)?;
-        let lengths = g32.batch.lengths();
-        let live = |i: usize| lengths[i] > 0;
-        let one = (1.0, 0.0);
+        let (k32, p32) = kernel_of(id, g32, &pe32);
+        let (k64, p64) = kernel_of(id, &g64, &pe64);
+        let a = run(backend, &g32.batch, &k32, defs, &p32, &s32, None)?;
+        let b = run(backend, &g64.batch, &k64, defs, &p64, &s64, None)?;
         let mut acc = Acc::default();
-        acc.add(
-            a.out.loss as f64,
-            a.bounds.loss,
-            b.out.loss,
-            b.bounds.loss,
-            one,
-        );
-        acc.add(
-            a.out.grad_scalar as f64,
-            a.bounds.grad_scalar,
-            b.out.grad_scalar,
-            b.bounds.grad_scalar,
-            one,
-        );
-        let wide = |v: &nalgebra::DVector<f32>| v.map(|x| x as f64);
-        let (ar, ag) = (wide(&a.out.residual), wide(&a.out.g));
-        cmp_rows(
-            &mut acc,
-            ar.as_slice(),
-            &a.bounds.residual,
-            b.out.residual.as_slice(),
-            &b.bounds.residual,
-            one,
-            live,
-        );
-        cmp_rows(
-            &mut acc,
-            ag.as_slice(),
-            &a.bounds.g,
-            b.out.g.as_slice(),
-            &b.bounds.g,
-            one,
-            live,
-        );
-        if let (Some(x), Some(y)) = (&a.out.grad_start, &b.out.grad_start) {
-            cmp_rows(
-                &mut acc,
-                wide(x).as_slice(),
-                &a.bounds.grad_start,
-                y.as_slice(),
-                &b.bounds.grad_start,
-                one,
-                live,
-            );
-        }
-        if let (Some(x), Some(y)) = (&a.out.grad_end, &b.out.grad_end) {
-            cmp_rows(
-                &mut acc,
-                wide(x).as_slice(),
-                &a.bounds.grad_end,
-                y.as_slice(),
-                &b.bounds.grad_end,
-                one,
-                live,
-            );
+        for output in ALL_OUTPUTS {
+            let c = compare("", (&a, output), (1.0, 0.0), (&b, output), &rows);
+            acc = acc.merge(Acc {
+                ratio: c.max_error_over_bound,
+                abs: c.max_abs_error,
+            });
         }
         checks.push(acc.result(format!("f32-vs-f64/{}", id.name())));
     }
@@ -640,14 +615,12 @@ pub fn run_checks(cfg: &GradcheckConfig) -> Result<GradcheckReport, BatchError> 
         full_lengths: false,
     };
     let pb = if cfg.progress && cfg.batch.saturating_mul(cfg.steps) >= 10_000_000 {
-        let pb = ProgressBar::new(chunks(&gen) + 4);
-        pb.set_style(
-            ProgressStyle::with_template("gradcheck {bar:40} {pos}/{len} {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        pb
+        Progress::stderr(
+            "gradcheck",
+            chunks(&gen) + IDENTITY_KERNELS.len() as u64 + 1,
+        )
     } else {
-        ProgressBar::hidden()
+        Progress::hidden()
     };
     let mut checks = Vec::new();
     match cfg.dtype {

@@ -21,6 +21,7 @@ pub mod gelu;
 pub mod methods;
 pub mod metrics;
 pub mod network;
+#[cfg(feature = "plots")]
 pub mod plots;
 pub mod prior;
 pub mod run;

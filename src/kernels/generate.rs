@@ -2,7 +2,6 @@
 //!
 //! Rows are generated in chunks of [`ROWS_PER_CHUNK`], chunk `c` from the ChaCha8 stream `c` of
 //! the seed, so a batch depends only on `(seed, B, T, β)`, never on the thread count.
-use indicatif::ProgressBar;
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -71,7 +70,7 @@ fn log_prob(rng: &mut ChaCha8Rng) -> f64 {
 /// Generates a batch. `progress`, if given, advances by one per chunk of rows.
 pub fn generate<F: Float>(
     cfg: &GenConfig,
-    progress: Option<&ProgressBar>,
+    progress: Option<&crate::progress::Progress>,
 ) -> Result<Generated<F>, BatchError> {
     let (b, t) = (cfg.batch, cfg.steps);
     // Every product checked before anything is allocated (callers plan against the memory

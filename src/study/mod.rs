@@ -39,6 +39,7 @@ pub mod expected;
 pub mod fixed_point;
 pub mod grid;
 pub mod metrics;
+#[cfg(feature = "plots")]
 pub mod plot;
 pub mod run;
 pub mod train;

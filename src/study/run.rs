@@ -1,5 +1,4 @@
 //! The study: configurations, every (method, seed) run in parallel, aggregation, results.
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::time::Instant;
@@ -10,6 +9,7 @@ use super::metrics::{occupancy, Metrics, Reference, METRIC_NAMES};
 use super::train::{train, Method, RunResult, RunSpec, TrainConfig};
 use super::StudyError;
 use crate::objectives::robust::Robust;
+use crate::progress::Progress;
 
 /// Everything that defines one study.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -493,16 +493,9 @@ pub fn run_study(cfg: &StudyConfig, quiet: bool) -> Result<StudyOutput, StudyErr
         .collect();
     let total_steps: usize = jobs.len() * cfg.train.iterations;
     let pb = if quiet {
-        ProgressBar::hidden()
+        Progress::hidden()
     } else {
-        let pb =
-            ProgressBar::with_draw_target(Some(total_steps as u64), ProgressDrawTarget::stderr());
-        pb.set_style(
-            ProgressStyle::with_template(
-                "study {bar:40} {pos}/{len} steps ({elapsed} elapsed, eta {eta}) {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
+        let pb = Progress::stderr("study (steps)", total_steps as u64);
         pb.set_message(format!("{} rows, {} runs", variants.len(), jobs.len()));
         pb
     };
