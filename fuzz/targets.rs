@@ -281,8 +281,9 @@ pub fn batch(data: &[u8], scratch: &Path) -> String {
                     format!("classified: {} matches", c.matches.len().min(1))
                 }
                 Err(e) => {
-                    assert_printable(&e);
-                    signature(&e)
+                    let m = e.to_string();
+                    assert_printable(&m);
+                    signature(&m)
                 }
             }
         }
@@ -298,7 +299,7 @@ pub fn batch(data: &[u8], scratch: &Path) -> String {
         Ok(user) => match classify::classify(&seed, &user, 1e-4) {
             Ok(_) => "results classified".to_string(),
             Err(e) => {
-                assert_printable(&e);
+                assert_printable(&e.to_string());
                 "results: classify refused".to_string()
             }
         },

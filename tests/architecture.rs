@@ -99,11 +99,12 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("exact", &[]),
     ("mutant", &[]),
     ("input", &[]),
+    ("progress", &[]),
     ("dag", &["exact", "input"]),
-    ("objectives", &["exact", "dag", "mutant"]),
+    ("objectives", &["exact", "dag", "mutant", "input"]),
     ("claims", &["exact", "dag", "objectives", "mutant"]),
     ("expect", &["exact", "dag", "objectives"]),
-    ("kernels", &["exact", "objectives", "mutant", "input"]),
+    ("kernels", &["exact", "objectives", "mutant", "input", "progress"]),
     (
         "agreement",
         &[
@@ -114,6 +115,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "kernels",
             "mutant",
             "input",
+            "progress",
         ],
     ),
     (
@@ -123,7 +125,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("coq", &["exact", "dag", "objectives", "claims", "mutant"]),
     (
         "study",
-        &["exact", "dag", "objectives", "claims", "kernels"],
+        &["exact", "dag", "objectives", "claims", "kernels", "progress"],
     ),
     (
         "continuous",

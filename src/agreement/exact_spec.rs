@@ -27,6 +27,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::ball::Ball;
 use super::bounds::{kernel_bounds, ParamErrors, EVAL_SLACK};
+use super::error::{AgreementError, EnvironmentProblem};
 use super::report::CheckResult;
 use super::spec_sample::Sampler;
 use crate::dag::{self, Environment, LogTable};
@@ -95,14 +96,18 @@ impl Acc {
 pub fn exact_spec_checks(
     envs: &[Environment],
     opts: &ExactSpecOptions,
-) -> Result<Vec<CheckResult>, String> {
+) -> Result<Vec<CheckResult>, AgreementError> {
     if opts.samples == 0 {
-        return Err("exact-spec: the sample count must be at least 1".into());
+        return Err(AgreementError::Option {
+            option: "--exact-samples",
+            range: "at least 1",
+            value: "0".into(),
+        });
     }
     let mut accs = [Acc::default(); 7];
     for (k, env) in envs.iter().enumerate() {
         let per = env_accs(env, opts, opts.seed.wrapping_add(k as u64))
-            .map_err(|e| format!("{}: {e}", env.file))?;
+            .map_err(|e| e.in_file(&env.file))?;
         for (a, p) in accs.iter_mut().zip(per) {
             a.merge(p);
         }
@@ -119,18 +124,22 @@ pub fn exact_spec_checks(
         .collect())
 }
 
-fn ball(form: &LogForm, what: &str) -> Result<Ball, String> {
-    Ball::from_logform(form).ok_or_else(|| format!("{what} does not fit in f64"))
+fn ball(form: &LogForm, what: &str) -> Result<Ball, EnvironmentProblem> {
+    Ball::from_logform(form).ok_or_else(|| EnvironmentProblem::NotFloat(what.into()))
 }
 
 /// One environment: sample, build the batch, run each kernel, compare.
-fn env_accs(env: &Environment, opts: &ExactSpecOptions, seed: u64) -> Result<[Acc; 7], String> {
+fn env_accs(
+    env: &Environment,
+    opts: &ExactSpecOptions,
+    seed: u64,
+) -> Result<[Acc; 7], EnvironmentProblem> {
     let n = opts.samples;
     let optimum = dag::optimum(env).ok();
-    let logs = LogTable::new(env, optimum.as_ref()).map_err(|e| e.to_string())?;
+    let logs = LogTable::new(env, optimum.as_ref())?;
     let sampler = Sampler::new(env)?;
     let t = sampler.longest().max(1);
-    let (paths, lengths) = sampler.sample(n, seed).map_err(|e| e.to_string())?;
+    let (paths, lengths) = sampler.sample(n, seed)?;
     let path = |i: usize| -> Vec<usize> {
         paths[i * t..i * t + lengths[i]]
             .iter()
@@ -158,10 +167,13 @@ fn env_accs(env: &Environment, opts: &ExactSpecOptions, seed: u64) -> Result<[Ac
         .beta
         .to_f64()
         .filter(|b| b.is_finite() && *b > 0.0)
-        .ok_or("β does not convert to a positive f64")?;
+        .ok_or_else(|| {
+            EnvironmentProblem::NotFloat(format!("β = {} (as a positive float)", env.beta))
+        })?;
     // The kernels' objectives at their β̂ (a rational: every f64 is); the flawed baseline's κ
     // is set to 1/2 here so that the kernel's κ is exact in f64.
-    let mut defs = Definitions::from_f64(beta_hat).ok_or("β̂ is not a positive float")?;
+    let mut defs = Definitions::from_f64(beta_hat)
+        .ok_or_else(|| EnvironmentProblem::NotFloat(format!("β̂ = {beta_hat}")))?;
     defs.flawed.kappa = Rational::new(1.into(), 2.into());
     let kappa = 0.5;
     let kernel_defs = defs.clone().mutated(opts.mutant);
@@ -213,10 +225,11 @@ fn env_accs(env: &Environment, opts: &ExactSpecOptions, seed: u64) -> Result<[Ac
             p_in[i * t + k] = lp[e].mid;
         }
         let x = env.edges[p[p.len() - 1]].to;
-        let r_ball = lr[x].ok_or("terminal without reward")?;
+        let r_ball = lr[x].ok_or_else(|| EnvironmentProblem::NoReward(env.states[x].clone()))?;
         r_in[i] = r_ball.mid;
         // The flawed kernel uses exp(log r̂): |e^{log r̂} − r| ≤ r (e^{c} − 1) ≤ 2 r c.
-        let r = Ball::from_rational(env.reward(x)).ok_or("r(x) does not fit in f64")?;
+        let r = Ball::from_rational(env.reward(x))
+            .ok_or_else(|| EnvironmentProblem::NotFloat(format!("r({})", env.states[x])))?;
         let reward = r.widen(slack * r.mid.abs() * r_ball.rad * 2.0);
         let (ss, se) = (state_at(&p, start[i]), state_at(&p, end[i]));
         let terminal_end = end[i] == lengths[i];
@@ -229,7 +242,7 @@ fn env_accs(env: &Environment, opts: &ExactSpecOptions, seed: u64) -> Result<[Ac
             reward,
             window: None,
         };
-        let window = |scale: &Rational| -> Result<Window<Ball>, String> {
+        let window = |scale: &Rational| -> Result<Window<Ball>, EnvironmentProblem> {
             Ok(Window {
                 start: start[i],
                 end: end[i],
@@ -250,8 +263,7 @@ fn env_accs(env: &Environment, opts: &ExactSpecOptions, seed: u64) -> Result<[Ac
             ..traj
         });
     }
-    let batch = TrajectoryBatch::from_row_major(n, t, q_in, p_in, lengths.clone(), r_in, beta_hat)
-        .map_err(|e| e.to_string())?;
+    let batch = TrajectoryBatch::from_row_major(n, t, q_in, p_in, lengths.clone(), r_in, beta_hat)?;
     let mids = |ts: &[Trajectory<Ball>], f: fn(&Window<Ball>) -> Ball| {
         DVector::from_iterator(
             n,
@@ -265,18 +277,16 @@ fn env_accs(env: &Environment, opts: &ExactSpecOptions, seed: u64) -> Result<[Ac
         end.clone(),
         mids(&with_v, |w| w.value_start),
         mids(&with_v, |w| w.value_end),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let windows_f = Windows::new(
         &batch,
         start.clone(),
         end.clone(),
         mids(&with_f, |w| w.value_start),
         mids(&with_f, |w| w.value_end),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
 
-    let shape = Shape::of(&kernel_defs).map_err(|e| e.to_string())?;
+    let shape = Shape::of(&kernel_defs)?;
     let mut accs = [Acc::default(); 7];
     for (slot, id) in EXACT_KERNELS.iter().enumerate() {
         let (kernel, objective, inputs, scalar): (Kernel<f64>, _, &[Trajectory<Ball>], Ball) =
@@ -318,11 +328,9 @@ fn env_accs(env: &Environment, opts: &ExactSpecOptions, seed: u64) -> Result<[Ac
                     Ball::exact(0.0),
                 ),
             };
-        let exp = evaluate_with_gradients(objective, &defs.beta, inputs, &scalar)
-            .map_err(|e| e.to_string())?;
+        let exp = evaluate_with_gradients(objective, &defs.beta, inputs, &scalar)?;
         let out: KernelOutput<f64> =
-            evaluate_with(&batch, &kernel, GradForm::PerTrajectory, Some(&kernel_defs))
-                .map_err(|e| e.to_string())?;
+            evaluate_with(&batch, &kernel, GradForm::PerTrajectory, Some(&kernel_defs))?;
         let kb = kernel_bounds(&batch, &kernel, &shape, &out, &ParamErrors::default());
         let acc = &mut accs[slot];
         acc.add(out.loss, kb.loss, exp.evaluation.loss);

@@ -11,6 +11,7 @@ use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 
 use super::bounds::{kernel_bounds_with, ratio, BoundStats, KernelBounds, ParamErrors};
+pub use super::error::AgreementError;
 pub use super::report::{CheckResult, Device, Dtype, GradcheckReport};
 use crate::kernels::batch::{TrajectoryBatch, Windows};
 use crate::kernels::cuda::{CudaBackend, CudaFloat};
@@ -598,10 +599,10 @@ fn precision_checks(
 
 /// Runs every gradcheck check and returns the report. Bad configurations (β ≤ 0, `T = 0`,
 /// `B = 0`, CUDA unavailable) are errors.
-pub fn run_checks(cfg: &GradcheckConfig) -> Result<GradcheckReport, BatchError> {
+pub fn run_checks(cfg: &GradcheckConfig) -> Result<GradcheckReport, AgreementError> {
     let start = Instant::now();
     if !(cfg.beta.is_finite() && cfg.beta > 0.0) {
-        return Err(BatchError::InvalidBeta(cfg.beta));
+        return Err(BatchError::InvalidBeta(cfg.beta).into());
     }
     let backend = match cfg.device {
         Device::Cpu => Backend::Cpu,
@@ -648,21 +649,16 @@ pub fn run_checks(cfg: &GradcheckConfig) -> Result<GradcheckReport, BatchError> 
         }
     }
     if !cfg.exact_specs.is_empty() {
-        let envs =
-            crate::dag::load_dir(&cfg.exact_specs).map_err(|e| BatchError::Spec(e.to_string()))?;
+        let envs = crate::dag::load_dir(&cfg.exact_specs)?;
         if envs.is_empty() {
-            return Err(BatchError::Spec(format!(
-                "no spec files found under {:?}",
-                cfg.exact_specs
-            )));
+            return Err(AgreementError::NoSpecs(cfg.exact_specs.clone()));
         }
         let opts = super::exact_spec::ExactSpecOptions {
             samples: cfg.exact_samples,
             seed: cfg.seed,
             mutant: cfg.mutant,
         };
-        checks
-            .extend(super::exact_spec::exact_spec_checks(&envs, &opts).map_err(BatchError::Spec)?);
+        checks.extend(super::exact_spec::exact_spec_checks(&envs, &opts)?);
     }
     pb.inc(1);
     pb.finish_and_clear();

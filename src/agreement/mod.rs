@@ -1,6 +1,7 @@
 //! The float path's second job: evidence that the kernels are right. Each check compares two
 //! computations within a bound derived from the computation (never a guessed epsilon).
 //!
+//! - [`error`]: why a run could not be carried out ([`AgreementError`]);
 //! - [`report`]: named checks and the report (`gradcheck --json`);
 //! - [`bounds`]: rigorous floating-point error bounds of each kernel's outputs;
 //! - [`ball`]: ball arithmetic, how exact values reach f64 with a rigorous radius;
@@ -11,11 +12,13 @@
 
 pub mod ball;
 pub mod bounds;
+pub mod error;
 pub mod exact_spec;
 pub mod gradcheck;
 pub mod montecarlo;
 pub mod report;
 pub mod spec_sample;
 
+pub use error::{AgreementError, EnvironmentProblem};
 pub use gradcheck::{run_checks, GradcheckConfig};
 pub use report::{CheckResult, Device, Dtype, GradcheckReport};

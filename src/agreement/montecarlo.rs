@@ -34,9 +34,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::ball::Ball;
+use super::error::{AgreementError, EnvironmentProblem};
 use super::report::{CheckResult, Device, Dtype, GradcheckReport};
 use super::spec_sample::Sampler;
-use crate::dag::{self, Environment, LogTable};
+use crate::dag::{self, flow, Environment, LogTable};
 use crate::exact::Poly;
 use crate::expect::{self, Route};
 use crate::input::Plan;
@@ -196,25 +197,32 @@ fn second_moments(
 }
 
 /// Runs the Monte Carlo checks on one spec.
-pub fn run_mc(cfg: &McConfig) -> Result<McReport, BatchError> {
+pub fn run_mc(cfg: &McConfig) -> Result<McReport, AgreementError> {
     let start = Instant::now();
     if cfg.samples < 2 {
-        return Err(BatchError::Spec("--samples must be at least 2".into()));
+        return Err(AgreementError::Option {
+            option: "--samples",
+            range: "at least 2",
+            value: cfg.samples.to_string(),
+        });
     }
     if !(cfg.family_error > 0.0 && cfg.family_error < 1.0) {
-        return Err(BatchError::Spec(
-            "the family-wise error must be in (0, 1)".into(),
-        ));
+        return Err(AgreementError::Option {
+            option: "the family-wise error",
+            range: "in (0, 1)",
+            value: cfg.family_error.to_string(),
+        });
     }
-    let env = dag::load_file(Path::new(&cfg.spec)).map_err(|e| BatchError::Spec(e.to_string()))?;
-    let logs = LogTable::new(&env, None).map_err(|e| BatchError::Spec(e.to_string()))?;
+    let env = dag::load_file(Path::new(&cfg.spec))?;
+    let problem = |p: EnvironmentProblem| p.in_file(&env.file);
+    let logs = LogTable::new(&env, None).map_err(|e| problem(e.into()))?;
     let exp = expect::expectations(&env, &logs, cfg.enumeration_limit);
     let lay = layout(&env);
     let ne = env.edges.len();
     let to_f64 = |p: &Poly, what: &str| {
         Ball::from_poly(p)
             .map(|b| b.mid)
-            .ok_or_else(|| BatchError::Spec(format!("{what}: not a finite constant")))
+            .ok_or_else(|| problem(EnvironmentProblem::NotFloat(what.into())))
     };
     // Expectations in softmax edge order.
     let mut e_rtb = vec![0.0; ne];
@@ -227,7 +235,7 @@ pub fn run_mc(cfg: &McConfig) -> Result<McReport, BatchError> {
     let conv = |f: &crate::exact::LogForm| {
         Ball::from_logform(f)
             .map(|b| b.mid)
-            .ok_or_else(|| BatchError::Spec("a log-probability does not fit in f64".into()))
+            .ok_or_else(|| problem(EnvironmentProblem::NotFloat("a log-probability".into())))
     };
     let lq: Vec<f64> = logs
         .log_posterior
@@ -244,7 +252,7 @@ pub fn run_mc(cfg: &McConfig) -> Result<McReport, BatchError> {
         .beta
         .to_f64()
         .filter(|b| b.is_finite() && *b > 0.0)
-        .ok_or(BatchError::InvalidBeta(f64::NAN))?;
+        .ok_or_else(|| problem(EnvironmentProblem::NotFloat(format!("β = {}", env.beta))))?;
     let alpha = 1.0 / beta;
     // log Z*: from the exact optimum when rational, else by backward induction in f64.
     let log_z_star = match dag::optimum(&env) {
@@ -252,26 +260,19 @@ pub fn run_mc(cfg: &McConfig) -> Result<McReport, BatchError> {
         Err(_) => None,
     }
     .unwrap_or_else(|| {
-        let mut f = vec![0.0f64; env.states.len()];
-        for &s in env.topo.iter().rev() {
-            f[s] = if env.is_terminal(s) {
-                (beta * lr[s]).exp()
-            } else {
-                env.out_edges[s]
-                    .iter()
-                    .map(|&e| lp[e].exp() * f[env.edges[e].to])
-                    .sum()
-            };
-        }
+        // F* by the one backward pass, in f64: prior weights, r(x)^β at the terminals.
+        let prior: Vec<f64> = lp.iter().map(|l| l.exp()).collect();
+        let zeros = vec![0.0f64; env.edges.len()];
+        let f = flow::backward(&env, &prior, &zeros, |x| (beta * lr[x]).exp()).value;
         f[env.source].ln()
     });
     if !log_z_star.is_finite() {
-        return Err(BatchError::Spec("log Z* is not finite in f64".into()));
+        return Err(problem(EnvironmentProblem::NotFloat("log Z*".into())));
     }
 
     // Sample and build the batch.
     let n = cfg.samples;
-    let sampler = Sampler::new(&env).map_err(BatchError::Spec)?;
+    let sampler = Sampler::new(&env).map_err(problem)?;
     let t = sampler.longest().max(1);
     // Everything the run allocates per sampled entry, planned before anything is: the edge
     // table, log q, log p, the softmax edge table, the per-trajectory gradient (8 bytes),

@@ -26,7 +26,7 @@ pub struct Sampler<'a> {
 
 impl<'a> Sampler<'a> {
     /// Builds the tables. Fails if a posterior does not convert to a positive `f64`.
-    pub fn new(env: &'a Environment) -> Result<Self, String> {
+    pub fn new(env: &'a Environment) -> Result<Self, super::EnvironmentProblem> {
         let mut cumulative = Vec::with_capacity(env.states.len());
         for s in 0..env.states.len() {
             let mut acc = 0.0;
@@ -37,10 +37,10 @@ impl<'a> Sampler<'a> {
                     .to_f64()
                     .filter(|q| q.is_finite() && *q > 0.0)
                     .ok_or_else(|| {
-                        format!(
-                            "posterior of {} does not convert to a positive f64",
+                        super::EnvironmentProblem::NotFloat(format!(
+                            "the posterior of {} (as a positive float)",
                             env.edge_name(e)
-                        )
+                        ))
                     })?;
                 acc += q;
                 row.push((e, acc));

@@ -8,21 +8,9 @@ use rand_chacha::ChaCha8Rng;
 /// Per-coordinate variance of every component.
 pub const COMPONENT_VAR: f64 = 0.3;
 
-/// The 9 target modes, in the paper's order.
-pub const TARGET_MODES: [[f64; 2]; 9] = [
-    [-10.0, -5.0],
-    [-5.0, -10.0],
-    [-5.0, 0.0],
-    [10.0, -5.0],
-    [0.0, 0.0],
-    [0.0, 5.0],
-    [5.0, -5.0],
-    [5.0, 0.0],
-    [5.0, 10.0],
-];
-
-/// The unnormalised target weights (sum 61).
-pub const TARGET_WEIGHTS: [f64; 9] = [4.0, 10.0, 4.0, 5.0, 10.0, 5.0, 4.0, 15.0, 4.0];
+/// The 9 target modes and their unnormalised weights (sum 61), in the paper's order: the
+/// same set-up as the tabular study's, defined once there.
+pub use crate::study::grid::{TARGET_MODES, TARGET_WEIGHTS};
 
 /// The lattice coordinates of the prior modes.
 pub const LATTICE: [f64; 5] = [-10.0, -5.0, 0.0, 5.0, 10.0];

@@ -49,16 +49,80 @@ pub struct ExportedBatch {
     pub log_z: f64,
 }
 
+/// Why a batch or a user's results cannot be classified.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClassifyError {
+    /// `B` or `T` is zero.
+    #[error("batch and steps must be at least 1, got B = {batch}, T = {steps}")]
+    Empty {
+        /// `B`.
+        batch: usize,
+        /// `T`.
+        steps: usize,
+    },
+    /// `B × T` does not fit in memory's index type.
+    #[error("B × T = {batch} × {steps} overflows")]
+    Overflow {
+        /// `B`.
+        batch: usize,
+        /// `T`.
+        steps: usize,
+    },
+    /// An array has the wrong number of entries.
+    #[error("{array} has {found} entries, expected {expected}")]
+    Entries {
+        /// The array.
+        array: &'static str,
+        /// Its length.
+        found: usize,
+        /// What the batch implies.
+        expected: String,
+    },
+    /// A trajectory's length is outside `1..=T`.
+    #[error("trajectory {row}: length {length} outside 1..={steps}")]
+    Length {
+        /// The trajectory.
+        row: usize,
+        /// Its length.
+        length: usize,
+        /// `T`.
+        steps: usize,
+    },
+    /// A scalar that must be finite and positive (β, the tolerance) is not.
+    #[error("{what} must be finite and > 0, got {value}")]
+    NotPositive {
+        /// `beta` or `the tolerance`.
+        what: &'static str,
+        /// The value.
+        value: f64,
+    },
+    /// The one evaluator refused a candidate's objective (not one the detector builds).
+    #[error(transparent)]
+    Eval(#[from] crate::objectives::eval::EvalError),
+    /// A NaN or an infinity.
+    #[error(
+        "{array}: non-finite value {value} at {place} (a NaN or infinity cannot be classified)"
+    )]
+    NonFinite {
+        /// The array.
+        array: &'static str,
+        /// Where (`entry 3`, `trajectory 2, step 5`).
+        place: String,
+        /// The value.
+        value: f64,
+    },
+}
+
 impl ExportedBatch {
-    /// Checks shapes and values; an error message otherwise.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks shapes and values.
+    pub fn validate(&self) -> Result<(), ClassifyError> {
         let (b, t) = (self.batch, self.steps);
         if b == 0 || t == 0 {
-            return Err("batch and steps must be at least 1".into());
+            return Err(ClassifyError::Empty { batch: b, steps: t });
         }
         let bt = b
             .checked_mul(t)
-            .ok_or_else(|| format!("B × T = {b} × {t} overflows"))?;
+            .ok_or(ClassifyError::Overflow { batch: b, steps: t })?;
         for (what, n, want) in [
             ("log_q", self.log_q.len(), bt),
             ("log_p", self.log_p.len(), bt),
@@ -66,28 +130,53 @@ impl ExportedBatch {
             ("log_r", self.log_r.len(), b),
         ] {
             if n != want {
-                return Err(format!("{what} has {n} entries, expected {want}"));
+                return Err(ClassifyError::Entries {
+                    array: what,
+                    found: n,
+                    expected: want.to_string(),
+                });
             }
         }
         if let Some(i) = self.lengths.iter().position(|&l| l == 0 || l > t) {
-            return Err(format!(
-                "trajectory {i}: length {} outside 1..={t}",
-                self.lengths[i]
-            ));
+            return Err(ClassifyError::Length {
+                row: i,
+                length: self.lengths[i],
+                steps: t,
+            });
         }
         if !(self.beta.is_finite() && self.beta > 0.0) {
-            return Err(format!("beta must be finite and > 0, got {}", self.beta));
+            return Err(ClassifyError::NotPositive {
+                what: "beta",
+                value: self.beta,
+            });
         }
-        if !self.log_z.is_finite() || self.log_r.iter().any(|x| !x.is_finite()) {
-            return Err("log_z and log_r must be finite".into());
+        if !self.log_z.is_finite() {
+            return Err(ClassifyError::NonFinite {
+                array: "log_z",
+                place: "the scalar".into(),
+                value: self.log_z,
+            });
+        }
+        if let Some((i, &x)) = self.log_r.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(ClassifyError::NonFinite {
+                array: "log_r",
+                place: format!("trajectory {i}"),
+                value: x,
+            });
         }
         for i in 0..b {
             for k in 0..self.lengths[i] {
-                let (q, p) = (self.log_q[i * t + k], self.log_p[i * t + k]);
-                if !(q.is_finite() && p.is_finite()) {
-                    return Err(format!(
-                        "non-finite log q / log p at trajectory {i}, step {k}"
-                    ));
+                for (array, x) in [
+                    ("log_q", self.log_q[i * t + k]),
+                    ("log_p", self.log_p[i * t + k]),
+                ] {
+                    if !x.is_finite() {
+                        return Err(ClassifyError::NonFinite {
+                            array,
+                            place: format!("trajectory {i}, step {k}"),
+                            value: x,
+                        });
+                    }
                 }
             }
         }
@@ -229,27 +318,30 @@ pub fn classify(
     batch: &ExportedBatch,
     user: &UserResults,
     tol: f64,
-) -> Result<Classification, String> {
+) -> Result<Classification, ClassifyError> {
     batch.validate()?;
     let (b, t) = (batch.batch, batch.steps);
     if user.loss.len() != b && user.loss.len() != 1 {
-        return Err(format!(
-            "loss has {} entries: expected {b} (per trajectory) or 1 (reduced)",
-            user.loss.len()
-        ));
+        return Err(ClassifyError::Entries {
+            array: "loss",
+            found: user.loss.len(),
+            expected: format!("{b} (per trajectory) or 1 (reduced)"),
+        });
     }
     if let Some(g) = &user.grad_log_q {
         if Some(g.len()) != b.checked_mul(t) {
-            return Err(format!(
-                "grad_log_q has {} entries, expected B × T = {b} × {t}",
-                g.len()
-            ));
+            return Err(ClassifyError::Entries {
+                array: "grad_log_q",
+                found: g.len(),
+                expected: format!("B × T = {b} × {t}"),
+            });
         }
     }
     if !(tol.is_finite() && tol > 0.0) {
-        return Err(format!(
-            "the tolerance must be finite and positive, got {tol}"
-        ));
+        return Err(ClassifyError::NotPositive {
+            what: "the tolerance",
+            value: tol,
+        });
     }
     for (what, values) in [
         ("loss", Some(&user.loss[..])),
@@ -265,13 +357,17 @@ pub fn classify(
             .enumerate()
             .find(|(_, x)| !x.is_finite())
         {
-            return Err(format!(
-                "{what}: non-finite value {x} at entry {j} (a NaN or infinity cannot be classified)"
-            ));
+            return Err(ClassifyError::NonFinite {
+                array: what,
+                place: format!("entry {j}"),
+                value: *x,
+            });
         }
     }
-    let defs = Definitions::from_f64(batch.beta)
-        .ok_or_else(|| format!("beta must be finite and > 0, got {}", batch.beta))?;
+    let defs = Definitions::from_f64(batch.beta).ok_or(ClassifyError::NotPositive {
+        what: "beta",
+        value: batch.beta,
+    })?;
     let alpha = 1.0 / batch.beta;
     let trajectories: Vec<Trajectory<f64>> = (0..b)
         .map(|i| Trajectory {
@@ -350,8 +446,8 @@ pub fn classify(
                     Reduction::Mean => ObjReduction::Mean,
                     Reduction::Sum => ObjReduction::Sum,
                 };
-                let grads = evaluate_with_gradients(&objective, &defs.beta, &trajectories, &scalar)
-                    .map_err(|e| e.to_string())?;
+                let grads =
+                    evaluate_with_gradients(&objective, &defs.beta, &trajectories, &scalar)?;
                 let per: Vec<f64> = grads.evaluation.losses.iter().map(|x| scale * x).collect();
                 let mut dist = 0.0f64;
                 let mut determined = false;

@@ -49,8 +49,50 @@ fn npy_bytes_i64(shape: &[u64], data: &[i64]) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Why a batch file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Creating or writing the file failed.
+    #[error("{}: {source}", escape_controls(.file))]
+    Io {
+        /// The file.
+        file: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The zip container could not be written.
+    #[error("{}: {source}", escape_controls(.file))]
+    Zip {
+        /// The file.
+        file: String,
+        /// The cause.
+        source: zip::result::ZipError,
+    },
+    /// The JSON text could not be made.
+    #[error("{}: {source}", escape_controls(.file))]
+    Json {
+        /// The file.
+        file: String,
+        /// The cause.
+        source: serde_json::Error,
+    },
+}
+
 /// Writes the batch (and the results, if any) as `.npz` or JSON, by the file's extension.
-pub fn write(path: &Path, batch: &ExportedBatch, user: Option<&UserResults>) -> Result<(), String> {
+pub fn write(
+    path: &Path,
+    batch: &ExportedBatch,
+    user: Option<&UserResults>,
+) -> Result<(), WriteError> {
+    let file = path.display().to_string();
+    let io = |source: std::io::Error| WriteError::Io {
+        file: file.clone(),
+        source,
+    };
+    let zip_error = |source: zip::result::ZipError| WriteError::Zip {
+        file: file.clone(),
+        source,
+    };
     let (b, t) = (batch.batch as u64, batch.steps as u64);
     let lengths: Vec<i64> = batch.lengths.iter().map(|&l| l as i64).collect();
     if is_npz(path) {
@@ -65,33 +107,27 @@ pub fn write(path: &Path, batch: &ExportedBatch, user: Option<&UserResults>) -> 
         .into_iter()
         .map(|(n, r)| r.map(|v| (n, v)))
         .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
+        .map_err(io)?;
         if let Some(u) = user {
             let n = u.loss.len() as u64;
-            members.push(("loss", npy_bytes(&[n], &u.loss).map_err(|e| e.to_string())?));
+            members.push(("loss", npy_bytes(&[n], &u.loss).map_err(io)?));
             if let Some(g) = u.grad_log_z {
-                members.push((
-                    "grad_log_z",
-                    npy_bytes(&[], &[g]).map_err(|e| e.to_string())?,
-                ));
+                members.push(("grad_log_z", npy_bytes(&[], &[g]).map_err(io)?));
             }
             if let Some(g) = &u.grad_log_q {
-                members.push((
-                    "grad_log_q",
-                    npy_bytes(&[b, t], g).map_err(|e| e.to_string())?,
-                ));
+                members.push(("grad_log_q", npy_bytes(&[b, t], g).map_err(io)?));
             }
         }
-        let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut zip = zip::ZipWriter::new(file);
+        let out = std::fs::File::create(path).map_err(io)?;
+        let mut zip = zip::ZipWriter::new(out);
         let opts =
             zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
         for (name, bytes) in members {
             zip.start_file(format!("{name}.npy"), opts)
-                .map_err(|e| e.to_string())?;
-            zip.write_all(&bytes).map_err(|e| e.to_string())?;
+                .map_err(zip_error)?;
+            zip.write_all(&bytes).map_err(io)?;
         }
-        zip.finish().map_err(|e| e.to_string())?;
+        zip.finish().map_err(zip_error)?;
         Ok(())
     } else {
         let rows =
@@ -115,8 +151,11 @@ pub fn write(path: &Path, batch: &ExportedBatch, user: Option<&UserResults>) -> 
                 obj["grad_log_q"] = json!(rows(g));
             }
         }
-        let text = serde_json::to_string(&obj).map_err(|e| e.to_string())?;
-        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+        let text = serde_json::to_string(&obj).map_err(|source| WriteError::Json {
+            file: file.clone(),
+            source,
+        })?;
+        std::fs::write(path, text).map_err(io)
     }
 }
 
@@ -842,9 +881,9 @@ pub fn read(path: &Path) -> Result<(ExportedBatch, Option<UserResults>), BatchFi
         beta,
         log_z,
     };
-    batch.validate().map_err(|message| BatchFileError::Format {
+    batch.validate().map_err(|e| BatchFileError::Format {
         file: reader.file.clone(),
-        message,
+        message: e.to_string(),
     })?;
     let user = results_from(&reader, arrays)?;
     Ok((batch, user))

@@ -73,6 +73,34 @@ impl Dag for super::Environment {
     }
 }
 
+/// Why an edge list is not a DAG [`CsrDag::new`] accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    /// The source is not a state.
+    #[error("source {state} is not one of the {states} states")]
+    Source {
+        /// The source given.
+        state: usize,
+        /// The number of states.
+        states: usize,
+    },
+    /// An edge leaves the states.
+    #[error("edge {edge} ({from} -> {to}) leaves the {states} states")]
+    Edge {
+        /// The edge's index.
+        edge: usize,
+        /// Its tail.
+        from: usize,
+        /// Its head.
+        to: usize,
+        /// The number of states.
+        states: usize,
+    },
+    /// The edges contain a cycle.
+    #[error("the edges contain a cycle")]
+    Cycle,
+}
+
 /// A DAG given by an edge list (for callers with their own graph type).
 #[derive(Debug, Clone)]
 pub struct CsrDag {
@@ -85,17 +113,23 @@ pub struct CsrDag {
 impl CsrDag {
     /// Builds the DAG of `states` states and the edges `(from, to)`; an error names an edge
     /// out of range or a cycle.
-    pub fn new(states: usize, source: usize, edges: &[(usize, usize)]) -> Result<Self, String> {
+    pub fn new(states: usize, source: usize, edges: &[(usize, usize)]) -> Result<Self, GraphError> {
         if source >= states {
-            return Err(format!("source {source} is not one of the {states} states"));
+            return Err(GraphError::Source {
+                state: source,
+                states,
+            });
         }
         let mut out = vec![Vec::new(); states];
         let mut indegree = vec![0usize; states];
         for (e, &(from, to)) in edges.iter().enumerate() {
             if from >= states || to >= states {
-                return Err(format!(
-                    "edge {e} ({from} -> {to}) leaves the {states} states"
-                ));
+                return Err(GraphError::Edge {
+                    edge: e,
+                    from,
+                    to,
+                    states,
+                });
             }
             out[from].push(e);
             indegree[to] += 1;
@@ -113,7 +147,7 @@ impl CsrDag {
             }
         }
         if order.len() != states {
-            return Err("the edges contain a cycle".into());
+            return Err(GraphError::Cycle);
         }
         Ok(Self {
             source,

@@ -18,60 +18,22 @@
 //! lie in that band is also a minimiser, so its minimiser is not unique (a constant offset of
 //! `log Z` within the band is not corrected).
 //!
-//! The value and derivative are written once, generic over [`RobustNumber`] (`f64` and the
-//! exact [`Rational`]).
+//! The value and derivative are written once, generic over [`RobustNumber`] (the evaluator's
+//! [`Scalar`] with an order: `f64` and the exact [`Rational`]).
+use super::scalar::Scalar;
 use crate::exact::Rational;
-use num_traits::{Signed, ToPrimitive, Zero};
+use num_traits::Signed;
 
-/// The few operations a robust loss needs: an ordered field with rational constants.
-pub trait RobustNumber: Clone + PartialOrd {
-    /// The rational constant `c`.
-    fn from_rational(c: &Rational) -> Self;
-    /// `self + other`.
-    fn add(&self, other: &Self) -> Self;
-    /// `self − other`.
-    fn sub(&self, other: &Self) -> Self;
-    /// `self · other`.
-    fn mul(&self, other: &Self) -> Self;
+/// The numbers a robust loss runs over: the evaluator's [`Scalar`] (one number trait for the
+/// whole suite), ordered so that `|X| ≤ c` can be decided (`f64` and the exact [`Rational`]).
+pub trait RobustNumber: Scalar + PartialOrd {
     /// `−self`.
-    fn neg(&self) -> Self;
-}
-
-impl RobustNumber for f64 {
-    fn from_rational(c: &Rational) -> Self {
-        c.to_f64().unwrap_or(f64::NAN)
-    }
-    fn add(&self, other: &Self) -> Self {
-        self + other
-    }
-    fn sub(&self, other: &Self) -> Self {
-        self - other
-    }
-    fn mul(&self, other: &Self) -> Self {
-        self * other
-    }
     fn neg(&self) -> Self {
-        -self
+        Self::zero().sub(self)
     }
 }
 
-impl RobustNumber for Rational {
-    fn from_rational(c: &Rational) -> Self {
-        c.clone()
-    }
-    fn add(&self, other: &Self) -> Self {
-        self + other
-    }
-    fn sub(&self, other: &Self) -> Self {
-        self - other
-    }
-    fn mul(&self, other: &Self) -> Self {
-        self * other
-    }
-    fn neg(&self) -> Self {
-        -self
-    }
-}
+impl<N: Scalar + PartialOrd> RobustNumber for N {}
 
 /// A per-trajectory loss of a residual.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -97,7 +59,7 @@ impl Robust {
             Robust::Square => half_square,
             Robust::Huber(c) => {
                 let c = N::from_rational(c);
-                let abs = if *x < N::from_rational(&Rational::zero()) {
+                let abs = if *x < <N as Scalar>::zero() {
                     x.neg()
                 } else {
                     x.clone()
@@ -110,7 +72,7 @@ impl Robust {
             }
             Robust::Cutoff(c) => {
                 let excess = half_square.sub(&N::from_rational(c));
-                let zero = N::from_rational(&Rational::zero());
+                let zero = <N as Scalar>::zero();
                 if excess > zero {
                     excess
                 } else {
@@ -139,7 +101,7 @@ impl Robust {
                 if h.mul(&x.mul(x)) > N::from_rational(c) {
                     x.clone()
                 } else {
-                    N::from_rational(&Rational::zero())
+                    <N as Scalar>::zero()
                 }
             }
         }
@@ -155,25 +117,39 @@ impl Robust {
     }
 
     /// Parses [`Robust::name`]'s form (`c` an integer, fraction or terminating decimal).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, RobustParseError> {
         let t = text.trim();
         if t == "square" {
             return Ok(Robust::Square);
         }
-        let (kind, c) = t.split_once(':').ok_or_else(|| {
-            format!("loss `{text}`: expected `square`, `huber:<c>` or `cutoff:<c>`")
-        })?;
-        let c = crate::exact::parse_rational(c).map_err(|e| format!("loss `{text}`: {e}"))?;
+        let bad = |problem: String| RobustParseError {
+            text: text.to_string(),
+            problem,
+        };
+        let (kind, c) = t
+            .split_once(':')
+            .ok_or_else(|| bad("expected `square`, `huber:<c>` or `cutoff:<c>`".into()))?;
+        let c = crate::exact::parse_rational(c).map_err(|e| bad(e.to_string()))?;
         match kind {
             "huber" if c.is_positive() => Ok(Robust::Huber(c)),
-            "huber" => Err(format!("loss `{text}`: the Huber threshold must be > 0")),
+            "huber" => Err(bad("the Huber threshold must be > 0".into())),
             "cutoff" if !c.is_negative() => Ok(Robust::Cutoff(c)),
-            "cutoff" => Err(format!("loss `{text}`: the cut-off must be ≥ 0")),
-            _ => Err(format!(
-                "loss `{text}`: unknown kind `{kind}` (square, huber:<c>, cutoff:<c>)"
-            )),
+            "cutoff" => Err(bad("the cut-off must be ≥ 0".into())),
+            _ => Err(bad(format!(
+                "unknown kind `{kind}` (square, huber:<c>, cutoff:<c>)"
+            ))),
         }
     }
+}
+
+/// A robust loss's name that [`Robust::parse`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("loss `{}`: {problem}", crate::input::escape_controls(.text))]
+pub struct RobustParseError {
+    /// The text given.
+    pub text: String,
+    /// What is wrong with it.
+    pub problem: String,
 }
 
 #[cfg(test)]

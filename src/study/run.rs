@@ -184,7 +184,7 @@ impl StudyConfig {
     }
 
     fn robust(text: &str) -> Result<Robust, StudyError> {
-        Robust::parse(text).map_err(StudyError::Config)
+        Robust::parse(text).map_err(|e| StudyError::Config(e.to_string()))
     }
 
     /// Every row of every selected table, in report order.
