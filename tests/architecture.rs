@@ -104,7 +104,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("objectives", &["exact", "dag", "mutant", "input"]),
     ("claims", &["exact", "dag", "objectives", "mutant"]),
     ("expect", &["exact", "dag", "objectives"]),
-    ("kernels", &["exact", "objectives", "mutant", "input", "progress"]),
+    (
+        "kernels",
+        &["exact", "objectives", "mutant", "input", "progress"],
+    ),
     (
         "agreement",
         &[
@@ -125,7 +128,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("coq", &["exact", "dag", "objectives", "claims", "mutant"]),
     (
         "study",
-        &["exact", "dag", "objectives", "claims", "kernels", "progress"],
+        &[
+            "exact",
+            "dag",
+            "objectives",
+            "claims",
+            "kernels",
+            "progress",
+        ],
     ),
     (
         "continuous",

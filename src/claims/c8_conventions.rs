@@ -281,21 +281,7 @@ fn vargrad(ctx: &ClaimContext, keep: usize) -> [Recorder; 2] {
     );
     let rest: Vec<Poly> = paths
         .iter()
-        .map(|path| {
-            let steps: Vec<Poly> = path
-                .iter()
-                .map(|&e| {
-                    rtb::step(
-                        &ClaimContext::ell(e),
-                        ctx.log_p(e),
-                        ctx.reward_on(e),
-                        &env.beta,
-                        ctx.beta_placement(),
-                    )
-                })
-                .collect();
-            rtb::residual(&Poly::zero(), &steps)
-        })
+        .map(|path| ctx.rtb_residual(path, &Poly::zero()))
         .collect();
     let mean = Poly::sum(&rest).scale(&inv);
     let lz = Var::LogZ;

@@ -203,6 +203,25 @@ impl<'a> ClaimContext<'a> {
             .collect()
     }
 
+    /// RTB's residual of a path with the free symbols `ℓ_e` and scalar `log_z`: its per-step
+    /// terms (`ℓ_t − log p_t`, with `−β log r` on the terminal edge, β where the definitions
+    /// place it) summed after `log Z`.
+    pub fn rtb_residual(&self, path: &[usize], log_z: &Poly) -> Poly {
+        let steps: Vec<Poly> = path
+            .iter()
+            .map(|&e| {
+                rtb::step(
+                    &Self::ell(e),
+                    self.log_p(e),
+                    self.reward_on(e),
+                    &self.env.beta,
+                    self.beta_placement(),
+                )
+            })
+            .collect();
+        rtb::residual(log_z, &steps)
+    }
+
     /// Both sides on a complete trajectory: Trust-PCL `C` from its RL terms with start value
     /// `v_s0` and `V(x) = 0`, and the RTB residual `δ` with `log_z`.
     pub(crate) fn trajectory_sides(

@@ -19,7 +19,7 @@ use crate::claims::c5_fixed_point::optimum_polys;
 use crate::claims::ClaimContext;
 use crate::exact::{Poly, Rational, Var};
 use crate::objectives::robust::Robust;
-use crate::objectives::{rtb, trust_pcl};
+use crate::objectives::trust_pcl;
 use num_traits::{One, Zero};
 
 /// The squared-residual objective checked.
@@ -116,21 +116,7 @@ pub fn expected_gradient_at_optimum(
     let mut residuals = Vec::with_capacity(paths.len());
     for path in paths {
         let symbolic = match objective {
-            Objective::Rtb => {
-                let steps: Vec<Poly> = path
-                    .iter()
-                    .map(|&e| {
-                        rtb::step(
-                            &ClaimContext::ell(e),
-                            ctx.log_p(e),
-                            ctx.reward_on(e),
-                            &env.beta,
-                            ctx.beta_placement(),
-                        )
-                    })
-                    .collect();
-                rtb::residual(&scalar, &steps)
-            }
+            Objective::Rtb => ctx.rtb_residual(path, &scalar),
             Objective::TrustPcl => {
                 let rl: Vec<Poly> = ctx
                     .rl_terms(path, &ClaimContext::ell)
