@@ -6,9 +6,9 @@
 //! and one positive denominator `d`: `self += w·x` costs one gcd of two denominators and then
 //! only multiplications and additions per coefficient (fraction-free accumulation, as in
 //! Bareiss-style exact linear algebra). Reduction happens once, in [`FracPoly::to_poly`].
+use super::gcd::{gcd_int, reduced};
 use super::{Monomial, Poly, Rational};
 use num_bigint::BigInt;
-use num_integer::Integer;
 use num_traits::{One, Zero};
 use std::collections::BTreeMap;
 
@@ -51,7 +51,10 @@ impl FracPoly {
         let denominator = p
             .terms()
             .values()
-            .fold(BigInt::one(), |acc, c| acc.lcm(c.denom()));
+            .fold(BigInt::one(), |acc, c| {
+                let g = gcd_int(&acc, c.denom());
+                acc * (c.denom() / g)
+            });
         let numerators = p
             .terms()
             .iter()
@@ -65,12 +68,13 @@ impl FracPoly {
 
     /// The canonical polynomial (each coefficient reduced).
     pub fn to_poly(&self) -> Poly {
-        Poly::from_terms(self.numerators.iter().map(|(m, n)| {
-            (
-                m.clone(),
-                Rational::new(n.clone(), self.denominator.clone()),
-            )
-        }))
+        // Each coefficient reduced with Lehmer's gcd (`exact::gcd`); the monomials arrive
+        // sorted and distinct, so the map is built without merging.
+        Poly::from_sorted_terms(
+            self.numerators
+                .iter()
+                .map(|(m, n)| (m.clone(), reduced(n.clone(), self.denominator.clone()))),
+        )
     }
 
     /// True for the zero polynomial.
@@ -93,7 +97,7 @@ impl FracPoly {
             self.denominator = incoming;
             return;
         }
-        let g = self.denominator.gcd(&incoming);
+        let g = gcd_int(&self.denominator, &incoming);
         let widen_self = &incoming / &g;
         let widen_x = w.numer() * (&self.denominator / &g);
         if !widen_self.is_one() {
