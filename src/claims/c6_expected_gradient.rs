@@ -185,14 +185,16 @@ pub struct RouteOne {
     pub functional: Functional,
     /// `occ(s)` under the policy.
     pub occ: Vec<Rational>,
-    /// `P(s) = E[(k + Σ_{prefix to s} c)·1[s ∈ τ]]`.
-    pub prefix: Vec<Poly>,
+    /// `P(s) = E[(k + Σ_{prefix to s} c)·1[s ∈ τ]]` (over a common denominator, like every
+    /// value here: reduced by [`FracPoly::to_poly`] only where a derivation shows it).
+    pub prefix: Vec<FracPoly>,
     /// `B(s) = E[Σ_{suffix from s} c | s]` (0 at terminals).
-    pub suffix: Vec<Poly>,
+    pub suffix: Vec<FracPoly>,
     /// `E[X·1[e ∈ τ]]` per edge (over a common denominator; [`FracPoly::to_poly`] reduces).
     pub joint: Vec<FracPoly>,
-    /// `E[∂L/∂θ_b]` per edge `b`.
-    pub gradient: Vec<Poly>,
+    /// `E[∂L/∂θ_b]` per edge `b`; identities are decided on these without reduction
+    /// ([`FracPoly::equals_scaled`]).
+    pub gradient: Vec<FracPoly>,
 }
 
 /// The forward/backward DP of route 1, O(|E|) polynomial operations: the flows, prefix sums
@@ -236,14 +238,14 @@ pub fn route_one(env: &Environment, policy: &[Rational], functional: Functional)
             let mut g = FracPoly::zero();
             g.add_scaled(&joint[b], &functional.weight[b]);
             g.add_scaled(&weighted[env.edges[b].from], &-policy[b].clone());
-            g.to_poly()
+            g
         })
         .collect();
     RouteOne {
         functional,
         occ: flows.state,
-        prefix: prefix.iter().map(FracPoly::to_poly).collect(),
-        suffix: backward.value.iter().map(FracPoly::to_poly).collect(),
+        prefix,
+        suffix: backward.value,
         joint,
         gradient,
     }
@@ -276,14 +278,14 @@ impl RouteOne {
                     env.states[to]
                 ),
                 vec![
-                    term(format!("{q}·P({state})"), self.prefix[s].scale(q)),
+                    term(format!("{q}·P({state})"), self.prefix[s].to_poly().scale(q)),
                     term(
                         format!("{q}·{}·c_e", self.occ[s]),
                         f.per_edge[e].scale(&(q * &self.occ[s])),
                     ),
                     term(
                         format!("{q}·{}·B({})", self.occ[s], env.states[to]),
-                        self.suffix[to].scale(&(q * &self.occ[s])),
+                        self.suffix[to].to_poly().scale(&(q * &self.occ[s])),
                     ),
                 ],
             ));
@@ -329,8 +331,8 @@ pub struct RouteTwo {
     pub score_weight: Vec<Rational>,
     /// `occ(s)`.
     pub occ: Vec<Rational>,
-    /// `∂F/∂θ_b` per edge.
-    pub gradient: Vec<Poly>,
+    /// `∂F/∂θ_b` per edge (over a common denominator).
+    pub gradient: Vec<FracPoly>,
 }
 
 /// The Bellman route for `F(q) = Σ_s occ(s) Σ_e q(e)·cost_e`, with `cost_e` given at the policy
@@ -345,10 +347,7 @@ pub fn route_two(
     let flows = flow::forward_flows(env, policy);
     let cost: Vec<FracPoly> = cost.iter().map(FracPoly::from_poly).collect();
     let backward = flow::backward(env, policy, &cost, |_| FracPoly::zero());
-    let gradient = flow::policy_gradient(env, policy, &flows, &backward, Some(&score_weight))
-        .iter()
-        .map(FracPoly::to_poly)
-        .collect();
+    let gradient = flow::policy_gradient(env, policy, &flows, &backward, Some(&score_weight));
     let (value, action, occ) = (backward.value, backward.action, flows.state);
     RouteTwo {
         name: name.into(),
@@ -463,18 +462,20 @@ pub struct Gradients {
     pub kl: Result<RouteTwo, String>,
 }
 
-/// Computes both routes at the spec's q.
-pub fn gradients(ctx: &ClaimContext) -> Gradients {
-    let env = ctx.env;
-    let q = env.posterior();
-    let log_q = |e: usize| ctx.log_q_concrete(e).clone();
-    Gradients {
-        rtb: route_one(env, &q, Functional::rtb(ctx, &log_q)),
-        rkl: route_one(env, &q, Functional::reinforce(ctx, &log_q)),
-        tpcl: route_one(env, &q, Functional::trust_pcl(ctx, &log_q)),
-        j: grad_j(ctx, &q, &log_q),
-        kl: grad_kl_qstar(ctx),
-    }
+/// Both routes at the spec's q, computed once per context (C6 and the report share them).
+pub fn gradients<'c>(ctx: &'c ClaimContext) -> &'c Gradients {
+    ctx.gradients.get_or_init(|| {
+        let env = ctx.env;
+        let q = env.posterior();
+        let log_q = |e: usize| ctx.log_q_concrete(e).clone();
+        Gradients {
+            rtb: route_one(env, &q, Functional::rtb(ctx, &log_q)),
+            rkl: route_one(env, &q, Functional::reinforce(ctx, &log_q)),
+            tpcl: route_one(env, &q, Functional::trust_pcl(ctx, &log_q)),
+            j: grad_j(ctx, &q, &log_q),
+            kl: grad_kl_qstar(ctx),
+        }
+    })
 }
 
 /// Builds a functional from the logs of the policy (`ℓ_e` free, or concrete).
@@ -548,12 +549,13 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
     let mut tpcl_rtb = Recorder::new(CHECKS[5], "dp", keep);
     let fails = |holds: bool| u64::from(!holds);
     let minus_beta = -beta.clone();
+    let one = Rational::one();
     for b in 0..env.edges.len() {
         // Each identity is decided on the DP's values (term by term, nothing rebuilt); the
         // derivation with its steps is built only for the kept ones and the first failure.
         let (e_rtb, e_rkl, grad_j) = (&g.rtb.gradient[b], &g.rkl.gradient[b], &g.j.gradient[b]);
         if let Ok(kl) = &g.kl {
-            rtb_kl.record_with(1, fails(*e_rtb == kl.gradient[b]), || {
+            rtb_kl.record_with(1, fails(e_rtb.equals_scaled(&kl.gradient[b], &one)), || {
                 let mut steps = g.rtb.steps(env, &q, b);
                 steps.push(kl.step(env, &q, b));
                 identity_derivation(
@@ -564,8 +566,8 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                     Step::identity(
                         "route 1 − route 2 (logZ must drop out)",
                         vec![
-                            term("E[∂L_RTB/∂θ]", e_rtb.clone()),
-                            term("−∂KL(q‖q*)/∂θ", kl.gradient[b].neg()),
+                            term("E[∂L_RTB/∂θ]", e_rtb.to_poly()),
+                            term("−∂KL(q‖q*)/∂θ", kl.gradient[b].to_poly().neg()),
                         ],
                     ),
                 )
@@ -582,8 +584,8 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                         Step::identity(
                             "collect ∂KL + β·∂J",
                             vec![
-                                term("∂KL(q‖q*)/∂θ", kl.gradient[b].clone()),
-                                term("β·∂J/∂θ", grad_j.scale(beta)),
+                                term("∂KL(q‖q*)/∂θ", kl.gradient[b].to_poly()),
+                                term("β·∂J/∂θ", grad_j.to_poly().scale(beta)),
                             ],
                         ),
                     )
@@ -601,8 +603,8 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                 Step::identity(
                     "route 1 + β·route 2 (logZ must drop out)",
                     vec![
-                        term("E[∂L_RTB/∂θ]", e_rtb.clone()),
-                        term("β·∂J/∂θ", grad_j.scale(beta)),
+                        term("E[∂L_RTB/∂θ]", e_rtb.to_poly()),
+                        term("β·∂J/∂θ", grad_j.to_poly().scale(beta)),
                     ],
                 ),
             )
@@ -621,8 +623,8 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                     Step::identity(
                         "route 1 + route 2 (the baseline must drop out)",
                         vec![
-                            term("E[∂L_RKL/∂θ]", e_rkl.clone()),
-                            term("∂J/∂θ", grad_j.clone()),
+                            term("E[∂L_RKL/∂θ]", e_rkl.to_poly()),
+                            term("∂J/∂θ", grad_j.to_poly()),
                         ],
                     ),
                 )
@@ -636,18 +638,18 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                 vec![
                     Step::collect(
                         "route 1 for L_RTB",
-                        vec![term("E[∂L_RTB/∂θ]", e_rtb.clone())],
+                        vec![term("E[∂L_RTB/∂θ]", e_rtb.to_poly())],
                     ),
                     Step::collect(
                         "route 1 for L_RKL",
-                        vec![term("E[∂L_RKL/∂θ]", e_rkl.clone())],
+                        vec![term("E[∂L_RKL/∂θ]", e_rkl.to_poly())],
                     ),
                 ],
                 Step::identity(
                     "collect E[∂L_RTB] − β·E[∂L_RKL]",
                     vec![
-                        term("E[∂L_RTB/∂θ]", e_rtb.clone()),
-                        term("−β·E[∂L_RKL/∂θ]", e_rkl.scale(&-beta.clone())),
+                        term("E[∂L_RTB/∂θ]", e_rtb.to_poly()),
+                        term("−β·E[∂L_RKL/∂θ]", e_rkl.to_poly().scale(&-beta.clone())),
                     ],
                 ),
             )
@@ -659,7 +661,7 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                 let mut steps = g.tpcl.steps(env, &q, b);
                 steps.push(Step::collect(
                     "route 1 for L_RTB",
-                    vec![term("E[∂L_RTB/∂θ]", e_rtb.clone())],
+                    vec![term("E[∂L_RTB/∂θ]", e_rtb.to_poly())],
                 ));
                 identity_derivation(
                     CHECKS[5],
@@ -672,10 +674,10 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                     Step::identity(
                         format!("collect E[∂L_TPCL] − {factor_name}·E[∂L_RTB]"),
                         vec![
-                            term("E[∂L_TPCL/∂θ]", g.tpcl.gradient[b].clone()),
+                            term("E[∂L_TPCL/∂θ]", g.tpcl.gradient[b].to_poly()),
                             term(
                                 format!("−{factor_name}·E[∂L_RTB/∂θ]"),
-                                e_rtb.scale(&-factor.clone()),
+                                e_rtb.to_poly().scale(&-factor.clone()),
                             ),
                         ],
                     ),
@@ -691,10 +693,13 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
             let rkl = enumerated_gradient(ctx, paths, &|lq| Functional::reinforce(ctx, lq));
             let tpcl = enumerated_gradient(ctx, paths, &|lq| Functional::trust_pcl(ctx, lq));
             for b in 0..env.edges.len() {
-                let pair = |name: &str, enumerated: &Poly, dp: &Poly| {
+                let pair = |name: &str, enumerated: &Poly, dp: &FracPoly| {
                     Step::identity(
                         format!("Σ_τ q(τ)·∂{name}(τ)/∂θ − DP route 1"),
-                        vec![term("Σ_τ", enumerated.clone()), term("−DP", dp.neg())],
+                        vec![
+                            term("Σ_τ", enumerated.clone()),
+                            term("−DP", dp.to_poly().neg()),
+                        ],
                     )
                 };
                 r.record(Derivation {

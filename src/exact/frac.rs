@@ -82,6 +82,24 @@ impl FracPoly {
         self.numerators.is_empty()
     }
 
+    /// True when `self = k·other`, decided without reducing either side: both are
+    /// `n_m / d`, so `n_a/d_a = k_n·n_b/(k_d·d_b)` iff `n_a·k_d·d_b = k_n·d_a·n_b` for every
+    /// monomial (two multiplications per coefficient, no gcd).
+    pub fn equals_scaled(&self, other: &Self, k: &Rational) -> bool {
+        if k.is_zero() || other.is_zero() {
+            return self.is_zero();
+        }
+        if self.numerators.len() != other.numerators.len() {
+            return false;
+        }
+        let left = k.denom() * &other.denominator;
+        let right = k.numer() * &self.denominator;
+        self.numerators
+            .iter()
+            .zip(&other.numerators)
+            .all(|((ma, na), (mb, nb))| ma == mb && na * &left == nb * &right)
+    }
+
     /// `self += w·x`: one gcd of the denominators, then multiplications only.
     pub fn add_scaled(&mut self, x: &Self, w: &Rational) {
         if w.is_zero() || x.numerators.is_empty() {
@@ -153,6 +171,17 @@ mod tests {
             frac.add_scaled(&FracPoly::from_poly(p), &w);
             assert_eq!(frac.to_poly(), reduced);
         }
+        // Equality up to a factor, decided without reduction, agrees with the reduced forms.
+        let fx = FracPoly::from_poly(&x);
+        let mut twice = FracPoly::zero();
+        twice.add_scaled(&fx, &q(2, 3));
+        twice.add_scaled(&fx, &q(4, 3));
+        assert!(twice.equals_scaled(&fx, &q(2, 1)));
+        assert!(fx.equals_scaled(&twice, &q(1, 2)));
+        assert!(!twice.equals_scaled(&fx, &q(1, 1)));
+        assert!(!twice.equals_scaled(&FracPoly::from_poly(&y), &q(2, 1)));
+        assert!(FracPoly::zero().equals_scaled(&fx, &q(0, 1)));
+        assert!(!fx.equals_scaled(&FracPoly::zero(), &q(1, 1)));
         // Cancellation to zero resets the denominator.
         let mut z = FracPoly::from_poly(&x);
         z.add_scaled(&FracPoly::from_poly(&x), &q(-1, 1));
