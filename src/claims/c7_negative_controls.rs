@@ -24,7 +24,10 @@
 //! Trust-PCL; `missing-half` doubles a zero and `alpha-not-squared` is not used here, so
 //! those two leave C7 holding.
 use super::c5_fixed_point::optimum_polys;
-use super::c6_expected_gradient::{route_one, route_two, Functional, RouteOne};
+use super::c5_fixed_point::OptimumPolys;
+use super::c6_expected_gradient::{
+    route_one, route_one_h_transform, route_two, Functional, RouteOne,
+};
 use super::{certificate, term, Certificate, ClaimContext, Recorder};
 use crate::exact::{Derivation, FracPoly, Poly, Rational, Step, Var};
 use crate::objectives::reinforce;
@@ -100,14 +103,24 @@ pub fn flawed_route_at_optimum<'c>(ctx: &'c ClaimContext) -> Result<&'c RouteOne
         .get_or_init(|| {
             let opt = optimum_polys(ctx)?;
             let log_q = |e: usize| opt.log_policy[e].clone();
-            Ok(route_one(
-                ctx.env,
-                &opt.policy,
-                flawed_functional(ctx, &log_q),
-            ))
+            Ok(route_one_at_optimum(ctx, &opt, flawed_functional(ctx, &log_q)))
         })
         .as_ref()
         .map_err(Clone::clone)
+}
+
+/// Route 1 at `q*`: by the h-transform of the prior with `h = F*`
+/// ([`route_one_h_transform`], small denominators), or directly where that does not apply.
+fn route_one_at_optimum(ctx: &ClaimContext, opt: &OptimumPolys, functional: Functional) -> RouteOne {
+    let env = ctx.env;
+    let prior: Vec<Rational> = env.edges.iter().map(|e| e.prior.clone()).collect();
+    let flow = ctx.optimum.as_ref().map(|o| o.flow.as_slice()).unwrap_or(&[]);
+    if flow.len() == env.states.len() {
+        if let Some(route) = route_one_h_transform(env, &prior, flow, &opt.policy, functional.clone()) {
+            return route;
+        }
+    }
+    route_one(env, &opt.policy, functional)
 }
 
 /// `E_{q*}[∂L_flawed/∂θ_b]` per edge (route 1, reduced), or why `q*` is not rational.
@@ -231,9 +244,9 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
 
     let mut correct = Recorder::new(CHECKS[2], "dp", keep);
     let objectives = [
-        route_one(env, policy, Functional::rtb(ctx, &log_q)),
-        route_one(env, policy, Functional::reinforce(ctx, &log_q)),
-        route_one(env, policy, Functional::trust_pcl(ctx, &log_q)),
+        route_one_at_optimum(ctx, &opt, Functional::rtb(ctx, &log_q)),
+        route_one_at_optimum(ctx, &opt, Functional::reinforce(ctx, &log_q)),
+        route_one_at_optimum(ctx, &opt, Functional::trust_pcl(ctx, &log_q)),
     ];
     for b in 0..env.edges.len() {
         let failed = objectives
