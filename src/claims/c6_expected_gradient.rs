@@ -474,6 +474,93 @@ pub fn route_two(
     }
 }
 
+/// Route 2 at an h-transform of the prior, `q(e) = p(e)·h(s')/h(s)` (see
+/// [`route_one_h_transform`]): the backward values under the prior with costs `h(s')·cost_e`,
+/// `V^h(s) = Σ_e p(e)·(h(s')·cost_e + V^h(s'))`, give `V(s) = V^h(s)/h(s)` and
+/// `cost_e + V(s') = (h(s')·cost_e + V^h(s'))/h(s')`, and the policy gradient
+/// `∂F/∂θ_b = flow(b)·(cost_b + V(s'_b) − V(s)) + flow(b)·(w_b − Σ_e q(e)·w_e)` with
+/// `flow(b) = π(s)·p(b)·h(s'_b)/h0`. The same exact [`RouteTwo`] as [`route_two`]; `None` when
+/// `policy` is not that h-transform.
+pub fn route_two_h_transform(
+    env: &Environment,
+    prior: &[Rational],
+    h: &[Rational],
+    policy: &[Rational],
+    name: &str,
+    cost: &[Poly],
+    score_weight: Vec<Rational>,
+) -> Option<RouteTwo> {
+    use crate::exact::gcd::{add, mul};
+    let is_transform = env.edges.iter().enumerate().all(|(e, edge)| {
+        !h[edge.from].is_zero() && mul(&policy[e], &h[edge.from]) == mul(&prior[e], &h[edge.to])
+    });
+    let h0 = &h[env.source];
+    if !is_transform || h0.is_zero() {
+        return None;
+    }
+    let inv_h0 = Rational::one() / h0;
+    let inverse = |r: &Rational| {
+        if r.is_zero() {
+            Rational::zero()
+        } else {
+            Rational::one() / r
+        }
+    };
+    let flows = flow::forward_flows(env, prior);
+    let cost_h: Vec<FracPoly> = env
+        .edges
+        .iter()
+        .zip(cost)
+        .map(|(edge, c)| {
+            let mut scaled = FracPoly::zero();
+            scaled.add_scaled(&FracPoly::from_poly(c), &h[edge.to]);
+            scaled
+        })
+        .collect();
+    let backward_h = flow::backward(env, prior, &cost_h, |_| FracPoly::zero());
+    let gradient = (0..env.edges.len())
+        .map(|b| {
+            let edge = &env.edges[b];
+            let s = edge.from;
+            // flow(b) = π(s)·p(b)·h(s')/h0.
+            let flow_b = mul(&mul(&flows.edge[b], &h[edge.to]), &inv_h0);
+            let mut g = FracPoly::zero();
+            g.add_scaled(&backward_h.action[b], &mul(&flows.edge[b], &inv_h0));
+            g.add_scaled(&backward_h.value[s], &-mul(&flow_b, &inverse(&h[s])));
+            let mean = env.out_edges[s]
+                .iter()
+                .fold(Rational::zero(), |acc, &e| add(&acc, &mul(&policy[e], &score_weight[e])));
+            let centred = add(&score_weight[b], &-mean);
+            g.add_scaled(&FracPoly::constant(&centred), &flow_b);
+            g
+        })
+        .collect();
+    let rescale = |values: &[FracPoly], factor: &dyn Fn(usize) -> Rational| -> Vec<FracPoly> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let mut out = FracPoly::zero();
+                out.add_scaled(v, &factor(i));
+                out
+            })
+            .collect()
+    };
+    let value = rescale(&backward_h.value, &|s| inverse(&h[s]));
+    let action = rescale(&backward_h.action, &|e| inverse(&h[env.edges[e].to]));
+    let occ = (0..env.states.len())
+        .map(|s| mul(&mul(&flows.state[s], &h[s]), &inv_h0))
+        .collect();
+    Some(RouteTwo {
+        name: name.into(),
+        value,
+        action,
+        score_weight,
+        occ,
+        gradient,
+    })
+}
+
 fn route_two_terms(
     env: &Environment,
     policy: &[Rational],

@@ -26,7 +26,7 @@
 use super::c5_fixed_point::optimum_polys;
 use super::c5_fixed_point::OptimumPolys;
 use super::c6_expected_gradient::{
-    route_one, route_one_h_transform, route_two, Functional, RouteOne,
+    route_one, route_one_h_transform, route_two, route_two_h_transform, Functional, RouteOne,
 };
 use super::{certificate, term, Certificate, ClaimContext, Recorder};
 use crate::exact::{Derivation, FracPoly, Poly, Rational, Step, Var};
@@ -181,13 +181,25 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
             }
         })
         .collect();
-    let terminal = route_two(
-        env,
-        policy,
-        "E_q*[L_flawed]",
-        &cost,
-        vec![Rational::from_integer(0.into()); env.edges.len()],
-    );
+    let no_score = vec![Rational::from_integer(0.into()); env.edges.len()];
+    let prior: Vec<Rational> = env.edges.iter().map(|e| e.prior.clone()).collect();
+    let flow = ctx.optimum.as_ref().map(|o| o.flow.as_slice()).unwrap_or(&[]);
+    // By the h-transform of the prior (h = F*, small denominators), directly where that does
+    // not apply.
+    let terminal = (flow.len() == env.states.len())
+        .then(|| {
+            route_two_h_transform(
+                env,
+                &prior,
+                flow,
+                policy,
+                "E_q*[L_flawed]",
+                &cost,
+                no_score.clone(),
+            )
+        })
+        .flatten()
+        .unwrap_or_else(|| route_two(env, policy, "E_q*[L_flawed]", &cost, no_score));
 
     let mut routes = Recorder::new(CHECKS[0], "dp", keep);
     for b in 0..env.edges.len() {
