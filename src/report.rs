@@ -193,9 +193,14 @@ pub fn environment_report(
     };
     // C6 computed both at the spec's q; the context keeps them.
     let gradients = c6_expected_gradient::gradients(&ctx);
-    let reduce = |g: &[crate::exact::FracPoly]| -> Vec<Poly> { g.iter().map(|p| p.to_poly()).collect() };
+    let reduce =
+        |g: &[crate::exact::FracPoly]| -> Vec<Poly> { g.iter().map(|p| p.to_poly()).collect() };
     let grad_j = per_edge(&reduce(&gradients.j.gradient));
-    let grad_kl_qstar = gradients.kl.as_ref().ok().map(|r| per_edge(&reduce(&r.gradient)));
+    let grad_kl_qstar = gradients
+        .kl
+        .as_ref()
+        .ok()
+        .map(|r| per_edge(&reduce(&r.gradient)));
     let flawed = flawed_report(&ctx);
     let report = EnvironmentReport {
         file: env.file.clone(),

@@ -326,10 +326,7 @@ pub fn route_one_h_transform(
         .map(|b| {
             let mut g = FracPoly::zero();
             g.add_scaled(&scaled_joint[b], &mul(&functional.weight[b], &inv_h0));
-            g.add_scaled(
-                &weighted[env.edges[b].from],
-                &-mul(&policy[b], &inv_h0),
-            );
+            g.add_scaled(&weighted[env.edges[b].from], &-mul(&policy[b], &inv_h0));
             g
         })
         .collect();
@@ -527,9 +524,9 @@ pub fn route_two_h_transform(
             let mut g = FracPoly::zero();
             g.add_scaled(&backward_h.action[b], &mul(&flows.edge[b], &inv_h0));
             g.add_scaled(&backward_h.value[s], &-mul(&flow_b, &inverse(&h[s])));
-            let mean = env.out_edges[s]
-                .iter()
-                .fold(Rational::zero(), |acc, &e| add(&acc, &mul(&policy[e], &score_weight[e])));
+            let mean = env.out_edges[s].iter().fold(Rational::zero(), |acc, &e| {
+                add(&acc, &mul(&policy[e], &score_weight[e]))
+            });
             let centred = add(&score_weight[b], &-mean);
             g.add_scaled(&FracPoly::constant(&centred), &flow_b);
             g

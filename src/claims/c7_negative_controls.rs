@@ -103,7 +103,11 @@ pub fn flawed_route_at_optimum<'c>(ctx: &'c ClaimContext) -> Result<&'c RouteOne
         .get_or_init(|| {
             let opt = optimum_polys(ctx)?;
             let log_q = |e: usize| opt.log_policy[e].clone();
-            Ok(route_one_at_optimum(ctx, &opt, flawed_functional(ctx, &log_q)))
+            Ok(route_one_at_optimum(
+                ctx,
+                &opt,
+                flawed_functional(ctx, &log_q),
+            ))
         })
         .as_ref()
         .map_err(Clone::clone)
@@ -111,12 +115,22 @@ pub fn flawed_route_at_optimum<'c>(ctx: &'c ClaimContext) -> Result<&'c RouteOne
 
 /// Route 1 at `q*`: by the h-transform of the prior with `h = F*`
 /// ([`route_one_h_transform`], small denominators), or directly where that does not apply.
-fn route_one_at_optimum(ctx: &ClaimContext, opt: &OptimumPolys, functional: Functional) -> RouteOne {
+fn route_one_at_optimum(
+    ctx: &ClaimContext,
+    opt: &OptimumPolys,
+    functional: Functional,
+) -> RouteOne {
     let env = ctx.env;
     let prior: Vec<Rational> = env.edges.iter().map(|e| e.prior.clone()).collect();
-    let flow = ctx.optimum.as_ref().map(|o| o.flow.as_slice()).unwrap_or(&[]);
+    let flow = ctx
+        .optimum
+        .as_ref()
+        .map(|o| o.flow.as_slice())
+        .unwrap_or(&[]);
     if flow.len() == env.states.len() {
-        if let Some(route) = route_one_h_transform(env, &prior, flow, &opt.policy, functional.clone()) {
+        if let Some(route) =
+            route_one_h_transform(env, &prior, flow, &opt.policy, functional.clone())
+        {
             return route;
         }
     }
@@ -183,7 +197,11 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
         .collect();
     let no_score = vec![Rational::from_integer(0.into()); env.edges.len()];
     let prior: Vec<Rational> = env.edges.iter().map(|e| e.prior.clone()).collect();
-    let flow = ctx.optimum.as_ref().map(|o| o.flow.as_slice()).unwrap_or(&[]);
+    let flow = ctx
+        .optimum
+        .as_ref()
+        .map(|o| o.flow.as_slice())
+        .unwrap_or(&[]);
     // By the h-transform of the prior (h = F*, small denominators), directly where that does
     // not apply.
     let terminal = (flow.len() == env.states.len())
@@ -203,7 +221,8 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
 
     let mut routes = Recorder::new(CHECKS[0], "dp", keep);
     for b in 0..env.edges.len() {
-        let holds = flawed.gradient[b].equals_scaled(&terminal.gradient[b], &Rational::from_integer(1.into()));
+        let holds = flawed.gradient[b]
+            .equals_scaled(&terminal.gradient[b], &Rational::from_integer(1.into()));
         routes.record_with(1, u64::from(!holds), || {
             let mut steps = flawed.steps(env, policy, b);
             steps.push(terminal.step(env, policy, b));
