@@ -223,12 +223,14 @@ mod tests {
             let q = |i: usize| Rational::new(BigInt::from(n[i]) * &k, BigInt::from(d[i]) * &l);
             for (x, y) in [(q(0), q(1)), (q(2), q(3)), (q(0), -q(0)), (q(1), q(1))] {
                 let (m, s) = (mul(&x, &y), add(&x, &y));
-                prop_assert_eq!(&m, &(&x * &y));
-                prop_assert_eq!(&s, &(&x + &y));
+                let (product, sum) = (&x * &y, &x + &y);
+                prop_assert_eq!(&m, &product);
+                prop_assert_eq!(&s, &sum);
                 // Canonical: reduced, positive denominator, as Ratio::new would give.
-                prop_assert_eq!(m.denom(), (&x * &y).denom());
-                prop_assert_eq!(s.denom(), (&x + &y).denom());
-                prop_assert_eq!(s.numer(), (&x + &y).numer());
+                prop_assert_eq!(m.denom(), product.denom());
+                prop_assert_eq!(m.numer(), product.numer());
+                prop_assert_eq!(s.denom(), sum.denom());
+                prop_assert_eq!(s.numer(), sum.numer());
             }
         }
     }
