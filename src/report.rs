@@ -191,11 +191,16 @@ pub fn environment_report(
             .map(|(e, p)| (env.edge_name(e), exact_value(p, env)))
             .collect()
     };
-    let log_q = |e: usize| ctx.log_q_concrete(e).clone();
-    let grad_j = per_edge(&c6_expected_gradient::grad_j(&ctx, &env.posterior(), &log_q).gradient);
-    let grad_kl_qstar = c6_expected_gradient::grad_kl_qstar(&ctx)
+    // C6 computed both at the spec's q; the context keeps them.
+    let gradients = c6_expected_gradient::gradients(&ctx);
+    let reduce =
+        |g: &[crate::exact::FracPoly]| -> Vec<Poly> { g.iter().map(|p| p.to_poly()).collect() };
+    let grad_j = per_edge(&reduce(&gradients.j.gradient));
+    let grad_kl_qstar = gradients
+        .kl
+        .as_ref()
         .ok()
-        .map(|r| per_edge(&r.gradient));
+        .map(|r| per_edge(&reduce(&r.gradient)));
     let flawed = flawed_report(&ctx);
     let report = EnvironmentReport {
         file: env.file.clone(),

@@ -96,12 +96,15 @@ fn symbolic_log_z_and_baselines_drop_out_of_the_expected_gradients() {
             let ((rtb, rkl), tpcl) = edge_grads;
             for p in [rtb, rkl, tpcl] {
                 for v in &symbols {
-                    assert!(p.derivative(v).is_zero(), "{} edge {b}", env.name);
+                    assert!(p.to_poly().derivative(v).is_zero(), "{} edge {b}", env.name);
                 }
             }
         }
         // …while the per-trajectory prefix sums of route 1 do carry them.
-        assert!(!g.rtb.prefix[env.source].derivative(&Var::LogZ).is_zero());
+        assert!(!g.rtb.prefix[env.source]
+            .to_poly()
+            .derivative(&Var::LogZ)
+            .is_zero());
     }
 }
 
@@ -112,7 +115,8 @@ fn dp_and_enumeration_agree_edge_by_edge() {
         let paths = ctx.trajectories.as_ref().unwrap();
         let g = c6_expected_gradient::gradients(&ctx);
         let enumerated = enumerated_gradient(&ctx, paths, &|lq| Functional::rtb(&ctx, lq));
-        assert_eq!(enumerated, g.rtb.gradient, "{}", env.name);
+        let dp: Vec<_> = g.rtb.gradient.iter().map(|p| p.to_poly()).collect();
+        assert_eq!(enumerated, dp, "{}", env.name);
     }
 }
 
@@ -150,7 +154,11 @@ fn exact_grad_j_matches_central_finite_differences_in_f64() {
         let paths = ctx.trajectories.as_ref().unwrap();
         let q = env.posterior();
         let log_q = |e: usize| ctx.log_q_concrete(e).clone();
-        let exact = c6_expected_gradient::grad_j(&ctx, &q, &log_q).gradient;
+        let exact: Vec<_> = c6_expected_gradient::grad_j(&ctx, &q, &log_q)
+            .gradient
+            .iter()
+            .map(|p| p.to_poly())
+            .collect();
         let logits: Vec<f64> = q.iter().map(|p| p.to_f64().unwrap().ln()).collect();
         let h = 1e-5;
         for b in 0..env.edges.len() {
@@ -359,4 +367,76 @@ fn a_tampered_c6_certificate_is_caught_by_recheck() {
     let step = &mut c6.derivations[0].steps[0];
     step.result = step.result.add(&Poly::constant(Rational::one()));
     assert!(c6.recheck().is_err());
+}
+
+#[test]
+fn h_transform_routes_equal_the_direct_routes_at_the_optimum() {
+    // C7 runs routes 1 and 2 at q* under the prior (h = F*); they must give the very values of
+    // the direct DPs at q*, and refuse a policy that is not the h-transform.
+    use c6_expected_gradient::{
+        route_one, route_one_h_transform, route_two, route_two_h_transform,
+    };
+    let mut compared = 0;
+    for env in small_envs() {
+        let ctx = ClaimContext::new(&env, quick(None)).unwrap();
+        let Ok(opt) = &ctx.optimum else { continue };
+        let prior: Vec<Rational> = env.edges.iter().map(|e| e.prior.clone()).collect();
+        let log_q =
+            |e: usize| Poly::from_logform(&ctx.logs.optimum.as_ref().unwrap().log_policy[e]);
+        let reduce = |v: &[rtb_trustpcl::exact::FracPoly]| -> Vec<Poly> {
+            v.iter().map(|p| p.to_poly()).collect()
+        };
+        for functional in [
+            Functional::rtb(&ctx, &log_q),
+            c7_negative_controls::flawed_functional(&ctx, &log_q),
+        ] {
+            let direct = route_one(&env, &opt.policy, functional.clone());
+            let h = route_one_h_transform(&env, &prior, &opt.flow, &opt.policy, functional)
+                .expect("q* is the h-transform of the prior by F*");
+            assert_eq!(
+                reduce(&h.gradient),
+                reduce(&direct.gradient),
+                "{}",
+                env.name
+            );
+            assert_eq!(reduce(&h.prefix), reduce(&direct.prefix), "{}", env.name);
+            assert_eq!(reduce(&h.suffix), reduce(&direct.suffix), "{}", env.name);
+            assert_eq!(reduce(&h.joint), reduce(&direct.joint), "{}", env.name);
+            assert_eq!(h.occ, direct.occ, "{}", env.name);
+            compared += 1;
+        }
+        let cost: Vec<Poly> = (0..env.edges.len())
+            .map(|e| log_q(e).sub(ctx.log_p(e)))
+            .collect();
+        let weights = vec![Rational::one(); env.edges.len()];
+        let direct = route_two(&env, &opt.policy, "KL", &cost, weights.clone());
+        let h = route_two_h_transform(
+            &env,
+            &prior,
+            &opt.flow,
+            &opt.policy,
+            "KL",
+            &cost,
+            weights.clone(),
+        )
+        .expect("q* is the h-transform of the prior by F*");
+        assert_eq!(
+            reduce(&h.gradient),
+            reduce(&direct.gradient),
+            "{}",
+            env.name
+        );
+        assert_eq!(reduce(&h.value), reduce(&direct.value), "{}", env.name);
+        assert_eq!(reduce(&h.action), reduce(&direct.action), "{}", env.name);
+        // Negative control: the spec's q is not the h-transform by F* (unless it is q*).
+        let q = env.posterior();
+        if q != opt.policy {
+            assert!(
+                route_two_h_transform(&env, &prior, &opt.flow, &q, "KL", &cost, weights).is_none()
+            );
+            let f = Functional::rtb(&ctx, &log_q);
+            assert!(route_one_h_transform(&env, &prior, &opt.flow, &q, f).is_none());
+        }
+    }
+    assert!(compared > 0, "no environment with a rational optimum");
 }

@@ -185,14 +185,16 @@ pub struct RouteOne {
     pub functional: Functional,
     /// `occ(s)` under the policy.
     pub occ: Vec<Rational>,
-    /// `P(s) = E[(k + Σ_{prefix to s} c)·1[s ∈ τ]]`.
-    pub prefix: Vec<Poly>,
+    /// `P(s) = E[(k + Σ_{prefix to s} c)·1[s ∈ τ]]` (over a common denominator, like every
+    /// value here: reduced by [`FracPoly::to_poly`] only where a derivation shows it).
+    pub prefix: Vec<FracPoly>,
     /// `B(s) = E[Σ_{suffix from s} c | s]` (0 at terminals).
-    pub suffix: Vec<Poly>,
+    pub suffix: Vec<FracPoly>,
     /// `E[X·1[e ∈ τ]]` per edge (over a common denominator; [`FracPoly::to_poly`] reduces).
     pub joint: Vec<FracPoly>,
-    /// `E[∂L/∂θ_b]` per edge `b`.
-    pub gradient: Vec<Poly>,
+    /// `E[∂L/∂θ_b]` per edge `b`; identities are decided on these without reduction
+    /// ([`FracPoly::equals_scaled`]).
+    pub gradient: Vec<FracPoly>,
 }
 
 /// The forward/backward DP of route 1, O(|E|) polynomial operations: the flows, prefix sums
@@ -236,17 +238,129 @@ pub fn route_one(env: &Environment, policy: &[Rational], functional: Functional)
             let mut g = FracPoly::zero();
             g.add_scaled(&joint[b], &functional.weight[b]);
             g.add_scaled(&weighted[env.edges[b].from], &-policy[b].clone());
-            g.to_poly()
+            g
         })
         .collect();
     RouteOne {
         functional,
         occ: flows.state,
-        prefix: prefix.iter().map(FracPoly::to_poly).collect(),
-        suffix: backward.value.iter().map(FracPoly::to_poly).collect(),
+        prefix,
+        suffix: backward.value,
         joint,
         gradient,
     }
+}
+
+/// Route 1 at a policy that is an h-transform of the prior, `q(e) = p(e)·h(s')/h(s)` (the
+/// optimum `q*` is one, with `h = F*`), by the same DP run under the prior.
+///
+/// Run directly at `q*`, every step multiplies by a `q*(e)` whose denominator is the ~100-digit
+/// `F*(s)` of its state, so the common denominators of the prefix sums grow like the product
+/// of the `F*` of all ancestors (the 2,070-edge profile: 50 % big multiplications in
+/// `FracPoly::add_scaled`). Under the h-transform every path probability is
+/// `q(τ_{s0→s}) = p(τ)·h(s)/h(s0)`, so with the prior's occupancy `π`, prefix sums `P_p` and
+/// the backward values `B^h(s) = Σ_e p(e)·(h(s')·c_e + B^h(s'))` (terminal weights `h`):
+/// `occ(s) = π(s)·h(s)/h0`, `P(s) = h(s)/h0·P_p(s)`, `B(s) = B^h(s)/h(s)` and
+/// `E[X·1[e ∈ τ]] = p(e)·(h(s')·P_p(s) + π(s)·(h(s')·c_e + B^h(s')))/h0`: only the prior's
+/// small denominators accumulate, and each `h` enters once per value. The result is the same
+/// exact [`RouteOne`] (the tests compare it with [`route_one`]); `None` when `policy` is not
+/// the h-transform of `prior` by `h` (checked exactly, edge by edge).
+pub fn route_one_h_transform(
+    env: &Environment,
+    prior: &[Rational],
+    h: &[Rational],
+    policy: &[Rational],
+    functional: Functional,
+) -> Option<RouteOne> {
+    use crate::exact::gcd::mul;
+    let is_transform = env.edges.iter().enumerate().all(|(e, edge)| {
+        !h[edge.from].is_zero() && mul(&policy[e], &h[edge.from]) == mul(&prior[e], &h[edge.to])
+    });
+    let h0 = &h[env.source];
+    if !is_transform || h0.is_zero() {
+        return None;
+    }
+    let inv_h0 = Rational::one() / h0;
+    let per_edge: Vec<FracPoly> = functional
+        .per_edge
+        .iter()
+        .map(FracPoly::from_poly)
+        .collect();
+    let flows = flow::forward_flows(env, prior);
+    let prefix_p = flow::prefix_sums(
+        env,
+        prior,
+        &flows,
+        FracPoly::from_poly(&functional.constant),
+        &per_edge,
+    );
+    // h(s')·c_e: one scaling per edge.
+    let cost_h: Vec<FracPoly> = env
+        .edges
+        .iter()
+        .zip(&per_edge)
+        .map(|(edge, c)| {
+            let mut scaled = FracPoly::zero();
+            scaled.add_scaled(c, &h[edge.to]);
+            scaled
+        })
+        .collect();
+    let backward_h = flow::backward(env, prior, &cost_h, |_| FracPoly::zero());
+    // h0·E[X·1[e ∈ τ]] = p(e)·h(s')·P_p(s) + p(e)·π(s)·(h(s')·c_e + B^h(s')).
+    let scaled_joint: Vec<FracPoly> = env
+        .edges
+        .iter()
+        .enumerate()
+        .map(|(e, edge)| {
+            let mut j = FracPoly::zero();
+            j.add_scaled(&prefix_p[edge.from], &mul(&prior[e], &h[edge.to]));
+            j.add_scaled(&backward_h.action[e], &flows.edge[e]);
+            j
+        })
+        .collect();
+    let mut weighted = vec![FracPoly::zero(); env.states.len()];
+    for (e, edge) in env.edges.iter().enumerate() {
+        weighted[edge.from].add_scaled(&scaled_joint[e], &functional.weight[e]);
+    }
+    let gradient = (0..env.edges.len())
+        .map(|b| {
+            let mut g = FracPoly::zero();
+            g.add_scaled(&scaled_joint[b], &mul(&functional.weight[b], &inv_h0));
+            g.add_scaled(&weighted[env.edges[b].from], &-mul(&policy[b], &inv_h0));
+            g
+        })
+        .collect();
+    let rescale = |values: &[FracPoly], factor: &dyn Fn(usize) -> Rational| -> Vec<FracPoly> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let mut out = FracPoly::zero();
+                out.add_scaled(v, &factor(i));
+                out
+            })
+            .collect()
+    };
+    let occ = (0..env.states.len())
+        .map(|s| mul(&mul(&flows.state[s], &h[s]), &inv_h0))
+        .collect();
+    let prefix = rescale(&prefix_p, &|s| mul(&h[s], &inv_h0));
+    let suffix = rescale(&backward_h.value, &|s| {
+        if h[s].is_zero() {
+            Rational::zero()
+        } else {
+            Rational::one() / &h[s]
+        }
+    });
+    let joint = rescale(&scaled_joint, &|_| inv_h0.clone());
+    Some(RouteOne {
+        functional,
+        occ,
+        prefix,
+        suffix,
+        joint,
+        gradient,
+    })
 }
 
 fn indicator(b: bool) -> Rational {
@@ -276,14 +390,14 @@ impl RouteOne {
                     env.states[to]
                 ),
                 vec![
-                    term(format!("{q}·P({state})"), self.prefix[s].scale(q)),
+                    term(format!("{q}·P({state})"), self.prefix[s].to_poly().scale(q)),
                     term(
                         format!("{q}·{}·c_e", self.occ[s]),
                         f.per_edge[e].scale(&(q * &self.occ[s])),
                     ),
                     term(
                         format!("{q}·{}·B({})", self.occ[s], env.states[to]),
-                        self.suffix[to].scale(&(q * &self.occ[s])),
+                        self.suffix[to].to_poly().scale(&(q * &self.occ[s])),
                     ),
                 ],
             ));
@@ -329,8 +443,8 @@ pub struct RouteTwo {
     pub score_weight: Vec<Rational>,
     /// `occ(s)`.
     pub occ: Vec<Rational>,
-    /// `∂F/∂θ_b` per edge.
-    pub gradient: Vec<Poly>,
+    /// `∂F/∂θ_b` per edge (over a common denominator).
+    pub gradient: Vec<FracPoly>,
 }
 
 /// The Bellman route for `F(q) = Σ_s occ(s) Σ_e q(e)·cost_e`, with `cost_e` given at the policy
@@ -345,10 +459,7 @@ pub fn route_two(
     let flows = flow::forward_flows(env, policy);
     let cost: Vec<FracPoly> = cost.iter().map(FracPoly::from_poly).collect();
     let backward = flow::backward(env, policy, &cost, |_| FracPoly::zero());
-    let gradient = flow::policy_gradient(env, policy, &flows, &backward, Some(&score_weight))
-        .iter()
-        .map(FracPoly::to_poly)
-        .collect();
+    let gradient = flow::policy_gradient(env, policy, &flows, &backward, Some(&score_weight));
     let (value, action, occ) = (backward.value, backward.action, flows.state);
     RouteTwo {
         name: name.into(),
@@ -358,6 +469,93 @@ pub fn route_two(
         occ,
         gradient,
     }
+}
+
+/// Route 2 at an h-transform of the prior, `q(e) = p(e)·h(s')/h(s)` (see
+/// [`route_one_h_transform`]): the backward values under the prior with costs `h(s')·cost_e`,
+/// `V^h(s) = Σ_e p(e)·(h(s')·cost_e + V^h(s'))`, give `V(s) = V^h(s)/h(s)` and
+/// `cost_e + V(s') = (h(s')·cost_e + V^h(s'))/h(s')`, and the policy gradient
+/// `∂F/∂θ_b = flow(b)·(cost_b + V(s'_b) − V(s)) + flow(b)·(w_b − Σ_e q(e)·w_e)` with
+/// `flow(b) = π(s)·p(b)·h(s'_b)/h0`. The same exact [`RouteTwo`] as [`route_two`]; `None` when
+/// `policy` is not that h-transform.
+pub fn route_two_h_transform(
+    env: &Environment,
+    prior: &[Rational],
+    h: &[Rational],
+    policy: &[Rational],
+    name: &str,
+    cost: &[Poly],
+    score_weight: Vec<Rational>,
+) -> Option<RouteTwo> {
+    use crate::exact::gcd::{add, mul};
+    let is_transform = env.edges.iter().enumerate().all(|(e, edge)| {
+        !h[edge.from].is_zero() && mul(&policy[e], &h[edge.from]) == mul(&prior[e], &h[edge.to])
+    });
+    let h0 = &h[env.source];
+    if !is_transform || h0.is_zero() {
+        return None;
+    }
+    let inv_h0 = Rational::one() / h0;
+    let inverse = |r: &Rational| {
+        if r.is_zero() {
+            Rational::zero()
+        } else {
+            Rational::one() / r
+        }
+    };
+    let flows = flow::forward_flows(env, prior);
+    let cost_h: Vec<FracPoly> = env
+        .edges
+        .iter()
+        .zip(cost)
+        .map(|(edge, c)| {
+            let mut scaled = FracPoly::zero();
+            scaled.add_scaled(&FracPoly::from_poly(c), &h[edge.to]);
+            scaled
+        })
+        .collect();
+    let backward_h = flow::backward(env, prior, &cost_h, |_| FracPoly::zero());
+    let gradient = (0..env.edges.len())
+        .map(|b| {
+            let edge = &env.edges[b];
+            let s = edge.from;
+            // flow(b) = π(s)·p(b)·h(s')/h0.
+            let flow_b = mul(&mul(&flows.edge[b], &h[edge.to]), &inv_h0);
+            let mut g = FracPoly::zero();
+            g.add_scaled(&backward_h.action[b], &mul(&flows.edge[b], &inv_h0));
+            g.add_scaled(&backward_h.value[s], &-mul(&flow_b, &inverse(&h[s])));
+            let mean = env.out_edges[s].iter().fold(Rational::zero(), |acc, &e| {
+                add(&acc, &mul(&policy[e], &score_weight[e]))
+            });
+            let centred = add(&score_weight[b], &-mean);
+            g.add_scaled(&FracPoly::constant(&centred), &flow_b);
+            g
+        })
+        .collect();
+    let rescale = |values: &[FracPoly], factor: &dyn Fn(usize) -> Rational| -> Vec<FracPoly> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let mut out = FracPoly::zero();
+                out.add_scaled(v, &factor(i));
+                out
+            })
+            .collect()
+    };
+    let value = rescale(&backward_h.value, &|s| inverse(&h[s]));
+    let action = rescale(&backward_h.action, &|e| inverse(&h[env.edges[e].to]));
+    let occ = (0..env.states.len())
+        .map(|s| mul(&mul(&flows.state[s], &h[s]), &inv_h0))
+        .collect();
+    Some(RouteTwo {
+        name: name.into(),
+        value,
+        action,
+        score_weight,
+        occ,
+        gradient,
+    })
 }
 
 fn route_two_terms(
@@ -463,18 +661,20 @@ pub struct Gradients {
     pub kl: Result<RouteTwo, String>,
 }
 
-/// Computes both routes at the spec's q.
-pub fn gradients(ctx: &ClaimContext) -> Gradients {
-    let env = ctx.env;
-    let q = env.posterior();
-    let log_q = |e: usize| ctx.log_q_concrete(e).clone();
-    Gradients {
-        rtb: route_one(env, &q, Functional::rtb(ctx, &log_q)),
-        rkl: route_one(env, &q, Functional::reinforce(ctx, &log_q)),
-        tpcl: route_one(env, &q, Functional::trust_pcl(ctx, &log_q)),
-        j: grad_j(ctx, &q, &log_q),
-        kl: grad_kl_qstar(ctx),
-    }
+/// Both routes at the spec's q, computed once per context (C6 and the report share them).
+pub fn gradients<'c>(ctx: &'c ClaimContext) -> &'c Gradients {
+    ctx.gradients.get_or_init(|| {
+        let env = ctx.env;
+        let q = env.posterior();
+        let log_q = |e: usize| ctx.log_q_concrete(e).clone();
+        Gradients {
+            rtb: route_one(env, &q, Functional::rtb(ctx, &log_q)),
+            rkl: route_one(env, &q, Functional::reinforce(ctx, &log_q)),
+            tpcl: route_one(env, &q, Functional::trust_pcl(ctx, &log_q)),
+            j: grad_j(ctx, &q, &log_q),
+            kl: grad_kl_qstar(ctx),
+        }
+    })
 }
 
 /// Builds a functional from the logs of the policy (`ℓ_e` free, or concrete).
@@ -548,12 +748,13 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
     let mut tpcl_rtb = Recorder::new(CHECKS[5], "dp", keep);
     let fails = |holds: bool| u64::from(!holds);
     let minus_beta = -beta.clone();
+    let one = Rational::one();
     for b in 0..env.edges.len() {
         // Each identity is decided on the DP's values (term by term, nothing rebuilt); the
         // derivation with its steps is built only for the kept ones and the first failure.
         let (e_rtb, e_rkl, grad_j) = (&g.rtb.gradient[b], &g.rkl.gradient[b], &g.j.gradient[b]);
         if let Ok(kl) = &g.kl {
-            rtb_kl.record_with(1, fails(*e_rtb == kl.gradient[b]), || {
+            rtb_kl.record_with(1, fails(e_rtb.equals_scaled(&kl.gradient[b], &one)), || {
                 let mut steps = g.rtb.steps(env, &q, b);
                 steps.push(kl.step(env, &q, b));
                 identity_derivation(
@@ -564,8 +765,8 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                     Step::identity(
                         "route 1 − route 2 (logZ must drop out)",
                         vec![
-                            term("E[∂L_RTB/∂θ]", e_rtb.clone()),
-                            term("−∂KL(q‖q*)/∂θ", kl.gradient[b].neg()),
+                            term("E[∂L_RTB/∂θ]", e_rtb.to_poly()),
+                            term("−∂KL(q‖q*)/∂θ", kl.gradient[b].to_poly().neg()),
                         ],
                     ),
                 )
@@ -582,8 +783,8 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                         Step::identity(
                             "collect ∂KL + β·∂J",
                             vec![
-                                term("∂KL(q‖q*)/∂θ", kl.gradient[b].clone()),
-                                term("β·∂J/∂θ", grad_j.scale(beta)),
+                                term("∂KL(q‖q*)/∂θ", kl.gradient[b].to_poly()),
+                                term("β·∂J/∂θ", grad_j.to_poly().scale(beta)),
                             ],
                         ),
                     )
@@ -601,8 +802,8 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                 Step::identity(
                     "route 1 + β·route 2 (logZ must drop out)",
                     vec![
-                        term("E[∂L_RTB/∂θ]", e_rtb.clone()),
-                        term("β·∂J/∂θ", grad_j.scale(beta)),
+                        term("E[∂L_RTB/∂θ]", e_rtb.to_poly()),
+                        term("β·∂J/∂θ", grad_j.to_poly().scale(beta)),
                     ],
                 ),
             )
@@ -621,8 +822,8 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                     Step::identity(
                         "route 1 + route 2 (the baseline must drop out)",
                         vec![
-                            term("E[∂L_RKL/∂θ]", e_rkl.clone()),
-                            term("∂J/∂θ", grad_j.clone()),
+                            term("E[∂L_RKL/∂θ]", e_rkl.to_poly()),
+                            term("∂J/∂θ", grad_j.to_poly()),
                         ],
                     ),
                 )
@@ -636,18 +837,18 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                 vec![
                     Step::collect(
                         "route 1 for L_RTB",
-                        vec![term("E[∂L_RTB/∂θ]", e_rtb.clone())],
+                        vec![term("E[∂L_RTB/∂θ]", e_rtb.to_poly())],
                     ),
                     Step::collect(
                         "route 1 for L_RKL",
-                        vec![term("E[∂L_RKL/∂θ]", e_rkl.clone())],
+                        vec![term("E[∂L_RKL/∂θ]", e_rkl.to_poly())],
                     ),
                 ],
                 Step::identity(
                     "collect E[∂L_RTB] − β·E[∂L_RKL]",
                     vec![
-                        term("E[∂L_RTB/∂θ]", e_rtb.clone()),
-                        term("−β·E[∂L_RKL/∂θ]", e_rkl.scale(&-beta.clone())),
+                        term("E[∂L_RTB/∂θ]", e_rtb.to_poly()),
+                        term("−β·E[∂L_RKL/∂θ]", e_rkl.to_poly().scale(&-beta.clone())),
                     ],
                 ),
             )
@@ -659,7 +860,7 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                 let mut steps = g.tpcl.steps(env, &q, b);
                 steps.push(Step::collect(
                     "route 1 for L_RTB",
-                    vec![term("E[∂L_RTB/∂θ]", e_rtb.clone())],
+                    vec![term("E[∂L_RTB/∂θ]", e_rtb.to_poly())],
                 ));
                 identity_derivation(
                     CHECKS[5],
@@ -672,10 +873,10 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                     Step::identity(
                         format!("collect E[∂L_TPCL] − {factor_name}·E[∂L_RTB]"),
                         vec![
-                            term("E[∂L_TPCL/∂θ]", g.tpcl.gradient[b].clone()),
+                            term("E[∂L_TPCL/∂θ]", g.tpcl.gradient[b].to_poly()),
                             term(
                                 format!("−{factor_name}·E[∂L_RTB/∂θ]"),
-                                e_rtb.scale(&-factor.clone()),
+                                e_rtb.to_poly().scale(&-factor.clone()),
                             ),
                         ],
                     ),
@@ -691,10 +892,13 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
             let rkl = enumerated_gradient(ctx, paths, &|lq| Functional::reinforce(ctx, lq));
             let tpcl = enumerated_gradient(ctx, paths, &|lq| Functional::trust_pcl(ctx, lq));
             for b in 0..env.edges.len() {
-                let pair = |name: &str, enumerated: &Poly, dp: &Poly| {
+                let pair = |name: &str, enumerated: &Poly, dp: &FracPoly| {
                     Step::identity(
                         format!("Σ_τ q(τ)·∂{name}(τ)/∂θ − DP route 1"),
-                        vec![term("Σ_τ", enumerated.clone()), term("−DP", dp.neg())],
+                        vec![
+                            term("Σ_τ", enumerated.clone()),
+                            term("−DP", dp.to_poly().neg()),
+                        ],
                     )
                 };
                 r.record(Derivation {

@@ -24,9 +24,12 @@
 //! Trust-PCL; `missing-half` doubles a zero and `alpha-not-squared` is not used here, so
 //! those two leave C7 holding.
 use super::c5_fixed_point::optimum_polys;
-use super::c6_expected_gradient::{route_one, route_two, Functional};
+use super::c5_fixed_point::OptimumPolys;
+use super::c6_expected_gradient::{
+    route_one, route_one_h_transform, route_two, route_two_h_transform, Functional, RouteOne,
+};
 use super::{certificate, term, Certificate, ClaimContext, Recorder};
-use crate::exact::{Derivation, Poly, Rational, Step, Var};
+use crate::exact::{Derivation, FracPoly, Poly, Rational, Step, Var};
 use crate::objectives::reinforce;
 
 /// The claim's statement.
@@ -93,11 +96,54 @@ pub fn flawed_functional(ctx: &ClaimContext, log_q: &dyn Fn(usize) -> Poly) -> F
     }
 }
 
-/// `E_{q*}[∂L_flawed/∂θ_b]` per edge (route 1), or why `q*` is not rational.
+/// The flawed baseline's route 1 at `q*`, computed once per context, or why `q*` is not
+/// rational.
+pub fn flawed_route_at_optimum<'c>(ctx: &'c ClaimContext) -> Result<&'c RouteOne, String> {
+    ctx.flawed_at_optimum
+        .get_or_init(|| {
+            let opt = optimum_polys(ctx)?;
+            let log_q = |e: usize| opt.log_policy[e].clone();
+            Ok(route_one_at_optimum(
+                ctx,
+                &opt,
+                flawed_functional(ctx, &log_q),
+            ))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Route 1 at `q*`: by the h-transform of the prior with `h = F*`
+/// ([`route_one_h_transform`], small denominators), or directly where that does not apply.
+fn route_one_at_optimum(
+    ctx: &ClaimContext,
+    opt: &OptimumPolys,
+    functional: Functional,
+) -> RouteOne {
+    let env = ctx.env;
+    let prior: Vec<Rational> = env.edges.iter().map(|e| e.prior.clone()).collect();
+    let flow = ctx
+        .optimum
+        .as_ref()
+        .map(|o| o.flow.as_slice())
+        .unwrap_or(&[]);
+    if flow.len() == env.states.len() {
+        if let Some(route) =
+            route_one_h_transform(env, &prior, flow, &opt.policy, functional.clone())
+        {
+            return route;
+        }
+    }
+    route_one(env, &opt.policy, functional)
+}
+
+/// `E_{q*}[∂L_flawed/∂θ_b]` per edge (route 1, reduced), or why `q*` is not rational.
 pub fn flawed_gradient_at_optimum(ctx: &ClaimContext) -> Result<Vec<Poly>, String> {
-    let opt = optimum_polys(ctx)?;
-    let log_q = |e: usize| opt.log_policy[e].clone();
-    Ok(route_one(ctx.env, &opt.policy, flawed_functional(ctx, &log_q)).gradient)
+    Ok(flawed_route_at_optimum(ctx)?
+        .gradient
+        .iter()
+        .map(FracPoly::to_poly)
+        .collect())
 }
 
 /// True when every terminal has the same reward.
@@ -126,7 +172,10 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
     };
     let policy = &opt.policy;
     let log_q = |e: usize| opt.log_policy[e].clone();
-    let flawed = route_one(env, policy, flawed_functional(ctx, &log_q));
+    let flawed = match flawed_route_at_optimum(ctx) {
+        Ok(route) => route,
+        Err(reason) => unreachable!("q* is rational here: {reason}"),
+    };
 
     // The terminal route: at q*, X(τ) = −(r(x) − b) + 2κ(β·log r(x) − logZ*) depends on the
     // terminal only, so E[X·(n_b − q*(b)·n_s)] = occ*(s)·q*(b)·(h(s') − h(s)) with
@@ -146,25 +195,42 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
             }
         })
         .collect();
-    let terminal = route_two(
-        env,
-        policy,
-        "E_q*[L_flawed]",
-        &cost,
-        vec![Rational::from_integer(0.into()); env.edges.len()],
-    );
+    let no_score = vec![Rational::from_integer(0.into()); env.edges.len()];
+    let prior: Vec<Rational> = env.edges.iter().map(|e| e.prior.clone()).collect();
+    let flow = ctx
+        .optimum
+        .as_ref()
+        .map(|o| o.flow.as_slice())
+        .unwrap_or(&[]);
+    // By the h-transform of the prior (h = F*, small denominators), directly where that does
+    // not apply.
+    let terminal = (flow.len() == env.states.len())
+        .then(|| {
+            route_two_h_transform(
+                env,
+                &prior,
+                flow,
+                policy,
+                "E_q*[L_flawed]",
+                &cost,
+                no_score.clone(),
+            )
+        })
+        .flatten()
+        .unwrap_or_else(|| route_two(env, policy, "E_q*[L_flawed]", &cost, no_score));
 
     let mut routes = Recorder::new(CHECKS[0], "dp", keep);
     for b in 0..env.edges.len() {
-        let holds = flawed.gradient[b] == terminal.gradient[b];
+        let holds = flawed.gradient[b]
+            .equals_scaled(&terminal.gradient[b], &Rational::from_integer(1.into()));
         routes.record_with(1, u64::from(!holds), || {
             let mut steps = flawed.steps(env, policy, b);
             steps.push(terminal.step(env, policy, b));
             steps.push(Step::identity(
                 "trajectory DP − terminal-value recursion",
                 vec![
-                    term("trajectory DP", flawed.gradient[b].clone()),
-                    term("−terminal route", terminal.gradient[b].neg()),
+                    term("trajectory DP", flawed.gradient[b].to_poly()),
+                    term("−terminal route", terminal.gradient[b].to_poly().neg()),
                 ],
             ));
             Derivation {
@@ -188,9 +254,9 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
         )
     } else {
         let mut r = Recorder::new(CHECKS[1], "dp", keep);
-        let found = (0..env.edges.len()).find(|&b| flawed.gradient[b].refutes());
+        let found = (0..env.edges.len()).find(|&b| flawed.gradient[b].to_poly().refutes());
         let b = found.unwrap_or(0);
-        let witness = flawed.gradient[b].clone();
+        let witness = flawed.gradient[b].to_poly();
         r.record_nonzero(
             Derivation {
                 check: CHECKS[1].into(),
@@ -209,9 +275,9 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
 
     let mut correct = Recorder::new(CHECKS[2], "dp", keep);
     let objectives = [
-        route_one(env, policy, Functional::rtb(ctx, &log_q)),
-        route_one(env, policy, Functional::reinforce(ctx, &log_q)),
-        route_one(env, policy, Functional::trust_pcl(ctx, &log_q)),
+        route_one_at_optimum(ctx, &opt, Functional::rtb(ctx, &log_q)),
+        route_one_at_optimum(ctx, &opt, Functional::reinforce(ctx, &log_q)),
+        route_one_at_optimum(ctx, &opt, Functional::trust_pcl(ctx, &log_q)),
     ];
     for b in 0..env.edges.len() {
         let failed = objectives
@@ -224,7 +290,7 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                 .map(|o| {
                     Step::identity(
                         format!("E_q*[∂{}/∂θ]", o.functional.loss),
-                        vec![term("route 1", o.gradient[b].clone())],
+                        vec![term("route 1", o.gradient[b].to_poly())],
                     )
                 })
                 .collect();

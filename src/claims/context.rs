@@ -59,6 +59,11 @@ pub struct ClaimContext<'a> {
     pub(crate) j_q: std::sync::OnceLock<(Vec<Step>, Poly)>,
     /// `KL(q ‖ q*)` at the spec's q with its steps.
     pub(crate) kl_q_qstar: std::sync::OnceLock<(Vec<Step>, Poly)>,
+    /// C6's two routes at the spec's q (computed once, used by C6 and the report).
+    pub(crate) gradients: std::sync::OnceLock<super::c6_expected_gradient::Gradients>,
+    /// The flawed baseline's route 1 at `q*`, or why `q*` is not rational (C7 and the report).
+    pub(crate) flawed_at_optimum:
+        std::sync::OnceLock<Result<super::c6_expected_gradient::RouteOne, String>>,
 }
 
 /// The two sides of the identity on one path, with the steps that built them.
@@ -105,6 +110,8 @@ impl<'a> ClaimContext<'a> {
             log_r,
             j_q: std::sync::OnceLock::new(),
             kl_q_qstar: std::sync::OnceLock::new(),
+            gradients: std::sync::OnceLock::new(),
+            flawed_at_optimum: std::sync::OnceLock::new(),
         })
     }
 

@@ -6,9 +6,9 @@
 //! and one positive denominator `d`: `self += w·x` costs one gcd of two denominators and then
 //! only multiplications and additions per coefficient (fraction-free accumulation, as in
 //! Bareiss-style exact linear algebra). Reduction happens once, in [`FracPoly::to_poly`].
+use super::gcd::{gcd_int, reduced};
 use super::{Monomial, Poly, Rational};
 use num_bigint::BigInt;
-use num_integer::Integer;
 use num_traits::{One, Zero};
 use std::collections::BTreeMap;
 
@@ -48,10 +48,10 @@ impl FracPoly {
 
     /// The same polynomial over the common denominator of its coefficients.
     pub fn from_poly(p: &Poly) -> Self {
-        let denominator = p
-            .terms()
-            .values()
-            .fold(BigInt::one(), |acc, c| acc.lcm(c.denom()));
+        let denominator = p.terms().values().fold(BigInt::one(), |acc, c| {
+            let g = gcd_int(&acc, c.denom());
+            acc * (c.denom() / g)
+        });
         let numerators = p
             .terms()
             .iter()
@@ -65,17 +65,36 @@ impl FracPoly {
 
     /// The canonical polynomial (each coefficient reduced).
     pub fn to_poly(&self) -> Poly {
-        Poly::from_terms(self.numerators.iter().map(|(m, n)| {
-            (
-                m.clone(),
-                Rational::new(n.clone(), self.denominator.clone()),
-            )
-        }))
+        // Each coefficient reduced with Lehmer's gcd (`exact::gcd`); the monomials arrive
+        // sorted and distinct, so the map is built without merging.
+        Poly::from_sorted_terms(
+            self.numerators
+                .iter()
+                .map(|(m, n)| (m.clone(), reduced(n.clone(), self.denominator.clone()))),
+        )
     }
 
     /// True for the zero polynomial.
     pub fn is_zero(&self) -> bool {
         self.numerators.is_empty()
+    }
+
+    /// True when `self = k·other`, decided without reducing either side: both are
+    /// `n_m / d`, so `n_a/d_a = k_n·n_b/(k_d·d_b)` iff `n_a·k_d·d_b = k_n·d_a·n_b` for every
+    /// monomial (two multiplications per coefficient, no gcd).
+    pub fn equals_scaled(&self, other: &Self, k: &Rational) -> bool {
+        if k.is_zero() || other.is_zero() {
+            return self.is_zero();
+        }
+        if self.numerators.len() != other.numerators.len() {
+            return false;
+        }
+        let left = k.denom() * &other.denominator;
+        let right = k.numer() * &self.denominator;
+        self.numerators
+            .iter()
+            .zip(&other.numerators)
+            .all(|((ma, na), (mb, nb))| ma == mb && na * &left == nb * &right)
     }
 
     /// `self += w·x`: one gcd of the denominators, then multiplications only.
@@ -93,7 +112,7 @@ impl FracPoly {
             self.denominator = incoming;
             return;
         }
-        let g = self.denominator.gcd(&incoming);
+        let g = gcd_int(&self.denominator, &incoming);
         let widen_self = &incoming / &g;
         let widen_x = w.numer() * (&self.denominator / &g);
         if !widen_self.is_one() {
@@ -149,6 +168,17 @@ mod tests {
             frac.add_scaled(&FracPoly::from_poly(p), &w);
             assert_eq!(frac.to_poly(), reduced);
         }
+        // Equality up to a factor, decided without reduction, agrees with the reduced forms.
+        let fx = FracPoly::from_poly(&x);
+        let mut twice = FracPoly::zero();
+        twice.add_scaled(&fx, &q(2, 3));
+        twice.add_scaled(&fx, &q(4, 3));
+        assert!(twice.equals_scaled(&fx, &q(2, 1)));
+        assert!(fx.equals_scaled(&twice, &q(1, 2)));
+        assert!(!twice.equals_scaled(&fx, &q(1, 1)));
+        assert!(!twice.equals_scaled(&FracPoly::from_poly(&y), &q(2, 1)));
+        assert!(FracPoly::zero().equals_scaled(&fx, &q(0, 1)));
+        assert!(!fx.equals_scaled(&FracPoly::zero(), &q(1, 1)));
         // Cancellation to zero resets the denominator.
         let mut z = FracPoly::from_poly(&x);
         z.add_scaled(&FracPoly::from_poly(&x), &q(-1, 1));

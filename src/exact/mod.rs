@@ -7,6 +7,7 @@
 pub mod base;
 pub mod derivation;
 pub mod frac;
+pub mod gcd;
 pub mod logform;
 pub mod poly;
 pub mod rational;

@@ -6,6 +6,7 @@
 //! equality of canonical forms. Treating log atoms as indeterminates makes polynomial equality
 //! a sufficient proof of a real identity; a non-zero difference is a sound refutation when it
 //! has a non-zero coefficient that is of degree ≤ 1 in the atoms (see [`Poly::refutes`]).
+use super::gcd::{add as q_add, mul as q_mul};
 use super::{LogForm, Rational};
 use num_bigint::BigUint;
 use num_traits::{One, Signed, Zero};
@@ -242,6 +243,14 @@ impl Poly {
         p
     }
 
+    /// A polynomial from distinct monomials with non-zero reduced coefficients (what a
+    /// canonical map yields), without merging; zeros are still dropped.
+    pub(crate) fn from_sorted_terms(terms: impl IntoIterator<Item = (Monomial, Rational)>) -> Self {
+        Self {
+            terms: terms.into_iter().filter(|(_, c)| !c.is_zero()).collect(),
+        }
+    }
+
     fn add_term(&mut self, m: Monomial, c: Rational) {
         use std::collections::btree_map::Entry;
         if c.is_zero() {
@@ -252,7 +261,7 @@ impl Poly {
                 slot.insert(c);
             }
             Entry::Occupied(mut slot) => {
-                *slot.get_mut() += c;
+                *slot.get_mut() = q_add(slot.get(), &c);
                 if slot.get().is_zero() {
                     slot.remove();
                 }
@@ -297,7 +306,11 @@ impl Poly {
             return Self::zero();
         }
         Self {
-            terms: self.terms.iter().map(|(m, k)| (m.clone(), k * c)).collect(),
+            terms: self
+                .terms
+                .iter()
+                .map(|(m, k)| (m.clone(), q_mul(k, c)))
+                .collect(),
         }
     }
 
@@ -306,7 +319,7 @@ impl Poly {
         let mut out = Self::zero();
         for (m1, c1) in &self.terms {
             for (m2, c2) in &other.terms {
-                out.add_term(m1.mul(m2), c1 * c2);
+                out.add_term(m1.mul(m2), q_mul(c1, c2));
             }
         }
         out
@@ -323,7 +336,7 @@ impl Poly {
     fn add_to(&mut self, m: &Monomial, c: Rational) {
         match self.terms.get_mut(m) {
             Some(slot) => {
-                *slot += c;
+                *slot = q_add(slot, &c);
                 if slot.is_zero() {
                     self.terms.remove(m);
                 }
@@ -342,7 +355,7 @@ impl Poly {
             return;
         }
         for (m, c) in &other.terms {
-            self.add_to(m, c * w);
+            self.add_to(m, q_mul(c, w));
         }
     }
 
@@ -357,7 +370,7 @@ impl Poly {
                 .terms
                 .iter()
                 .zip(&other.terms)
-                .all(|((ma, ca), (mb, cb))| ma == mb && *ca == cb * k)
+                .all(|((ma, ca), (mb, cb))| ma == mb && *ca == q_mul(cb, k))
     }
 
     /// The sum of an iterator of polynomials (accumulated in place).
