@@ -10,7 +10,7 @@ use crate::study::Method;
 /// Arguments of `study`.
 #[derive(Debug, Args)]
 pub struct StudyArgs {
-    /// The small preset (a coarser grid, a smaller budget, 2 seeds): under 2 minutes.
+    /// The small preset (a coarser grid, a smaller budget, 2 seeds): a few minutes on 2 cores.
     #[arg(long)]
     pub quick: bool,
     /// Number of seeds (default: 5, or 2 with `--quick`).
