@@ -261,24 +261,23 @@ impl StudyConfig {
             }
         }
         if tables(Table::LrSweep) {
-            for m in [Method::Rtb, Method::RtbOffPolicy] {
+            // (method, its swept rates, whether the rate is V(s)'s rather than log Z's).
+            let rows = [
+                (Method::Rtb, &self.sweep_rates, false),
+                (Method::RtbOffPolicy, &self.sweep_rates, false),
+                (Method::TpclWindowed, &self.sweep_value_rates, true),
+            ];
+            for (m, rates, values) in rows {
                 if !selected(m) {
                     continue;
                 }
-                for &lr in &self.sweep_rates {
+                for &lr in rates {
                     let mut spec = RunSpec::default_for(m, train)?;
-                    spec.lr_scalar = lr;
-                    out.push(Variant {
-                        table: Table::LrSweep,
-                        spec,
-                        seeds: self.sweep_seeds,
-                    });
-                }
-            }
-            if selected(Method::TpclWindowed) {
-                for &lr in &self.sweep_value_rates {
-                    let mut spec = RunSpec::default_for(Method::TpclWindowed, train)?;
-                    spec.lr_values = lr;
+                    if values {
+                        spec.lr_values = lr;
+                    } else {
+                        spec.lr_scalar = lr;
+                    }
                     out.push(Variant {
                         table: Table::LrSweep,
                         spec,
