@@ -10,7 +10,7 @@ use crate::study::Method;
 /// Arguments of `study`.
 #[derive(Debug, Args)]
 pub struct StudyArgs {
-    /// The small preset (a coarser grid, a smaller budget, 2 seeds): under 2 minutes.
+    /// The small preset (a coarser grid, a smaller budget, 2 seeds): a few minutes on 2 cores.
     #[arg(long)]
     pub quick: bool,
     /// Number of seeds (default: 5, or 2 with `--quick`).
@@ -37,7 +37,7 @@ pub struct StudyArgs {
     /// Override the Adam learning rate of log Z / V(s0).
     #[arg(long)]
     pub lr_scalar: Option<f64>,
-    /// Override the number of optimizer steps of the preset.
+    /// Override the number of optimizer steps of the preset (sampled and exact runs alike).
     #[arg(long)]
     pub iterations: Option<usize>,
     /// Override the trajectories per optimizer step of the preset.
@@ -46,6 +46,9 @@ pub struct StudyArgs {
     /// Override the Adam learning rate of the logits.
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Override the Adam learning rate of the windowed methods' V(s).
+    #[arg(long)]
+    pub lr_values: Option<f64>,
     /// Override the noising stencil radius (in cells) of the preset.
     #[arg(long)]
     pub radius: Option<usize>,
@@ -69,6 +72,7 @@ pub fn config(args: &StudyArgs) -> Result<StudyConfig, String> {
     }
     if let Some(i) = args.iterations {
         cfg.train.iterations = i;
+        cfg.train.exact_iterations = i;
     }
     if let Some(r) = args.radius {
         cfg.spec.radius = r;
@@ -81,6 +85,9 @@ pub fn config(args: &StudyArgs) -> Result<StudyConfig, String> {
     }
     if let Some(lr) = args.lr_scalar {
         cfg.train.lr_scalar = lr;
+    }
+    if let Some(lr) = args.lr_values {
+        cfg.train.lr_values = lr;
     }
     if let Some(b) = &args.behaviour {
         if !BEHAVIOUR_NAMES.contains(&b.trim()) {

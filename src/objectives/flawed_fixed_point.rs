@@ -2,7 +2,8 @@
 //! from the target `q*`.
 //!
 //! The flawed baseline's expected gradient at a tabular softmax policy `q_θ` is computed
-//! exactly in expectation (no sampling) by the same forward/backward recursion as C6:
+//! exactly in expectation (no sampling) by the crate's one forward/backward programme
+//! ([`crate::dag::flow`], in `f64`), the same as C6's:
 //! `∂/∂θ_b = occ(s)·q(b)·(Q(b) − V(s))` with `X(τ) = −(r(x) − b) + 2κ(log q(τ) − log p(τ))`,
 //! `Q(b) = c_b + V(s')`, `c_e = 2κ(log q(e) − log p(e)) − [e enters x]·r(x)`,
 //! `V(s) = Σ_e q(e)·Q(e)` (the baseline `b` drops out). Gradient descent on θ, preconditioned
@@ -18,6 +19,7 @@
 //!
 //! Floating point lives here, never in `claims`: the claims decide exactly; this module only
 //! measures, for the report.
+use crate::dag::flow::{backward, forward_flows, policy_gradient};
 use crate::dag::Environment;
 use num_traits::ToPrimitive;
 use serde::Serialize;
@@ -112,20 +114,9 @@ fn tilted(env: &Environment, prior: &[f64], tilt: &dyn Fn(usize) -> f64) -> Vec<
         .collect()
 }
 
-fn occupancy(env: &Environment, q: &[f64]) -> Vec<f64> {
-    let mut occ = vec![0.0; env.states.len()];
-    occ[env.source] = 1.0;
-    for &s in &env.topo {
-        for &e in &env.out_edges[s] {
-            occ[env.edges[e].to] += occ[s] * q[e];
-        }
-    }
-    occ
-}
-
 /// `KL(a ‖ b)` between the trajectory distributions of two policies, by the chain rule.
 pub fn trajectory_kl(env: &Environment, a: &[f64], b: &[f64]) -> f64 {
-    let occ = occupancy(env, a);
+    let occ = forward_flows(env, a).state;
     env.edges
         .iter()
         .enumerate()
@@ -137,34 +128,27 @@ pub fn trajectory_kl(env: &Environment, a: &[f64], b: &[f64]) -> f64 {
 /// The flawed field `∂/∂θ_b = occ(s)·q(b)·(Q(b) − V(s))` at `q`, and the advantages
 /// `Q(b) − V(s)`.
 fn field(env: &Environment, fl: &Floats, kappa: f64, q: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let mut value = vec![0.0; env.states.len()];
-    let mut action = vec![0.0; env.edges.len()];
-    for &s in env.topo.iter().rev() {
-        let mut v = 0.0;
-        for &e in &env.out_edges[s] {
-            let to = env.edges[e].to;
+    let cost: Vec<f64> = env
+        .edges
+        .iter()
+        .enumerate()
+        .map(|(e, edge)| {
             let mut c = 2.0 * kappa * (q[e].ln() - fl.prior[e].ln());
-            if env.is_terminal(to) {
-                c -= fl.reward[to];
+            if env.is_terminal(edge.to) {
+                c -= fl.reward[edge.to];
             }
-            action[e] = c + value[to];
-            v += q[e] * action[e];
-        }
-        value[s] = v;
-    }
-    let occ = occupancy(env, q);
+            c
+        })
+        .collect();
+    let values = backward(env, q, &cost, |_| 0.0);
     let advantage: Vec<f64> = env
         .edges
         .iter()
         .enumerate()
-        .map(|(e, edge)| action[e] - value[edge.from])
+        .map(|(e, edge)| values.action[e] - values.value[edge.from])
         .collect();
-    let gradient = env
-        .edges
-        .iter()
-        .enumerate()
-        .map(|(e, edge)| occ[edge.from] * q[e] * advantage[e])
-        .collect();
+    let flows = forward_flows(env, q);
+    let gradient = policy_gradient(env, q, &flows, &values, None);
     (gradient, advantage)
 }
 

@@ -21,8 +21,14 @@
 //! topological order. Edges are stored CSR over these states (`offsets`), each with its child
 //! cell (in the next layer; in the terminal layer after layer `K`) and its `log p`. Every
 //! trajectory has exactly `K + 1` edges.
+//!
+//! As a [`Dag`] of the generic dynamic programme ([`crate::dag::flow`], the one DP of the
+//! crate, which the study's metrics and exact expected gradients run), the terminal cells are
+//! the nodes `states() + c` after the non-terminal states ([`DiffusionDag::terminal_node`]),
+//! edges keep their ids, and the order is the id order.
 use super::grid::{Grid, Mixture};
 use super::StudyError;
+use crate::dag::flow::Dag;
 
 /// Largest number of edges a DAG may have (memory guard: a few hundred bytes per edge over a
 /// training run).
@@ -84,6 +90,13 @@ pub struct DiffusionDag {
     prior_pmf: Vec<f64>,
     target_pmf: Vec<f64>,
     log_r: Vec<f64>,
+    /// The generic DP's view: every node (non-terminal states, then terminal cells) in id
+    /// order, the edge ids `0..E` (each state's out-edges are a slice of it), and each edge's
+    /// tail and head node.
+    order: Vec<usize>,
+    edge_ids: Vec<usize>,
+    tails: Vec<usize>,
+    heads: Vec<usize>,
 }
 
 /// One-axis noising kernel `K1(y|x)`: the fraction of offsets `a ∈ −R..R` with
@@ -168,9 +181,26 @@ impl DiffusionDag {
                 "prior probability of edge {e} underflows: coarser cells or a wider square"
             )));
         }
+        let mut tails = Vec::with_capacity(child.len());
+        let mut heads = Vec::with_capacity(child.len());
+        for s in 0..states {
+            let layer = if s == 0 { 0 } else { 1 + (s - 1) / n };
+            for &c in &child[offsets[s]..offsets[s + 1]] {
+                tails.push(s);
+                heads.push(if layer < spec.steps {
+                    1 + layer * n + c as usize
+                } else {
+                    states + c as usize
+                });
+            }
+        }
         Ok(Self {
             spec,
             grid,
+            order: (0..states + n).collect(),
+            edge_ids: (0..child.len()).collect(),
+            tails,
+            heads,
             offsets,
             child,
             log_p,
@@ -226,6 +256,10 @@ impl DiffusionDag {
     pub fn state(&self, layer: usize, cell: usize) -> Option<usize> {
         (layer >= 1 && layer <= self.spec.steps).then(|| 1 + (layer - 1) * self.cells() + cell)
     }
+    /// The node of terminal cell `cell` in the [`Dag`] view (`states() + cell`).
+    pub fn terminal_node(&self, cell: usize) -> usize {
+        self.states() + cell
+    }
     /// The layer (`0` for the source) of a non-terminal state.
     pub fn layer_of(&self, state: usize) -> usize {
         if state == 0 {
@@ -249,6 +283,35 @@ impl DiffusionDag {
     /// `log r(x) = log target9(x) − log prior25(x)` (density ratio at the cell centre).
     pub fn log_r(&self) -> &[f64] {
         &self.log_r
+    }
+}
+
+/// Nodes `0..states()` are the non-terminal states, `states()..states() + cells()` the
+/// terminal cells; an edge keeps its id.
+impl Dag for DiffusionDag {
+    fn state_count(&self) -> usize {
+        self.order.len()
+    }
+    fn edge_count(&self) -> usize {
+        self.child.len()
+    }
+    fn source(&self) -> usize {
+        0
+    }
+    fn order(&self) -> &[usize] {
+        &self.order
+    }
+    fn out_edges(&self, s: usize) -> &[usize] {
+        match self.offsets.get(s + 1) {
+            Some(&hi) => &self.edge_ids[self.offsets[s]..hi],
+            None => &[],
+        }
+    }
+    fn tail(&self, e: usize) -> usize {
+        self.tails[e]
+    }
+    fn head(&self, e: usize) -> usize {
+        self.heads[e]
     }
 }
 
@@ -295,6 +358,31 @@ mod tests {
         assert_eq!(d.layer_of(0), 0);
         assert_eq!(d.layer_of(d.state(2, 80).unwrap()), 2);
         assert_eq!(d.state(3, 0), None);
+    }
+
+    #[test]
+    fn dag_view_matches_the_layout() {
+        let d = small();
+        assert_eq!(d.state_count(), d.states() + d.cells());
+        assert_eq!(d.edge_count(), d.edges());
+        for s in 0..d.states() {
+            let next = d.layer_of(s) + 1;
+            let out = d.out_edges(s);
+            assert_eq!(
+                out,
+                (d.offsets()[s]..d.offsets()[s + 1]).collect::<Vec<_>>()
+            );
+            for &e in out {
+                assert_eq!(d.tail(e), s);
+                let c = d.child_cells()[e] as usize;
+                let head = d.state(next, c).unwrap_or_else(|| d.terminal_node(c));
+                assert_eq!(d.head(e), head);
+                assert!(head > s, "id order is topological");
+            }
+        }
+        for c in 0..d.cells() {
+            assert!(d.out_edges(d.terminal_node(c)).is_empty());
+        }
     }
 
     #[test]

@@ -17,10 +17,17 @@
 //! Under a behaviour `π` (held fixed: it is not differentiated) and the softmax chain rule
 //! `∂ log q(e)/∂θ_b = 1[e = b] − q(b)` for `b` leaving the same state,
 //! `∂/∂θ_b E_π[L] = a · (M(b) − q(b) Σ_{e from s(b)} M(e))`, `M(e) = E_π[X(τ) 1[e ∈ τ]]`, and
-//! `M(e) = π(e) (P(s) + μ(s) (c_e + B(s')))` with three passes:
-//! - `μ(s)`: the forward occupancy of `π`;
-//! - `P(s) = E_π[(k + Σ_{prefix} c) 1[s ∈ τ]]` forward: `P(s0) = k`, `P(s') += π(e)(P(s) + μ(s) c_e)`;
-//! - `B(s) = E_π[Σ_{suffix} c | s]` backward: `B(x) = 0`, `B(s) = Σ_e π(e)(c_e + B(s'))`.
+//! `M(e) = π(e) P(s) + μ(s) π(e) (c_e + B(s'))` with the three passes of the crate's one DAG
+//! programme ([`crate::dag::flow`], over the DAG's [`Dag`](crate::dag::flow::Dag) view):
+//! - `μ(s)`: the forward occupancy of `π` ([`forward_flows`]);
+//! - `P(s) = E_π[(k + Σ_{prefix} c) 1[s ∈ τ]]` forward ([`prefix_sums`]): `P(s0) = k`,
+//!   `P(s') += π(e) P(s) + μ(s) π(e) c_e`;
+//! - `B(s) = E_π[Σ_{suffix} c | s]` backward ([`backward`]): `B(x) = 0`,
+//!   `B(s) = Σ_e π(e)(c_e + B(s'))`, with the action value `A(e) = c_e + B(s')`.
+//!
+//! Since `Σ_e π(e) = 1` at each state, `Σ_{e from s} M(e) = P(s) + μ(s) B(s)`, and the gradient
+//! is the on-policy form of [`policy_gradient`] under `π`, `μ(s) π(b) (A(b) − B(s))`, plus the
+//! behaviour's correction `(π(b) − q(b)) (P(s) + μ(s) B(s))`, which vanishes when `π = q`.
 //!
 //! The scalar's gradient is `(∂X/∂scalar) · E_π[X] = (∂X/∂scalar)(k + B(s0))`.
 //!
@@ -32,13 +39,11 @@
 //! `tests/study.rs` checks the DP against enumeration of every trajectory of a small grid,
 //! where the per-trajectory gradients come from the fused kernels (an independent route).
 //!
-//! To move to the generic DAG DP of `src/dag/` (issue 12): [`forward_prefix`] and
-//! [`backward_value`] (and `metrics::occupancy`) are the three passes; [`expected_gradient`]
-//! is their combination.
 use super::diffusion::DiffusionDag;
-use super::metrics::{occupancy, BETA};
+use super::metrics::BETA;
 use super::train::Method;
 use super::StudyError;
+use crate::dag::flow::{backward, forward_flows, policy_gradient, prefix_sums, Dag};
 use crate::exact::Rational;
 use crate::objectives::{reinforce, rtb, trust_pcl};
 
@@ -154,7 +159,7 @@ pub fn functional(
             let coef = affine(&|r, lq, lp| reinforce::kl_advantage(&r, &lq, &lp, &alpha_r, &0.0));
             let per_edge = per_edge_of(coef, &log_reward);
             // The baseline: E_q[R] (any constant has the same expected gradient).
-            let mean = backward_value(dag, q, &per_edge)[0];
+            let mean = expected_sum(dag, q, &per_edge);
             (per_edge, -mean, -1.0, 0.0)
         }
         Method::FlawedBaseline => {
@@ -167,7 +172,7 @@ pub fn functional(
                     per_edge[e] = 2.0 * kappa * (log_q[e] - dag.log_p()[e]) - paid[e];
                 }
             }
-            let mean_r = backward_value(dag, q, &paid)[0];
+            let mean_r = expected_sum(dag, q, &paid);
             (per_edge, mean_r, 1.0, 0.0)
         }
         Method::TpclWindowed | Method::TpclReplayWindowed => {
@@ -186,39 +191,9 @@ pub fn functional(
     })
 }
 
-/// `B(s) = E_π[Σ_{suffix} c | s]` for every non-terminal state (backward pass).
-pub fn backward_value(dag: &DiffusionDag, pi: &[f64], c: &[f64]) -> Vec<f64> {
-    let offsets = dag.offsets();
-    let mut b = vec![0.0; dag.states()];
-    for s in (0..dag.states()).rev() {
-        let next = dag.layer_of(s) + 1;
-        let mut v = 0.0;
-        for e in offsets[s]..offsets[s + 1] {
-            let after = dag
-                .state(next, dag.child_cells()[e] as usize)
-                .map_or(0.0, |t| b[t]);
-            v += pi[e] * (c[e] + after);
-        }
-        b[s] = v;
-    }
-    b
-}
-
-/// `P(s) = E_π[(k + Σ_{prefix} c) 1[s ∈ τ]]` for every non-terminal state (forward pass),
-/// given the occupancy `mu` of `π`.
-pub fn forward_prefix(dag: &DiffusionDag, pi: &[f64], c: &[f64], k: f64, mu: &[f64]) -> Vec<f64> {
-    let offsets = dag.offsets();
-    let mut p = vec![0.0; dag.states()];
-    p[0] = k;
-    for s in 0..dag.states() {
-        let next = dag.layer_of(s) + 1;
-        for e in offsets[s]..offsets[s + 1] {
-            if let Some(t) = dag.state(next, dag.child_cells()[e] as usize) {
-                p[t] += pi[e] * (p[s] + mu[s] * c[e]);
-            }
-        }
-    }
-    p
+/// `E_π[Σ_{e∈τ} c_e]`: the backward pass's value at the source.
+fn expected_sum(dag: &DiffusionDag, pi: &[f64], c: &[f64]) -> f64 {
+    backward(dag, pi, c, |_| 0.0).value[0]
 }
 
 /// The exact expected gradient of `f` under the behaviour `pi` at the policy `q`.
@@ -241,28 +216,16 @@ pub fn expected_gradient(
             )));
         }
     }
-    let mu = occupancy(dag, pi)?.states;
-    let b = backward_value(dag, pi, &f.per_edge);
-    let p = forward_prefix(dag, pi, &f.per_edge, f.constant, &mu);
-    let offsets = dag.offsets();
-    let mut grad = vec![0.0; dag.edges()];
-    for s in 0..dag.states() {
-        let next = dag.layer_of(s) + 1;
-        let (lo, hi) = (offsets[s], offsets[s + 1]);
-        let mut total = 0.0;
-        for e in lo..hi {
-            let after = dag
-                .state(next, dag.child_cells()[e] as usize)
-                .map_or(0.0, |t| b[t]);
-            let m = pi[e] * (p[s] + mu[s] * (f.per_edge[e] + after));
-            grad[e] = m;
-            total += m;
-        }
-        for e in lo..hi {
-            grad[e] = f.slope * (grad[e] - q[e] * total);
-        }
+    let flows = forward_flows(dag, pi);
+    let values = backward(dag, pi, &f.per_edge, |_| 0.0);
+    let prefix = prefix_sums(dag, pi, &flows, f.constant, &f.per_edge);
+    let mut grad = policy_gradient(dag, pi, &flows, &values, None);
+    for (e, g) in grad.iter_mut().enumerate() {
+        let s = dag.tail(e);
+        let correction = (pi[e] - q[e]) * (prefix[s] + flows.state[s] * values.value[s]);
+        *g = f.slope * (*g + correction);
     }
-    let mean_residual = f.constant + b[0];
+    let mean_residual = f.constant + values.value[0];
     if let Some(bad) = grad.iter().find(|x| !x.is_finite()) {
         return Err(StudyError::Diverged(format!(
             "exact expected gradient is {bad}"

@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::diffusion::DiffusionDag;
 use super::grid::{log_sum_exp, TARGET_WEIGHTS};
 use super::StudyError;
+use crate::dag::flow::forward_flows;
 
 /// Inverse temperature of the study (the issue fixes β = 1, so α = 1).
 pub const BETA: f64 = 1.0;
@@ -34,26 +35,13 @@ pub struct Occupancy {
     pub terminal: Vec<f64>,
 }
 
-/// Forward DP: occupancies under the edge probabilities `probs` (one per edge).
+/// Forward DP: occupancies under the edge probabilities `probs` (one per edge), by the
+/// crate's one forward pass ([`forward_flows`] over the DAG's [`Dag`](crate::dag::flow::Dag)
+/// view, whose terminal nodes follow the non-terminal states).
 pub fn occupancy(dag: &DiffusionDag, probs: &[f64]) -> Result<Occupancy, StudyError> {
     check_len(dag, probs.len(), "edge probabilities")?;
-    let n = dag.cells();
-    let mut states = vec![0.0; dag.states()];
-    let mut terminal = vec![0.0; n];
-    states[0] = 1.0;
-    let (offsets, child) = (dag.offsets(), dag.child_cells());
-    for s in 0..dag.states() {
-        let mu = states[s];
-        let next_layer = dag.layer_of(s) + 1;
-        for e in offsets[s]..offsets[s + 1] {
-            let c = child[e] as usize;
-            let add = mu * probs[e];
-            match dag.state(next_layer, c) {
-                Some(t) => states[t] += add,
-                None => terminal[c] += add,
-            }
-        }
-    }
+    let mut states = forward_flows(dag, probs).state;
+    let terminal = states.split_off(dag.states());
     Ok(Occupancy { states, terminal })
 }
 

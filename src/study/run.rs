@@ -35,6 +35,8 @@ pub struct StudyConfig {
     pub sweep_seeds: usize,
     /// The `log Z` / `V(s0)` learning rates of the sweep (besides `train.lr_scalar`).
     pub sweep_rates: Vec<f64>,
+    /// The windowed methods' `V(s)` learning rates of the sweep (besides `train.lr_values`).
+    pub sweep_value_rates: Vec<f64>,
     /// Huber threshold and cut-off of the loss table.
     pub huber: String,
     /// The cut-off of the loss table (`relu(½X² − c)`).
@@ -111,10 +113,11 @@ impl StudyConfig {
             },
             train: TrainConfig {
                 iterations: 3000,
+                exact_iterations: 3000,
                 batch: 256,
                 lr: 0.02,
                 lr_scalar: 0.2,
-                lr_values: 0.2,
+                lr_values: 0.05,
                 exploration: 0.05,
                 temperature: 2.0,
                 replay_fresh: 0.5,
@@ -129,13 +132,16 @@ impl StudyConfig {
             tables: Table::ALL.to_vec(),
             sweep_seeds: 3,
             sweep_rates: vec![0.02, 0.05, 0.5],
+            sweep_value_rates: vec![0.02, 0.2, 0.5],
             huber: "huber:5".into(),
             cutoff: "cutoff:1/2".into(),
         }
     }
 
     /// The quick study: 33×33 cells of 0.75 (1089 terminal cells), the same 8 steps and
-    /// stencil, a smaller budget, 2 seeds.
+    /// stencil, a smaller budget (3200 steps × 128 trajectories; 1600 exact steps), 2 seeds.
+    /// At 1600 × 128 the tempered and replay rows were still falling, short of 2× below the
+    /// flawed baseline (docs/study.md, "The quick preset").
     pub fn quick() -> Self {
         Self {
             quick: true,
@@ -146,9 +152,10 @@ impl StudyConfig {
                 radius: 1,
             },
             train: TrainConfig {
-                iterations: 1600,
+                iterations: 3200,
+                exact_iterations: 1600,
                 batch: 128,
-                eval_every: 50,
+                eval_every: 100,
                 replay_capacity: 5_000,
                 ..Self::full().train
             },
@@ -254,13 +261,23 @@ impl StudyConfig {
             }
         }
         if tables(Table::LrSweep) {
-            for m in [Method::Rtb, Method::RtbOffPolicy] {
+            // (method, its swept rates, whether the rate is V(s)'s rather than log Z's).
+            let rows = [
+                (Method::Rtb, &self.sweep_rates, false),
+                (Method::RtbOffPolicy, &self.sweep_rates, false),
+                (Method::TpclWindowed, &self.sweep_value_rates, true),
+            ];
+            for (m, rates, values) in rows {
                 if !selected(m) {
                     continue;
                 }
-                for &lr in &self.sweep_rates {
+                for &lr in rates {
                     let mut spec = RunSpec::default_for(m, train)?;
-                    spec.lr_scalar = lr;
+                    if values {
+                        spec.lr_values = lr;
+                    } else {
+                        spec.lr_scalar = lr;
+                    }
                     out.push(Variant {
                         table: Table::LrSweep,
                         spec,
@@ -388,6 +405,8 @@ pub struct MethodSummary {
     pub loss: String,
     /// The `log Z` / `V(s0)` learning rate.
     pub lr_scalar: f64,
+    /// The windowed methods' `V(s)` learning rate.
+    pub lr_values: f64,
     /// Exact expected gradients instead of samples.
     pub exact: bool,
     /// The per-method choices.
@@ -491,7 +510,16 @@ pub fn run_study(cfg: &StudyConfig, quiet: bool) -> Result<StudyOutput, StudyErr
         .enumerate()
         .flat_map(|(k, v)| (0..v.seeds as u64).map(move |s| (k, s)))
         .collect();
-    let total_steps: usize = jobs.len() * cfg.train.iterations;
+    let total_steps: usize = jobs
+        .iter()
+        .map(|&(k, _)| {
+            if variants[k].spec.exact {
+                cfg.train.exact_iterations
+            } else {
+                cfg.train.iterations
+            }
+        })
+        .sum();
     let pb = if quiet {
         Progress::hidden()
     } else {
@@ -582,6 +610,7 @@ fn summarize(v: &Variant, runs: &[(&RunResult, f64)]) -> MethodSummary {
         .collect();
     let m = v.spec.method;
     let name = match v.table {
+        Table::LrSweep if m.windowed() => format!("{} (V lr {})", v.spec.label(), v.spec.lr_values),
         Table::LrSweep => format!("{} (lr {})", v.spec.label(), v.spec.lr_scalar),
         _ => v.spec.label(),
     };
@@ -592,6 +621,7 @@ fn summarize(v: &Variant, runs: &[(&RunResult, f64)]) -> MethodSummary {
         behaviour: v.spec.behaviour.name(),
         loss: v.spec.loss.name(),
         lr_scalar: v.spec.lr_scalar,
+        lr_values: v.spec.lr_values,
         exact: v.spec.exact,
         description: m.description(),
         seeds: runs.len(),

@@ -169,6 +169,8 @@ impl Method {
 pub struct TrainConfig {
     /// Optimizer steps.
     pub iterations: usize,
+    /// Steps of the exact expected-gradient runs (no trajectories: a budget of their own).
+    pub exact_iterations: usize,
     /// Trajectories per step (budget = `iterations · batch` trajectories).
     pub batch: usize,
     /// Adam learning rate of the logits.
@@ -195,7 +197,11 @@ impl TrainConfig {
     /// Refuses values that cannot train.
     pub fn validate(&self) -> Result<(), StudyError> {
         let bad = |m: String| Err(StudyError::Config(m));
-        if self.iterations == 0 || self.batch == 0 || self.eval_every == 0 {
+        if self.iterations == 0
+            || self.exact_iterations == 0
+            || self.batch == 0
+            || self.eval_every == 0
+        {
             return bad("iterations, batch and eval_every must be at least 1".into());
         }
         if self.batch > 1 << 20 {
@@ -253,6 +259,8 @@ pub struct RunSpec {
     pub loss: Robust,
     /// Adam learning rate of `log Z` / `V(s0)`.
     pub lr_scalar: f64,
+    /// Adam learning rate of the windowed methods' `V(s)`.
+    pub lr_values: f64,
     /// Exact expected gradients (DP) instead of sampled batches.
     pub exact: bool,
 }
@@ -269,6 +277,7 @@ impl RunSpec {
             behaviour: Behaviour::from_name(method.default_behaviour(), &cfg.behaviour_params())?,
             loss: Robust::Square,
             lr_scalar: cfg.lr_scalar,
+            lr_values: cfg.lr_values,
             exact: false,
         })
     }
@@ -317,11 +326,10 @@ impl RunSpec {
                     .into(),
             ));
         }
-        if !(self.lr_scalar.is_finite() && self.lr_scalar > 0.0) {
-            return Err(StudyError::Config(format!(
-                "lr_scalar = {} must be > 0",
-                self.lr_scalar
-            )));
+        for (what, lr) in [("lr_scalar", self.lr_scalar), ("lr_values", self.lr_values)] {
+            if !(lr.is_finite() && lr > 0.0) {
+                return Err(StudyError::Config(format!("{what} = {lr} must be > 0")));
+            }
         }
         Ok(())
     }
@@ -433,7 +441,7 @@ pub fn train(
     let mut values = vec![0.0; dag.states()];
     let mut opt_logits = Adam::new(dag.edges(), cfg.lr)?;
     let mut opt_scalar = Adam::new(1, spec.lr_scalar)?;
-    let mut opt_values = Adam::new(dag.states(), cfg.lr_values)?;
+    let mut opt_values = Adam::new(dag.states(), spec.lr_values)?;
     let mut sampler = Sampler::new(spec.behaviour)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let scalar_slope = if method.has_scalar() {
@@ -444,15 +452,20 @@ pub fn train(
     let mut curve = Vec::new();
     let mut grad_v = vec![0.0; dag.states()];
     let mut grad_logits = vec![0.0; dag.edges()];
-    for it in 0..=cfg.iterations {
-        if it % cfg.eval_every == 0 || it == cfg.iterations {
+    let iterations = if spec.exact {
+        cfg.exact_iterations
+    } else {
+        cfg.iterations
+    };
+    for it in 0..=iterations {
+        if it % cfg.eval_every == 0 || it == iterations {
             let policy = TabularSoftmax::from_logits(dag.offsets().to_vec(), &logits)?;
             curve.push(CurvePoint {
                 iteration: it,
                 trajectories: if spec.exact { 0 } else { it * b },
                 metrics: reference.metrics(dag, policy.probabilities())?,
             });
-            if it == cfg.iterations {
+            if it == iterations {
                 let terminal = super::metrics::occupancy(dag, policy.probabilities())?.terminal;
                 let scalar = if method.has_scalar() {
                     Some(scalar)
