@@ -1174,7 +1174,7 @@ mod tests {
 
     fn sink_writes_every_run<F: Float>() {
         // Every misalignment of the start, runs of every length around a line.
-        let mut backing = vec![F::NAN; 2000];
+        let mut backing = [F::NAN; 2000];
         for offset in 0..20 {
             for seed in 0..5usize {
                 let len = 500 + seed * 37 + offset;
