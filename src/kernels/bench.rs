@@ -26,8 +26,8 @@ use super::batch::{TrajectoryBatch, Windows};
 use super::error::BatchError;
 use super::float::Float;
 use super::fused::{
-    cpu_row_sums_at, evaluate_into, fill_dense_with, GradForm, Kernel, KernelId, KernelOutput,
-    Level, Stores, Term,
+    cpu_row_sums_at, cpu_row_sums_tuned, evaluate_into, fill_dense_with, GradForm, Kernel,
+    KernelId, KernelOutput, Level, Stores, Term,
 };
 use super::generate::{generate, GenConfig, Generated};
 use super::simd;
@@ -348,6 +348,23 @@ pub fn run_bench<F: Float>(
             std::hint::black_box(cpu_row_sums_at(setup.batch(), None, diff, None, level));
         });
         rows.push(row("phase1-rtb", name, "read", secs, p1_bytes));
+    }
+    // Phase 1 of SubTB alone (the same sums over the windows), at three prefetch distances.
+    let w = &setup.generated.windows_log_f;
+    let w_bytes = input_lines_bytes(setup.batch(), Some(w));
+    for ahead in [0, 4, 16] {
+        let secs = median_seconds(repeats, || {
+            std::hint::black_box(cpu_row_sums_tuned(
+                setup.batch(),
+                Some(w),
+                diff,
+                None,
+                Level::Dispatched,
+                ahead,
+            ));
+        });
+        let form = format!("prefetch-{ahead}-rows");
+        rows.push(row("phase1-subtb", &form, "read", secs, w_bytes));
     }
     // The dense write alone, with each kind of store.
     let g: Vec<F> = (0..batch).map(|i| F::from_usize(i % 7)).collect();

@@ -340,23 +340,29 @@ fn check_windows<F: Float>(batch: &TrajectoryBatch<F>, w: &Windows<F>) -> Result
             expected: (batch.batch(), 1),
         });
     }
-    for (i, (&s, &e)) in w.start().iter().zip(w.end()).enumerate() {
-        let len = batch.lengths()[i];
-        let ok = if len == 0 {
-            s == 0 && e == 0
+    let (start, end, lengths) = (w.start(), w.end(), batch.lengths());
+    let bad = |i: usize| {
+        let (s, e, len) = (start[i], end[i], lengths[i]);
+        if len == 0 {
+            !(s == 0 && e == 0)
         } else {
-            s < e && e <= len
-        };
-        if !ok {
-            return Err(BatchError::WindowOutOfRange {
-                row: i,
-                start: s,
-                end: e,
-                length: len,
-            });
+            !(s < e && e <= len)
         }
+    };
+    // In parallel (this scan is on every windowed call), reporting the first bad row.
+    match (0..batch.batch())
+        .into_par_iter()
+        .with_min_len(4096)
+        .find_first(|&i| bad(i))
+    {
+        None => Ok(()),
+        Some(i) => Err(BatchError::WindowOutOfRange {
+            row: i,
+            start: start[i],
+            end: end[i],
+            length: lengths[i],
+        }),
     }
-    Ok(())
 }
 
 /// A per-step term `a · log q + b · log p`, evaluated as `fl(fl(a log q) + fl(b log p))`
@@ -409,14 +415,27 @@ pub(crate) fn cpu_row_sums_at<F: Float>(
     t2: Option<Term<F>>,
     level: Level,
 ) -> (Vec<F>, Vec<F>) {
+    cpu_row_sums_tuned(batch, windows, t1, t2, level, PREFETCH_ROWS)
+}
+
+/// [`cpu_row_sums_at`] prefetching `ahead` rows ahead (0: no software prefetch); `bench`
+/// times a few distances in one run.
+pub(crate) fn cpu_row_sums_tuned<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    windows: Option<&Windows<F>>,
+    t1: Term<F>,
+    t2: Option<Term<F>>,
+    level: Level,
+    ahead: usize,
+) -> (Vec<F>, Vec<F>) {
     let (one, neg) = (F::ONE, -F::ONE);
     match t2 {
         None => {
             let s = if t1 == (Term { a: one, b: neg }) {
-                row_sums(batch, windows, level, |q, p| q - p)
+                row_sums(batch, windows, (level, ahead), |q, p| q - p)
             } else {
                 let Term { a, b } = t1;
-                row_sums(batch, windows, level, move |q, p| a * q + b * p)
+                row_sums(batch, windows, (level, ahead), move |q, p| a * q + b * p)
             };
             (s, Vec::new())
         }
@@ -424,14 +443,20 @@ pub(crate) fn cpu_row_sums_at<F: Float>(
             let Term { a, b } = t1;
             let Term { a: c, b: d } = t2;
             if t2 == (Term { a: one, b: F::ZERO }) && t1 == (Term { a: one, b: neg }) {
-                row_sums2(batch, windows, level, |q, p| q - p, |q, _| q)
+                row_sums2(batch, windows, (level, ahead), |q, p| q - p, |q, _| q)
             } else if t2 == (Term { a: one, b: F::ZERO }) {
-                row_sums2(batch, windows, level, move |q, p| a * q + b * p, |q, _| q)
+                row_sums2(
+                    batch,
+                    windows,
+                    (level, ahead),
+                    move |q, p| a * q + b * p,
+                    |q, _| q,
+                )
             } else {
                 row_sums2(
                     batch,
                     windows,
-                    level,
+                    (level, ahead),
                     move |q, p| a * q + b * p,
                     move |q, p| c * q + d * p,
                 )
@@ -443,11 +468,11 @@ pub(crate) fn cpu_row_sums_at<F: Float>(
 fn row_sums<F: Float>(
     batch: &TrajectoryBatch<F>,
     windows: Option<&Windows<F>>,
-    level: Level,
+    (level, ahead): (Level, usize),
     f: impl Fn(F, F) -> F + Copy + Sync,
 ) -> Vec<F> {
     let mut out = vec![F::ZERO; batch.batch()];
-    let rows = RowSums::new(batch, windows, f, f);
+    let rows = RowSums::new(batch, windows, ahead, f, f);
     out.par_chunks_mut(ROWS_PER_TASK)
         .enumerate()
         .for_each(|(c, chunk)| {
@@ -467,13 +492,13 @@ fn row_sums<F: Float>(
 fn row_sums2<F: Float>(
     batch: &TrajectoryBatch<F>,
     windows: Option<&Windows<F>>,
-    level: Level,
+    (level, ahead): (Level, usize),
     f: impl Fn(F, F) -> F + Copy + Sync,
     g: impl Fn(F, F) -> F + Copy + Sync,
 ) -> (Vec<F>, Vec<F>) {
     let mut out1 = vec![F::ZERO; batch.batch()];
     let mut out2 = vec![F::ZERO; batch.batch()];
-    let rows = RowSums::new(batch, windows, f, g);
+    let rows = RowSums::new(batch, windows, ahead, f, g);
     out1.par_chunks_mut(ROWS_PER_TASK)
         .zip(out2.par_chunks_mut(ROWS_PER_TASK))
         .enumerate()
@@ -499,18 +524,27 @@ struct RowSums<'a, F: Float, Fa, Fb> {
     t: usize,
     lengths: &'a [usize],
     windows: Option<&'a Windows<F>>,
+    /// Software prefetch distance in rows (0: none).
+    ahead: usize,
     f: Fa,
     g: Fb,
 }
 
 impl<'a, F: Float, Fa, Fb> RowSums<'a, F, Fa, Fb> {
-    fn new(batch: &'a TrajectoryBatch<F>, windows: Option<&'a Windows<F>>, f: Fa, g: Fb) -> Self {
+    fn new(
+        batch: &'a TrajectoryBatch<F>,
+        windows: Option<&'a Windows<F>>,
+        ahead: usize,
+        f: Fa,
+        g: Fb,
+    ) -> Self {
         Self {
             q: batch.log_q().as_slice(),
             p: batch.log_p().as_slice(),
             t: batch.steps(),
             lengths: batch.lengths(),
             windows,
+            ahead,
             f,
             g,
         }
@@ -540,12 +574,15 @@ where
             t,
             lengths,
             windows,
+            ahead,
             f,
             g,
         } = self.rows;
         for k in 0..self.out1.len() {
             let i = self.first + k;
-            prefetch_row(q, p, t, lengths, windows, i + PREFETCH_ROWS);
+            if ahead > 0 {
+                prefetch_row(q, p, t, lengths, windows, i + ahead);
+            }
             let (s, e) = range(lengths, windows, i);
             let (a, b) = (&q[i * t + s..i * t + e], &p[i * t + s..i * t + e]);
             if TWO {
@@ -560,7 +597,7 @@ where
 }
 
 /// How many rows ahead phase 1 prefetches.
-const PREFETCH_ROWS: usize = 4;
+const PREFETCH_ROWS: usize = 16;
 
 /// Software prefetch of row `i`'s range in both inputs. Windows start at random offsets, which
 /// defeats the hardware stream prefetcher row after row (each row then pays a miss latency);
@@ -829,6 +866,55 @@ fn per_row<F: Float>(batch: &TrajectoryBatch<F>, f: impl Fn(usize) -> F + Sync) 
     DVector::from_vec(v)
 }
 
+/// Two per-row vectors from one parallel pass (0 on empty rows).
+fn per_row2<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    f: impl Fn(usize) -> (F, F) + Sync,
+) -> (DVector<F>, DVector<F>) {
+    let [a, b] = per_row_n(batch, |i| {
+        let (x, y) = f(i);
+        [x, y]
+    });
+    (a, b)
+}
+
+/// `N` per-row vectors from one parallel pass (0 on empty rows).
+fn per_row_n<F: Float, const N: usize>(
+    batch: &TrajectoryBatch<F>,
+    f: impl Fn(usize) -> [F; N] + Sync,
+) -> [DVector<F>; N] {
+    let lengths = batch.lengths();
+    let b = batch.batch();
+    let mut out: [Vec<F>; N] = std::array::from_fn(|_| vec![F::ZERO; b]);
+    {
+        let mut chunks: Vec<Vec<&mut [F]>> = Vec::new();
+        for v in out.iter_mut() {
+            for (c, chunk) in v.chunks_mut(4096).enumerate() {
+                if chunks.len() <= c {
+                    chunks.push(Vec::with_capacity(N));
+                }
+                chunks[c].push(chunk);
+            }
+        }
+        chunks
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(c, mut parts)| {
+                let first = c * 4096;
+                for k in 0..parts[0].len() {
+                    let i = first + k;
+                    if lengths[i] > 0 {
+                        let vals = f(i);
+                        for (part, v) in parts.iter_mut().zip(vals) {
+                            part[k] = v;
+                        }
+                    }
+                }
+            });
+    }
+    out.map(DVector::from_vec)
+}
+
 fn finite<F: Float>(
     out: KernelOutput<F>,
     kernel: &'static str,
@@ -894,21 +980,21 @@ pub(crate) fn compute<F: Float>(
             let beta_on_ratio = shape.rtb_beta_on_ratio;
             let (sq_scale, d_scale) = scales(shape.rtb_half);
             let s = phase1(None, diff, None)?.0;
-            let delta = per_row(batch, |i| {
-                if beta_on_ratio {
-                    (log_z - log_r[i]) + beta * s[i]
-                } else {
-                    (log_z - beta * log_r[i]) + s[i]
-                }
-            });
-            let loss = mean(batch, |i| sq_scale * (delta[i] * delta[i]));
             // ∂δ/∂log q is β when β sits on the log-ratio.
             let w = if beta_on_ratio {
                 d_scale * beta
             } else {
                 d_scale
             };
-            let g = per_row(batch, |i| (w * delta[i]) / n);
+            let (delta, g) = per_row2(batch, |i| {
+                let d = if beta_on_ratio {
+                    (log_z - log_r[i]) + beta * s[i]
+                } else {
+                    (log_z - beta * log_r[i]) + s[i]
+                };
+                (d, (w * d) / n)
+            });
+            let loss = mean(batch, |i| sq_scale * (delta[i] * delta[i]));
             let gz = mean(batch, |i| d_scale * delta[i]);
             empty(delta, g, loss, gz)
         }
@@ -918,9 +1004,11 @@ pub(crate) fn compute<F: Float>(
             let (sq_scale, d_scale) = scales(shape.tpcl_half);
             let s = phase1(None, Term { a: -lam, b: lam }, None)?.0;
             // Σ_t r_t = log r(x) (paid on the step into the terminal), V(terminal) = 0.
-            let c = per_row(batch, |i| (s[i] + log_r[i]) - v0);
+            let (c, g) = per_row2(batch, |i| {
+                let c = (s[i] + log_r[i]) - v0;
+                (c, (-(d_scale * lam) * c) / n)
+            });
             let loss = mean(batch, |i| sq_scale * (c[i] * c[i]));
-            let g = per_row(batch, |i| (-(d_scale * lam) * c[i]) / n);
             let gv = -mean(batch, |i| d_scale * c[i]);
             empty(c, g, loss, gv)
         }
@@ -928,9 +1016,11 @@ pub(crate) fn compute<F: Float>(
             check_scalar("v0", v0)?;
             let lam = lam_of(shape.tpcl_surrogate_lambda);
             let (s, slq) = phase1(None, Term { a: -lam, b: lam }, Some(just_q))?;
-            let c = per_row(batch, |i| (s[i] + log_r[i]) - v0);
+            let (c, g) = per_row2(batch, |i| {
+                let c = (s[i] + log_r[i]) - v0;
+                (c, -c / n)
+            });
             let loss = mean(batch, |i| -(c[i] * slq[i]));
-            let g = per_row(batch, |i| -c[i] / n);
             empty(c, g, loss, F::ZERO)
         }
         Kernel::TpclWindowed { windows } => {
@@ -940,23 +1030,20 @@ pub(crate) fn compute<F: Float>(
             let (sq_scale, d_scale) = scales(shape.tpcl_windowed_half);
             let s = phase1(Some(windows), Term { a: -lam, b: lam }, None)?.0;
             let (vs, ve, end) = (windows.value_start(), windows.value_end(), windows.end());
-            let c = per_row(batch, |i| {
-                if end[i] == lengths[i] {
+            let [c, g, gs, ge] = per_row_n(batch, |i| {
+                let c = if end[i] == lengths[i] {
                     (s[i] + log_r[i]) - vs[i]
                 } else {
                     (s[i] + ve[i]) - vs[i]
-                }
-            });
-            let loss = mean(batch, |i| sq_scale * (c[i] * c[i]));
-            let g = per_row(batch, |i| (-(d_scale * lam) * c[i]) / n);
-            let gs = per_row(batch, |i| -(d_scale * c[i]) / n);
-            let ge = per_row(batch, |i| {
-                if end[i] == lengths[i] {
+                };
+                let ge = if end[i] == lengths[i] {
                     F::ZERO
                 } else {
-                    (d_scale * c[i]) / n
-                }
+                    (d_scale * c) / n
+                };
+                [c, (-(d_scale * lam) * c) / n, -(d_scale * c) / n, ge]
             });
+            let loss = mean(batch, |i| sq_scale * (c[i] * c[i]));
             KernelOutput {
                 grad_start: Some(gs),
                 grad_end: Some(ge),
@@ -972,26 +1059,23 @@ pub(crate) fn compute<F: Float>(
             // β on the log-reward: log F(x) = β log r, weight 1 on the log-ratio; on the
             // log-ratio: log F(x) = log r, weight β.
             let on_ratio = shape.subtb_beta_on_ratio;
-            let d = per_row(batch, |i| {
+            let w = if on_ratio { d_scale * beta } else { d_scale };
+            let [d, g, gs, ge] = per_row_n(batch, |i| {
                 let ratio = if on_ratio { beta * s[i] } else { s[i] };
-                if end[i] == lengths[i] {
+                let d = if end[i] == lengths[i] {
                     let end_flow = if on_ratio { log_r[i] } else { beta * log_r[i] };
                     (fs[i] + ratio) - end_flow
                 } else {
                     (fs[i] + ratio) - fe[i]
-                }
-            });
-            let loss = mean(batch, |i| sq_scale * (d[i] * d[i]));
-            let w = if on_ratio { d_scale * beta } else { d_scale };
-            let g = per_row(batch, |i| (w * d[i]) / n);
-            let gs = per_row(batch, |i| (d_scale * d[i]) / n);
-            let ge = per_row(batch, |i| {
-                if end[i] == lengths[i] {
+                };
+                let ge = if end[i] == lengths[i] {
                     F::ZERO
                 } else {
-                    -(d_scale * d[i]) / n
-                }
+                    -(d_scale * d) / n
+                };
+                [d, (w * d) / n, (d_scale * d) / n, ge]
             });
+            let loss = mean(batch, |i| sq_scale * (d[i] * d[i]));
             KernelOutput {
                 grad_start: Some(gs),
                 grad_end: Some(ge),
@@ -1003,9 +1087,11 @@ pub(crate) fn compute<F: Float>(
             let lam = lam_of(shape.reinforce_lambda);
             let reward = per_row(batch, |i| log_r[i] - lam * sd[i]);
             let b = mean(batch, |i| reward[i]);
-            let a = per_row(batch, |i| reward[i] - b);
+            let (a, g) = per_row2(batch, |i| {
+                let a = reward[i] - b;
+                (a, -a / n)
+            });
             let loss = mean(batch, |i| -(a[i] * slq[i]));
-            let g = per_row(batch, |i| -a[i] / n);
             empty(a, g, loss, F::ZERO)
         }
         Kernel::Flawed { kappa } => {
@@ -1020,9 +1106,11 @@ pub(crate) fn compute<F: Float>(
                 });
             }
             let b = mean(batch, |i| r[i]);
-            let a = per_row(batch, |i| r[i] - b);
+            let (a, g) = per_row2(batch, |i| {
+                let a = r[i] - b;
+                (a, ((F::TWO * kappa) * sd[i] - a) / n)
+            });
             let loss = mean(batch, |i| -(a[i] * slq[i]) + kappa * (sd[i] * sd[i]));
-            let g = per_row(batch, |i| ((F::TWO * kappa) * sd[i] - a[i]) / n);
             empty(a, g, loss, F::ZERO)
         }
     };
