@@ -372,16 +372,22 @@ pub fn run_bench<F: Float>(
         (Stores::Regular, "regular-stores"),
         (Stores::NonTemporal, "streaming-stores"),
     ] {
-        let secs = median_seconds(repeats, || {
-            fill_dense_with(&setup.generated.batch, None, &g, &mut setup.dense, stores);
-        });
-        rows.push(row(
-            "dense-write",
-            name,
-            "copy",
-            secs,
-            (n * F::BYTES) as f64,
-        ));
+        // Full rows, then SubTB's windows (zeros around each window).
+        for (windows, what) in [
+            (None, "dense-write"),
+            (Some(&setup.generated.windows_log_f), "dense-write-win"),
+        ] {
+            let secs = median_seconds(repeats, || {
+                fill_dense_with(
+                    &setup.generated.batch,
+                    windows,
+                    &g,
+                    &mut setup.dense,
+                    stores,
+                );
+            });
+            rows.push(row(what, name, "copy", secs, (n * F::BYTES) as f64));
+        }
     }
     Ok(BenchReport {
         batch,

@@ -781,7 +781,8 @@ impl<'a, F: Float> LineSink<'a, F> {
             self.k += 1;
             n -= 1;
         }
-        let l = self.per_line;
+        // A compile-time power of two once `F` is known (no division in the loop).
+        let l = LINE_BYTES / F::BYTES;
         while n > 0 && self.k < self.body_end {
             let idx = (self.k - self.head) % l;
             if idx == 0 && n >= l {
@@ -792,7 +793,12 @@ impl<'a, F: Float> LineSink<'a, F> {
                 continue;
             }
             let m = n.min(l - idx);
-            self.buf[idx..idx + m].fill(v);
+            // Branch-free over the fixed 16 slots (no call to memset for a few elements).
+            for j in 0..16 {
+                if j >= idx && j < idx + m {
+                    self.buf[j] = v;
+                }
+            }
             self.k += m;
             n -= m;
             if idx + m == l {
