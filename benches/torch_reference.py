@@ -91,7 +91,7 @@ def main():
             [args.ours, "bench", "--batch", str(b), "--steps", str(t), "--dtype", "f32",
              "--repeats", str(args.repeats), "--json"],
             check=True, capture_output=True, text=True).stdout
-        ours = {(m["name"], m["form"]): m["median_seconds"] for m in json.loads(out)["measurements"]}
+        ours = {(m["name"], m["form"]): m["median_seconds"] for m in json.loads(out)["runs"][0]["measurements"]}
         print(f"  ours: copy reference {ours[('copy', 'reference')] * 1e3:.3f} ms")
         for k in ("rtb", "tpcl"):
             for form in ("dense", "per-trajectory"):

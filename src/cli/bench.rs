@@ -1,11 +1,29 @@
-//! `bench`: throughput of the fused kernels beside a memory-copy reference measured in the same
-//! run (median of K runs, bytes moved, GB/s). For scripts; criterion benches live in
-//! `benches/kernels.rs`.
-use clap::Args;
+//! `bench`: throughput of the fused kernels beside the read and copy references measured in
+//! the same run (median of K runs, bytes moved, GB/s, % of each kernel's floor), in f32 and
+//! f64. For scripts; criterion benches live in `benches/kernels.rs`.
+use clap::{Args, ValueEnum};
+use serde::Serialize;
 
-use crate::agreement::gradcheck::Dtype;
 use crate::input::{in_range, product, LimitError, Plan};
 use crate::kernels::bench::{run_bench, BenchReport};
+
+/// Float types to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchDtype {
+    /// f32 only.
+    F32,
+    /// f64 only.
+    F64,
+    /// f32, then f64.
+    Both,
+}
+
+/// The `--json` output: one report per float type measured.
+#[derive(Debug, Serialize)]
+pub struct BenchRuns {
+    /// The reports, f32 first.
+    pub runs: Vec<BenchReport>,
+}
 
 /// Arguments of `bench`.
 #[derive(Debug, Args)]
@@ -16,9 +34,9 @@ pub struct BenchArgs {
     /// Steps per trajectory `T` (every trajectory full length).
     #[arg(long, default_value_t = 100)]
     pub steps: usize,
-    /// Float type.
-    #[arg(long, value_enum, default_value = "f32")]
-    pub dtype: Dtype,
+    /// Float type(s).
+    #[arg(long, value_enum, default_value = "both")]
+    pub dtype: BenchDtype,
     /// Runs per measurement; the median is reported.
     #[arg(long, default_value_t = 21)]
     pub repeats: usize,
@@ -57,8 +75,8 @@ pub fn check(args: &BenchArgs) -> Result<Plan, LimitError> {
         "runs per measurement",
     )?;
     let size = match args.dtype {
-        Dtype::F32 => 4,
-        Dtype::F64 => 8,
+        BenchDtype::F32 => 4,
+        BenchDtype::F64 | BenchDtype::Both => 8,
     };
     let entries = product(
         "the size of the run",
@@ -83,45 +101,95 @@ pub fn run(args: &BenchArgs) -> u8 {
         eprintln!("bench: {e}");
         return super::EXIT_BAD_INPUT;
     }
-    let report: Result<BenchReport, _> = match args.dtype {
-        Dtype::F32 => run_bench::<f32>(args.batch, args.steps, args.repeats),
-        Dtype::F64 => run_bench::<f64>(args.batch, args.steps, args.repeats),
-    };
-    let report = match report {
-        Ok(r) => r,
+    let mut runs = Vec::new();
+    if matches!(args.dtype, BenchDtype::F32 | BenchDtype::Both) {
+        runs.push(run_bench::<f32>(args.batch, args.steps, args.repeats));
+    }
+    if matches!(args.dtype, BenchDtype::F64 | BenchDtype::Both) {
+        runs.push(run_bench::<f64>(args.batch, args.steps, args.repeats));
+    }
+    let runs: Result<Vec<BenchReport>, _> = runs.into_iter().collect();
+    let runs = match runs {
+        Ok(r) => BenchRuns { runs: r },
         Err(e) => {
             eprintln!("bench: {e}");
             return super::EXIT_BAD_INPUT;
         }
     };
     if args.json {
-        match serde_json::to_string_pretty(&report) {
+        match serde_json::to_string_pretty(&runs) {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("bench: {e}");
                 return super::EXIT_BAD_INPUT;
             }
         }
-    } else {
-        println!(
-            "bench: B = {}, T = {}, {}, median of {} runs, {} threads",
-            report.batch, report.steps, report.dtype, report.repeats, report.threads
-        );
-        println!(
-            "{:<16} {:<15} {:>12} {:>12} {:>9} {:>8}",
-            "kernel", "gradient", "median ms", "MB moved", "GB/s", "of copy"
-        );
-        for m in &report.measurements {
+        return super::EXIT_HOLDS;
+    }
+    for report in &runs.runs {
+        print_table(report);
+    }
+    println!(
+        "every kernel's % of its floor (per-trajectory: read reference; dense: copy reference):"
+    );
+    println!(
+        "{:<16} {:<15} {:>9} {:>9}",
+        "kernel", "gradient", "f32", "f64"
+    );
+    let find = |dtype: &str, name: &str, form: &str| {
+        runs.runs
+            .iter()
+            .filter(|r| r.dtype == dtype)
+            .flat_map(|r| &r.measurements)
+            .find(|m| m.name == name && m.form == form)
+            .map_or("-".to_string(), |m| {
+                format!("{:.0}%", 100.0 * m.fraction_of_floor)
+            })
+    };
+    for id in crate::kernels::KernelId::ALL {
+        for form in ["per-trajectory", "dense"] {
             println!(
-                "{:<16} {:<15} {:>12.3} {:>12.1} {:>9.2} {:>7.0}%",
-                m.name,
-                m.form,
-                m.median_seconds * 1e3,
-                m.bytes / 1e6,
-                m.gbps,
-                100.0 * m.fraction_of_copy
+                "{:<16} {:<15} {:>9} {:>9}",
+                id.name(),
+                form,
+                find("f32", id.name(), form),
+                find("f64", id.name(), form)
             );
         }
     }
     super::EXIT_HOLDS
+}
+
+fn print_table(report: &BenchReport) {
+    println!(
+        "bench: B = {}, T = {}, {}, median of {} runs, {} threads, simd {}",
+        report.batch, report.steps, report.dtype, report.repeats, report.threads, report.simd
+    );
+    println!(
+        "{:<16} {:<17} {:>10} {:>10} {:>8} {:>6} {:>9} {:>7} {:>7}",
+        "kernel",
+        "gradient",
+        "median ms",
+        "MB moved",
+        "GB/s",
+        "floor",
+        "of floor",
+        "of read",
+        "of copy"
+    );
+    for m in &report.measurements {
+        println!(
+            "{:<16} {:<17} {:>10.3} {:>10.1} {:>8.2} {:>6} {:>8.0}% {:>6.0}% {:>6.0}%",
+            m.name,
+            m.form,
+            m.median_seconds * 1e3,
+            m.bytes / 1e6,
+            m.gbps,
+            m.floor,
+            100.0 * m.fraction_of_floor,
+            100.0 * m.fraction_of_read,
+            100.0 * m.fraction_of_copy
+        );
+    }
+    println!();
 }

@@ -1,41 +1,61 @@
-//! Throughput of the fused kernels beside memory-bandwidth references, measured in the same
-//! run (used by `rtb-trustpcl bench`; `benches/kernels.rs` measures the same with criterion).
+//! Throughput of the fused kernels beside memory-bandwidth references measured in the same
+//! run (used by `rtb-trustpcl bench`; `benches/kernels.rs` measures the same with criterion,
+//! from the same [`BenchSetup`]).
 //!
-//! Bytes moved: a kernel reads `log q` and `log p` (`2·B·T·s` bytes, `s = size_of::<F>()`),
-//! plus `O(B)` vectors (`log r`, the residual and `g` written: `3·B·s`; windows add
-//! `2·B·(8 + s)`); the dense form also writes the `B·T·s` gradient. The copy reference copies
-//! the `2·B·T·s` input bytes into a second buffer (it moves `4·B·T·s` bytes: read + write), with
-//! the same threads; the read reference only sums them. GB/s = bytes moved / median seconds.
+//! Bytes moved, counted per cache line actually touched (`s = size_of::<F>()`):
+//! - the per-step inputs: the distinct 64-byte lines of `log q` and `log p` that the kernel's
+//!   ranges cover (every live step for the full-trajectory kernels, the window for the
+//!   windowed ones; [`input_lines_bytes`]);
+//! - the `O(B)` vectors: `log r` and the lengths read, the residual and `g` written
+//!   (`B·(8 + 3s)`); the windowed kernels also read the window bounds and boundary values and
+//!   write the two boundary gradients (`B·(16 + 4s)`);
+//! - the dense form: the `B·T·s` gradient written.
+//!
+//! The floors: the **read reference** sums every input element (`2·B·T·s` bytes read, same
+//! threads, same dispatched instruction set); the **copy reference** copies the inputs into a
+//! second buffer (`4·B·T·s` bytes: read + write). A per-trajectory kernel only reads, so its
+//! floor is the read reference; a dense kernel reads and writes, so its floor is the copy
+//! reference. "Of floor" = the kernel's GB/s over its floor's GB/s from the same run.
 use std::time::Instant;
 
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::batch::TrajectoryBatch;
+use super::batch::{TrajectoryBatch, Windows};
 use super::error::BatchError;
 use super::float::Float;
-use super::fused::{evaluate_into, GradForm, Kernel, KernelId};
+use super::fused::{
+    cpu_row_sums_at, cpu_row_sums_tuned, evaluate_into, fill_dense_with, GradForm, Kernel,
+    KernelId, KernelOutput, Level, Stores, Term,
+};
 use super::generate::{generate, GenConfig, Generated};
+use super::simd;
 
 /// One measured row.
 #[derive(Debug, Clone, Serialize)]
 pub struct Measurement {
-    /// Kernel name, or `copy` / `read` for the references.
+    /// Kernel name, or `copy` / `read` for the references, or a phase measured alone.
     pub name: String,
-    /// `dense`, `per-trajectory`, or `reference`.
+    /// `dense`, `per-trajectory`, `reference`, or the variant of a phase.
     pub form: String,
     /// Median seconds over the repeats.
     pub median_seconds: f64,
-    /// Bytes moved per run.
+    /// Bytes moved per run (see the module docs).
     pub bytes: f64,
     /// `bytes / median_seconds / 1e9`.
     pub gbps: f64,
-    /// This row's GB/s over the copy reference's GB/s from the same run.
+    /// `read` or `copy`: the reference this row is held to.
+    pub floor: &'static str,
+    /// This row's GB/s over its floor's GB/s from the same run.
+    pub fraction_of_floor: f64,
+    /// This row's GB/s over the read reference's GB/s.
+    pub fraction_of_read: f64,
+    /// This row's GB/s over the copy reference's GB/s.
     pub fraction_of_copy: f64,
 }
 
-/// A whole bench run (the `--json` schema of `bench`).
+/// A whole bench run in one float type.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     /// `B`.
@@ -48,8 +68,12 @@ pub struct BenchReport {
     pub repeats: usize,
     /// rayon threads.
     pub threads: usize,
+    /// The instruction set the loops were dispatched to ([`simd::level`]).
+    pub simd: &'static str,
     /// The copy reference's GB/s.
     pub copy_gbps: f64,
+    /// The read reference's GB/s.
+    pub read_gbps: f64,
     /// Every measurement, references first.
     pub measurements: Vec<Measurement>,
 }
@@ -75,11 +99,23 @@ pub fn parallel_copy<F: Float>(src: &[F], dst: &mut [F]) {
         .for_each(|(d, s)| d.copy_from_slice(s));
 }
 
-/// The read reference: a sum of every input element (prevents the reads from being elided).
+struct ReadTask<'a, F>(&'a [F], &'a [F]);
+
+impl<F: Float> simd::Task for ReadTask<'_, F> {
+    type Output = F;
+    #[inline(always)]
+    fn run(self) -> F {
+        super::sum::lanes_sum(self.0, self.1, |p, q| p + q)
+    }
+}
+
+/// The read reference: a sum of every input element (prevents the reads from being elided),
+/// with the kernels' dispatched instruction set.
 pub fn parallel_read<F: Float>(a: &[F], b: &[F]) -> F {
-    a.par_chunks(1 << 16)
-        .zip(b.par_chunks(1 << 16))
-        .map(|(x, y)| super::sum::lanes_sum(x, y, |p, q| p + q))
+    // Chunks of 64 blocks: the longest sum `lanes_sum` keeps on the stack (no recursion).
+    a.par_chunks(1 << 14)
+        .zip(b.par_chunks(1 << 14))
+        .map(|(x, y)| simd::dispatch(ReadTask(x, y)))
         .sum()
 }
 
@@ -97,12 +133,126 @@ pub fn bench_batch<F: Float>(batch: usize, steps: usize) -> Result<Generated<F>,
     )
 }
 
-/// Bytes a kernel moves (see the module docs).
-pub fn kernel_bytes<F: Float>(batch: &TrajectoryBatch<F>, id: KernelId, form: GradForm) -> f64 {
+/// Kernel `id` with the generated batch's parameters (κ = ½ for the flawed baseline).
+pub fn bench_kernel<F: Float>(g: &Generated<F>, id: KernelId) -> Kernel<'_, F> {
+    match id {
+        KernelId::Rtb => Kernel::Rtb { log_z: g.log_z },
+        KernelId::Tpcl => Kernel::Tpcl { v0: g.v0 },
+        KernelId::TpclWindowed => Kernel::TpclWindowed {
+            windows: &g.windows_v,
+        },
+        KernelId::SubTb => Kernel::SubTb {
+            windows: &g.windows_log_f,
+        },
+        KernelId::TpclSurrogate => Kernel::TpclSurrogate { v0: g.v0 },
+        KernelId::ReinforceKl => Kernel::ReinforceKl,
+        KernelId::Flawed => Kernel::Flawed {
+            kappa: F::from_f64(0.5),
+        },
+    }
+}
+
+/// The benchmark's inputs and the dense buffer the kernels write into: one setup for
+/// `bench` and for the criterion benches.
+pub struct BenchSetup<F: Float> {
+    /// The batch, its windows and parameters.
+    pub generated: Generated<F>,
+    /// The caller-owned `T × B` dense gradient buffer.
+    pub dense: DMatrix<F>,
+}
+
+impl<F: Float> BenchSetup<F> {
+    /// A full-length batch of `B × T` ([`bench_batch`]) and its dense buffer.
+    pub fn new(batch: usize, steps: usize) -> Result<Self, BatchError> {
+        crate::input::product(
+            "bench",
+            &[("3", 3), ("B", batch as u64), ("T", steps as u64)],
+        )?;
+        Ok(Self {
+            generated: bench_batch(batch, steps)?,
+            dense: DMatrix::from_element(steps, batch, F::ZERO),
+        })
+    }
+
+    /// The batch.
+    pub fn batch(&self) -> &TrajectoryBatch<F> {
+        &self.generated.batch
+    }
+
+    /// The kernel `id` with the setup's parameters (κ = ½ for the flawed baseline).
+    pub fn kernel(&self, id: KernelId) -> Kernel<'_, F> {
+        bench_kernel(&self.generated, id)
+    }
+
+    /// The windows kernel `id` reads, if any.
+    pub fn windows(&self, id: KernelId) -> Option<&Windows<F>> {
+        match id {
+            KernelId::TpclWindowed => Some(&self.generated.windows_v),
+            KernelId::SubTb => Some(&self.generated.windows_log_f),
+            _ => None,
+        }
+    }
+
+    /// One evaluation of kernel `id` in `form` (the dense form into [`Self::dense`]).
+    pub fn run(&mut self, id: KernelId, form: GradForm) -> Result<KernelOutput<F>, BatchError> {
+        let g = &self.generated;
+        let kernel = bench_kernel(g, id);
+        let buf = (form == GradForm::Dense).then_some(&mut self.dense);
+        evaluate_into(&g.batch, &kernel, None, buf)
+    }
+
+    /// Bytes kernel `id` moves in `form` (see the module docs).
+    pub fn bytes(&self, id: KernelId, form: GradForm) -> f64 {
+        kernel_bytes(self.batch(), self.windows(id), form)
+    }
+}
+
+/// Bytes of the distinct 64-byte lines of `log q` and `log p` that the rows' ranges (every
+/// live step, or the windows) cover, in the buffers' actual placement in memory.
+pub fn input_lines_bytes<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    windows: Option<&Windows<F>>,
+) -> f64 {
+    let t = batch.steps();
+    let lines = |base: usize| {
+        let mut count = 0usize;
+        let mut last: Option<usize> = None;
+        for i in 0..batch.batch() {
+            let (s, e) = match windows {
+                Some(w) => (w.start()[i], w.end()[i]),
+                None => (0, batch.lengths()[i]),
+            };
+            if e <= s {
+                continue;
+            }
+            let first = (base + (i * t + s) * F::BYTES) / 64;
+            let end = (base + (i * t + e - 1) * F::BYTES) / 64;
+            // Rows are in increasing address order: only the previous row can share a line.
+            let from = if last == Some(first) {
+                first + 1
+            } else {
+                first
+            };
+            count += (end + 1).saturating_sub(from);
+            last = Some(end);
+        }
+        count
+    };
+    let q = lines(batch.log_q().as_slice().as_ptr() as usize);
+    let p = lines(batch.log_p().as_slice().as_ptr() as usize);
+    ((q + p) * 64) as f64
+}
+
+/// Bytes a kernel moves (see the module docs); `windows` for the windowed kernels.
+pub fn kernel_bytes<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    windows: Option<&Windows<F>>,
+    form: GradForm,
+) -> f64 {
     let (b, t, s) = (batch.batch() as f64, batch.steps() as f64, F::BYTES as f64);
-    let mut bytes = 2.0 * b * t * s + 3.0 * b * s;
-    if id.windowed() {
-        bytes += 2.0 * b * (8.0 + s);
+    let mut bytes = input_lines_bytes(batch, windows) + b * (8.0 + 3.0 * s);
+    if windows.is_some() {
+        bytes += b * (16.0 + 4.0 * s);
     }
     if form == GradForm::Dense {
         bytes += b * t * s;
@@ -110,90 +260,133 @@ pub fn kernel_bytes<F: Float>(batch: &TrajectoryBatch<F>, id: KernelId, form: Gr
     bytes
 }
 
-/// Measures the references and every kernel in both gradient forms.
+/// Measures the references, every kernel in both gradient forms, and two phases alone
+/// (phase 1 of RTB at the baseline and the dispatched instruction set; the dense write with
+/// ordinary and streaming stores).
 pub fn run_bench<F: Float>(
     batch: usize,
     steps: usize,
     repeats: usize,
 ) -> Result<BenchReport, BatchError> {
-    let n_in = crate::input::product(
-        "bench",
-        &[("2", 2), ("B", batch as u64), ("T", steps as u64)],
-    )? as usize;
-    let g = bench_batch::<F>(batch, steps)?;
-    let b = &g.batch;
-    let src = b.log_q().as_slice();
-    let mut dst = vec![F::ZERO; n_in];
+    let mut setup = BenchSetup::<F>::new(batch, steps)?;
+    let n = batch * steps;
+    let (src_q, src_p) = (
+        setup.batch().log_q().as_slice(),
+        setup.batch().log_p().as_slice(),
+    );
+    let mut dst = vec![F::ZERO; 2 * n];
     let copy_s = median_seconds(repeats, || {
-        let (d0, d1) = dst.split_at_mut(batch * steps);
-        parallel_copy(src, d0);
-        parallel_copy(b.log_p().as_slice(), d1);
+        let (d0, d1) = dst.split_at_mut(n);
+        parallel_copy(src_q, d0);
+        parallel_copy(src_p, d1);
     });
     drop(dst);
-    let in_bytes = (n_in * F::BYTES) as f64;
+    let in_bytes = (2 * n * F::BYTES) as f64;
     let copy_gbps = 2.0 * in_bytes / copy_s / 1e9;
     let mut sink = F::ZERO;
     let read_s = median_seconds(repeats, || {
-        sink += parallel_read(src, b.log_p().as_slice());
+        sink += parallel_read(src_q, src_p);
     });
     std::hint::black_box(sink);
-    let mut rows = vec![
-        Measurement {
-            name: "copy".into(),
-            form: "reference".into(),
-            median_seconds: copy_s,
-            bytes: 2.0 * in_bytes,
-            gbps: copy_gbps,
-            fraction_of_copy: 1.0,
-        },
-        Measurement {
-            name: "read".into(),
-            form: "reference".into(),
-            median_seconds: read_s,
-            bytes: in_bytes,
-            gbps: in_bytes / read_s / 1e9,
-            fraction_of_copy: in_bytes / read_s / 1e9 / copy_gbps,
-        },
-    ];
-    let mut dense = DMatrix::from_element(steps, batch, F::ZERO);
-    for id in KernelId::ALL {
-        let kernel = match id {
-            KernelId::Rtb => Kernel::Rtb { log_z: g.log_z },
-            KernelId::Tpcl => Kernel::Tpcl { v0: g.v0 },
-            KernelId::TpclWindowed => Kernel::TpclWindowed {
-                windows: &g.windows_v,
-            },
-            KernelId::SubTb => Kernel::SubTb {
-                windows: &g.windows_log_f,
-            },
-            KernelId::TpclSurrogate => Kernel::TpclSurrogate { v0: g.v0 },
-            KernelId::ReinforceKl => Kernel::ReinforceKl,
-            KernelId::Flawed => Kernel::Flawed {
-                kappa: F::from_f64(0.5),
-            },
+    let read_gbps = in_bytes / read_s / 1e9;
+    let row = |name: &str, form: &str, floor: &'static str, secs: f64, bytes: f64| {
+        let gbps = bytes / secs / 1e9;
+        let floor_gbps = if floor == "read" {
+            read_gbps
+        } else {
+            copy_gbps
         };
-        for form in [GradForm::Dense, GradForm::PerTrajectory] {
+        Measurement {
+            name: name.into(),
+            form: form.into(),
+            median_seconds: secs,
+            bytes,
+            gbps,
+            floor,
+            fraction_of_floor: gbps / floor_gbps,
+            fraction_of_read: gbps / read_gbps,
+            fraction_of_copy: gbps / copy_gbps,
+        }
+    };
+    let mut rows = vec![
+        row("copy", "reference", "copy", copy_s, 2.0 * in_bytes),
+        row("read", "reference", "read", read_s, in_bytes),
+    ];
+    for id in KernelId::ALL {
+        for form in [GradForm::PerTrajectory, GradForm::Dense] {
             let mut result = Ok(());
             let secs = median_seconds(repeats, || {
-                let buf = (form == GradForm::Dense).then_some(&mut dense);
-                if let Err(e) = evaluate_into(b, &kernel, None, buf) {
+                if let Err(e) = setup.run(id, form) {
                     result = Err(e);
                 }
             });
             result?;
-            let bytes = kernel_bytes(b, id, form);
-            let gbps = bytes / secs / 1e9;
-            rows.push(Measurement {
-                name: id.name().into(),
-                form: match form {
-                    GradForm::Dense => "dense".into(),
-                    GradForm::PerTrajectory => "per-trajectory".into(),
-                },
-                median_seconds: secs,
-                bytes,
-                gbps,
-                fraction_of_copy: gbps / copy_gbps,
+            let (form_name, floor) = match form {
+                GradForm::Dense => ("dense", "copy"),
+                GradForm::PerTrajectory => ("per-trajectory", "read"),
+            };
+            rows.push(row(
+                id.name(),
+                form_name,
+                floor,
+                secs,
+                setup.bytes(id, form),
+            ));
+        }
+    }
+    // Phase 1 of RTB alone (the sums of log q − log p), at each instruction set.
+    let diff = Term {
+        a: F::ONE,
+        b: -F::ONE,
+    };
+    let p1_bytes = input_lines_bytes(setup.batch(), None);
+    for (level, name) in [
+        (Level::Baseline, "baseline"),
+        (Level::Dispatched, simd::level()),
+    ] {
+        let secs = median_seconds(repeats, || {
+            std::hint::black_box(cpu_row_sums_at(setup.batch(), None, diff, None, level));
+        });
+        rows.push(row("phase1-rtb", name, "read", secs, p1_bytes));
+    }
+    // Phase 1 of SubTB alone (the same sums over the windows), at three prefetch distances.
+    let w = &setup.generated.windows_log_f;
+    let w_bytes = input_lines_bytes(setup.batch(), Some(w));
+    for ahead in [0, 4, 16] {
+        let secs = median_seconds(repeats, || {
+            std::hint::black_box(cpu_row_sums_tuned(
+                setup.batch(),
+                Some(w),
+                diff,
+                None,
+                Level::Dispatched,
+                ahead,
+            ));
+        });
+        let form = format!("prefetch-{ahead}-rows");
+        rows.push(row("phase1-subtb", &form, "read", secs, w_bytes));
+    }
+    // The dense write alone, with each kind of store.
+    let g: Vec<F> = (0..batch).map(|i| F::from_usize(i % 7)).collect();
+    for (stores, name) in [
+        (Stores::Regular, "regular-stores"),
+        (Stores::NonTemporal, "streaming-stores"),
+    ] {
+        // Full rows, then SubTB's windows (zeros around each window).
+        for (windows, what) in [
+            (None, "dense-write"),
+            (Some(&setup.generated.windows_log_f), "dense-write-win"),
+        ] {
+            let secs = median_seconds(repeats, || {
+                fill_dense_with(
+                    &setup.generated.batch,
+                    windows,
+                    &g,
+                    &mut setup.dense,
+                    stores,
+                );
             });
+            rows.push(row(what, name, "copy", secs, (n * F::BYTES) as f64));
         }
     }
     Ok(BenchReport {
@@ -202,7 +395,9 @@ pub fn run_bench<F: Float>(
         dtype: F::NAME,
         repeats,
         threads: rayon::current_num_threads(),
+        simd: simd::level(),
         copy_gbps,
+        read_gbps,
         measurements: rows,
     })
 }

@@ -21,6 +21,7 @@ use serde::Serialize;
 use super::batch::{TrajectoryBatch, Windows};
 use super::error::BatchError;
 use super::float::Float;
+use super::simd;
 use super::sum::{lanes_sum, lanes_sum2, sum_by};
 use crate::objectives::definition::{Definitions, Objective, Reduction};
 use crate::objectives::rtb::BetaPlacement;
@@ -339,23 +340,29 @@ fn check_windows<F: Float>(batch: &TrajectoryBatch<F>, w: &Windows<F>) -> Result
             expected: (batch.batch(), 1),
         });
     }
-    for (i, (&s, &e)) in w.start().iter().zip(w.end()).enumerate() {
-        let len = batch.lengths()[i];
-        let ok = if len == 0 {
-            s == 0 && e == 0
+    let (start, end, lengths) = (w.start(), w.end(), batch.lengths());
+    let bad = |i: usize| {
+        let (s, e, len) = (start[i], end[i], lengths[i]);
+        if len == 0 {
+            !(s == 0 && e == 0)
         } else {
-            s < e && e <= len
-        };
-        if !ok {
-            return Err(BatchError::WindowOutOfRange {
-                row: i,
-                start: s,
-                end: e,
-                length: len,
-            });
+            !(s < e && e <= len)
         }
+    };
+    // In parallel (this scan is on every windowed call), reporting the first bad row.
+    match (0..batch.batch())
+        .into_par_iter()
+        .with_min_len(4096)
+        .find_first(|&i| bad(i))
+    {
+        None => Ok(()),
+        Some(i) => Err(BatchError::WindowOutOfRange {
+            row: i,
+            start: start[i],
+            end: end[i],
+            length: lengths[i],
+        }),
     }
-    Ok(())
 }
 
 /// A per-step term `a · log q + b · log p`, evaluated as `fl(fl(a log q) + fl(b log p))`
@@ -380,14 +387,55 @@ pub(crate) fn cpu_row_sums<F: Float>(
     t1: Term<F>,
     t2: Option<Term<F>>,
 ) -> (Vec<F>, Vec<F>) {
+    cpu_row_sums_at(batch, windows, t1, t2, Level::Dispatched)
+}
+
+/// Which compilation of the phase-1 loop to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    /// The best instruction set of this CPU ([`simd::dispatch`]).
+    Dispatched,
+    /// The baseline build ([`simd::baseline`]).
+    Baseline,
+}
+
+#[inline(always)]
+fn run_at<T: simd::Task>(level: Level, task: T) -> T::Output {
+    match level {
+        Level::Dispatched => simd::dispatch(task),
+        Level::Baseline => simd::baseline(task),
+    }
+}
+
+/// [`cpu_row_sums`] at the given [`Level`].
+pub(crate) fn cpu_row_sums_at<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    windows: Option<&Windows<F>>,
+    t1: Term<F>,
+    t2: Option<Term<F>>,
+    level: Level,
+) -> (Vec<F>, Vec<F>) {
+    cpu_row_sums_tuned(batch, windows, t1, t2, level, PREFETCH_ROWS)
+}
+
+/// [`cpu_row_sums_at`] prefetching `ahead` rows ahead (0: no software prefetch); `bench`
+/// times a few distances in one run.
+pub(crate) fn cpu_row_sums_tuned<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    windows: Option<&Windows<F>>,
+    t1: Term<F>,
+    t2: Option<Term<F>>,
+    level: Level,
+    ahead: usize,
+) -> (Vec<F>, Vec<F>) {
     let (one, neg) = (F::ONE, -F::ONE);
     match t2 {
         None => {
             let s = if t1 == (Term { a: one, b: neg }) {
-                row_sums(batch, windows, |q, p| q - p)
+                row_sums(batch, windows, (level, ahead), |q, p| q - p)
             } else {
                 let Term { a, b } = t1;
-                row_sums(batch, windows, move |q, p| a * q + b * p)
+                row_sums(batch, windows, (level, ahead), move |q, p| a * q + b * p)
             };
             (s, Vec::new())
         }
@@ -395,13 +443,20 @@ pub(crate) fn cpu_row_sums<F: Float>(
             let Term { a, b } = t1;
             let Term { a: c, b: d } = t2;
             if t2 == (Term { a: one, b: F::ZERO }) && t1 == (Term { a: one, b: neg }) {
-                row_sums2(batch, windows, |q, p| q - p, |q, _| q)
+                row_sums2(batch, windows, (level, ahead), |q, p| q - p, |q, _| q)
             } else if t2 == (Term { a: one, b: F::ZERO }) {
-                row_sums2(batch, windows, move |q, p| a * q + b * p, |q, _| q)
+                row_sums2(
+                    batch,
+                    windows,
+                    (level, ahead),
+                    move |q, p| a * q + b * p,
+                    |q, _| q,
+                )
             } else {
                 row_sums2(
                     batch,
                     windows,
+                    (level, ahead),
                     move |q, p| a * q + b * p,
                     move |q, p| c * q + d * p,
                 )
@@ -413,21 +468,23 @@ pub(crate) fn cpu_row_sums<F: Float>(
 fn row_sums<F: Float>(
     batch: &TrajectoryBatch<F>,
     windows: Option<&Windows<F>>,
+    (level, ahead): (Level, usize),
     f: impl Fn(F, F) -> F + Copy + Sync,
 ) -> Vec<F> {
-    let t = batch.steps();
-    let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
-    let lengths = batch.lengths();
     let mut out = vec![F::ZERO; batch.batch()];
+    let rows = RowSums::new(batch, windows, ahead, f, f);
     out.par_chunks_mut(ROWS_PER_TASK)
         .enumerate()
         .for_each(|(c, chunk)| {
-            for (k, o) in chunk.iter_mut().enumerate() {
-                let i = c * ROWS_PER_TASK + k;
-                prefetch_row(q, p, t, lengths, windows, i + PREFETCH_ROWS);
-                let (s, e) = range(lengths, windows, i);
-                *o = lanes_sum(&q[i * t + s..i * t + e], &p[i * t + s..i * t + e], f);
-            }
+            run_at(
+                level,
+                RowTask::<F, _, _, false> {
+                    rows,
+                    first: c * ROWS_PER_TASK,
+                    out1: chunk,
+                    out2: &mut [],
+                },
+            )
         });
     out
 }
@@ -435,28 +492,112 @@ fn row_sums<F: Float>(
 fn row_sums2<F: Float>(
     batch: &TrajectoryBatch<F>,
     windows: Option<&Windows<F>>,
+    (level, ahead): (Level, usize),
     f: impl Fn(F, F) -> F + Copy + Sync,
     g: impl Fn(F, F) -> F + Copy + Sync,
 ) -> (Vec<F>, Vec<F>) {
-    let t = batch.steps();
-    let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
-    let lengths = batch.lengths();
-    let mut out = vec![(F::ZERO, F::ZERO); batch.batch()];
-    out.par_chunks_mut(ROWS_PER_TASK)
+    let mut out1 = vec![F::ZERO; batch.batch()];
+    let mut out2 = vec![F::ZERO; batch.batch()];
+    let rows = RowSums::new(batch, windows, ahead, f, g);
+    out1.par_chunks_mut(ROWS_PER_TASK)
+        .zip(out2.par_chunks_mut(ROWS_PER_TASK))
         .enumerate()
-        .for_each(|(c, chunk)| {
-            for (k, o) in chunk.iter_mut().enumerate() {
-                let i = c * ROWS_PER_TASK + k;
-                prefetch_row(q, p, t, lengths, windows, i + PREFETCH_ROWS);
-                let (s, e) = range(lengths, windows, i);
-                *o = lanes_sum2(&q[i * t + s..i * t + e], &p[i * t + s..i * t + e], f, g);
-            }
+        .for_each(|(c, (o1, o2))| {
+            run_at(
+                level,
+                RowTask::<F, _, _, true> {
+                    rows,
+                    first: c * ROWS_PER_TASK,
+                    out1: o1,
+                    out2: o2,
+                },
+            )
         });
-    out.into_iter().unzip()
+    (out1, out2)
+}
+
+/// What phase 1 reads: the inputs, the rows' ranges and the per-step terms.
+#[derive(Clone, Copy)]
+struct RowSums<'a, F: Float, Fa, Fb> {
+    q: &'a [F],
+    p: &'a [F],
+    t: usize,
+    lengths: &'a [usize],
+    windows: Option<&'a Windows<F>>,
+    /// Software prefetch distance in rows (0: none).
+    ahead: usize,
+    f: Fa,
+    g: Fb,
+}
+
+impl<'a, F: Float, Fa, Fb> RowSums<'a, F, Fa, Fb> {
+    fn new(
+        batch: &'a TrajectoryBatch<F>,
+        windows: Option<&'a Windows<F>>,
+        ahead: usize,
+        f: Fa,
+        g: Fb,
+    ) -> Self {
+        Self {
+            q: batch.log_q().as_slice(),
+            p: batch.log_p().as_slice(),
+            t: batch.steps(),
+            lengths: batch.lengths(),
+            windows,
+            ahead,
+            f,
+            g,
+        }
+    }
+}
+
+/// Phase 1 on one chunk of rows (`first..first + out1.len()`): one sum per row into `out1`,
+/// or two (`TWO`) into `out1` and `out2` from the same read. Run through [`simd::dispatch`].
+struct RowTask<'a, 'o, F: Float, Fa, Fb, const TWO: bool> {
+    rows: RowSums<'a, F, Fa, Fb>,
+    first: usize,
+    out1: &'o mut [F],
+    out2: &'o mut [F],
+}
+
+impl<F: Float, Fa, Fb, const TWO: bool> simd::Task for RowTask<'_, '_, F, Fa, Fb, TWO>
+where
+    Fa: Fn(F, F) -> F + Copy,
+    Fb: Fn(F, F) -> F + Copy,
+{
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let RowSums {
+            q,
+            p,
+            t,
+            lengths,
+            windows,
+            ahead,
+            f,
+            g,
+        } = self.rows;
+        for k in 0..self.out1.len() {
+            let i = self.first + k;
+            if ahead > 0 {
+                prefetch_row(q, p, t, lengths, windows, i + ahead);
+            }
+            let (s, e) = range(lengths, windows, i);
+            let (a, b) = (&q[i * t + s..i * t + e], &p[i * t + s..i * t + e]);
+            if TWO {
+                let (x, y) = lanes_sum2(a, b, f, g);
+                self.out1[k] = x;
+                self.out2[k] = y;
+            } else {
+                self.out1[k] = lanes_sum(a, b, f);
+            }
+        }
+    }
 }
 
 /// How many rows ahead phase 1 prefetches.
-const PREFETCH_ROWS: usize = 4;
+const PREFETCH_ROWS: usize = 16;
 
 /// Software prefetch of row `i`'s range in both inputs. Windows start at random offsets, which
 /// defeats the hardware stream prefetcher row after row (each row then pays a miss latency);
@@ -500,12 +641,38 @@ fn range<F: Float>(lengths: &[usize], windows: Option<&Windows<F>>, i: usize) ->
     }
 }
 
+/// How phase 3 writes the dense gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stores {
+    /// Ordinary stores (each written cache line is first read into the cache).
+    Regular,
+    /// Non-temporal (streaming) stores for every whole, aligned cache line: the line is
+    /// written to memory without being read first, so the write moves `B·T·s` bytes instead
+    /// of `2·B·T·s`. Falls back to [`Stores::Regular`] off x86-64.
+    NonTemporal,
+}
+
+/// The stores [`evaluate_into`] uses for the dense gradient (measured by `bench`: see
+/// `docs/performance.md`).
+pub const DENSE_STORES: Stores = Stores::NonTemporal;
+
 /// Phase 3: writes `g_i` on row `i`'s live (windowed) steps and 0 elsewhere.
 pub(crate) fn fill_dense<F: Float>(
     batch: &TrajectoryBatch<F>,
     windows: Option<&Windows<F>>,
     g: &[F],
     dense: &mut DMatrix<F>,
+) {
+    fill_dense_with(batch, windows, g, dense, DENSE_STORES)
+}
+
+/// [`fill_dense`] with the given kind of stores (both are timed by `bench`).
+pub fn fill_dense_with<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    windows: Option<&Windows<F>>,
+    g: &[F],
+    dense: &mut DMatrix<F>,
+    stores: Stores,
 ) {
     let t = batch.steps();
     if t == 0 {
@@ -517,14 +684,168 @@ pub(crate) fn fill_dense<F: Float>(
         .par_chunks_mut(t * ROWS_PER_TASK)
         .enumerate()
         .for_each(|(c, chunk)| {
-            for (k, col) in chunk.chunks_exact_mut(t).enumerate() {
-                let i = c * ROWS_PER_TASK + k;
-                let (s, e) = range(lengths, windows, i);
-                col[..s].fill(F::ZERO);
-                col[s..e].fill(g[i]);
-                col[e..].fill(F::ZERO);
+            let first = c * ROWS_PER_TASK;
+            match stores {
+                Stores::Regular => {
+                    for (k, col) in chunk.chunks_exact_mut(t).enumerate() {
+                        let i = first + k;
+                        let (s, e) = range(lengths, windows, i);
+                        col[..s].fill(F::ZERO);
+                        col[s..e].fill(g[i]);
+                        col[e..].fill(F::ZERO);
+                    }
+                }
+                Stores::NonTemporal => simd::dispatch(StreamFill {
+                    chunk,
+                    t,
+                    first,
+                    lengths,
+                    windows,
+                    g,
+                }),
             }
         });
+}
+
+/// Phase 3 on one chunk of rows with streaming stores: the chunk is written as one sequence
+/// of runs (`0`, `g_i`, `0` per row); whole 64-byte lines go out through non-temporal stores,
+/// the partial lines at the chunk's two ends through ordinary ones.
+struct StreamFill<'a, F: Float> {
+    chunk: &'a mut [F],
+    t: usize,
+    first: usize,
+    lengths: &'a [usize],
+    windows: Option<&'a Windows<F>>,
+    g: &'a [F],
+}
+
+impl<F: Float> simd::Task for StreamFill<'_, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let rows = self.chunk.len() / self.t;
+        let mut sink = LineSink::new(self.chunk);
+        for k in 0..rows {
+            let i = self.first + k;
+            let (s, e) = range(self.lengths, self.windows, i);
+            sink.run(F::ZERO, s);
+            sink.run(self.g[i], e - s);
+            sink.run(F::ZERO, self.t - e);
+        }
+        sink.finish();
+    }
+}
+
+/// Elements per 64-byte line, at most 16 (f32).
+const LINE_BYTES: usize = 64;
+
+/// Writes a slice front to back as runs of equal values, streaming whole aligned lines.
+struct LineSink<'a, F: Float> {
+    out: &'a mut [F],
+    /// Next element to write.
+    k: usize,
+    /// `out[..head]` and `out[body_end..]` are the partial lines (ordinary stores).
+    head: usize,
+    body_end: usize,
+    /// Elements per line.
+    per_line: usize,
+    /// The line being assembled.
+    buf: [F; 16],
+}
+
+impl<'a, F: Float> LineSink<'a, F> {
+    #[inline(always)]
+    fn new(out: &'a mut [F]) -> Self {
+        let per_line = LINE_BYTES / F::BYTES;
+        let mis = out.as_ptr() as usize % LINE_BYTES;
+        let head = if mis == 0 {
+            0
+        } else {
+            ((LINE_BYTES - mis) / F::BYTES).min(out.len())
+        };
+        let body_end = head + (out.len() - head) / per_line * per_line;
+        Self {
+            out,
+            k: 0,
+            head,
+            body_end,
+            per_line,
+            buf: [F::ZERO; 16],
+        }
+    }
+
+    #[inline(always)]
+    fn run(&mut self, v: F, mut n: usize) {
+        while n > 0 && self.k < self.head {
+            self.out[self.k] = v;
+            self.k += 1;
+            n -= 1;
+        }
+        // A compile-time power of two once `F` is known (no division in the loop).
+        let l = LINE_BYTES / F::BYTES;
+        while n > 0 && self.k < self.body_end {
+            let idx = (self.k - self.head) % l;
+            if idx == 0 && n >= l {
+                let line = [v; 16];
+                self.stream(&line, self.k);
+                self.k += l;
+                n -= l;
+                continue;
+            }
+            let m = n.min(l - idx);
+            // Branch-free over the fixed 16 slots (no call to memset for a few elements).
+            for j in 0..16 {
+                if j >= idx && j < idx + m {
+                    self.buf[j] = v;
+                }
+            }
+            self.k += m;
+            n -= m;
+            if idx + m == l {
+                let line = self.buf;
+                self.stream(&line, self.k - l);
+            }
+        }
+        while n > 0 {
+            self.out[self.k] = v;
+            self.k += 1;
+            n -= 1;
+        }
+    }
+
+    /// Writes one line `out[at..at + per_line]` (64-byte aligned) from `line`.
+    #[inline(always)]
+    fn stream(&mut self, line: &[F; 16], at: usize) {
+        debug_assert!(at + self.per_line <= self.body_end);
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+            let dst = self.out[at..at + self.per_line].as_mut_ptr() as *mut __m128i;
+            let src = line.as_ptr() as *const __m128i;
+            debug_assert_eq!(dst as usize % LINE_BYTES, 0);
+            // SAFETY: `dst` points to 64 writable, 64-byte aligned bytes inside `out` (the
+            // slice above is bounds-checked); `src` to 64 readable bytes of `line`
+            // (per_line · size_of::<F>() = 64). SSE2 is part of x86-64.
+            unsafe {
+                for j in 0..4 {
+                    _mm_stream_si128(dst.add(j), _mm_loadu_si128(src.add(j)));
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        self.out[at..at + self.per_line].copy_from_slice(&line[..self.per_line]);
+    }
+
+    /// Orders the streaming stores before anything the thread writes next.
+    #[inline(always)]
+    fn finish(self) {
+        debug_assert_eq!(self.k, self.out.len());
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a store fence has no preconditions.
+        unsafe {
+            std::arch::x86_64::_mm_sfence()
+        };
+    }
 }
 
 /// Per-row loss terms summed pairwise, divided by the live count.
@@ -549,6 +870,55 @@ fn per_row<F: Float>(batch: &TrajectoryBatch<F>, f: impl Fn(usize) -> F + Sync) 
         .map(|i| if lengths[i] > 0 { f(i) } else { F::ZERO })
         .collect();
     DVector::from_vec(v)
+}
+
+/// Two per-row vectors from one parallel pass (0 on empty rows).
+fn per_row2<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    f: impl Fn(usize) -> (F, F) + Sync,
+) -> (DVector<F>, DVector<F>) {
+    let [a, b] = per_row_n(batch, |i| {
+        let (x, y) = f(i);
+        [x, y]
+    });
+    (a, b)
+}
+
+/// `N` per-row vectors from one parallel pass (0 on empty rows).
+fn per_row_n<F: Float, const N: usize>(
+    batch: &TrajectoryBatch<F>,
+    f: impl Fn(usize) -> [F; N] + Sync,
+) -> [DVector<F>; N] {
+    let lengths = batch.lengths();
+    let b = batch.batch();
+    let mut out: [Vec<F>; N] = std::array::from_fn(|_| vec![F::ZERO; b]);
+    {
+        let mut chunks: Vec<Vec<&mut [F]>> = Vec::new();
+        for v in out.iter_mut() {
+            for (c, chunk) in v.chunks_mut(4096).enumerate() {
+                if chunks.len() <= c {
+                    chunks.push(Vec::with_capacity(N));
+                }
+                chunks[c].push(chunk);
+            }
+        }
+        chunks
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(c, mut parts)| {
+                let first = c * 4096;
+                for k in 0..parts[0].len() {
+                    let i = first + k;
+                    if lengths[i] > 0 {
+                        let vals = f(i);
+                        for (part, v) in parts.iter_mut().zip(vals) {
+                            part[k] = v;
+                        }
+                    }
+                }
+            });
+    }
+    out.map(DVector::from_vec)
 }
 
 fn finite<F: Float>(
@@ -616,21 +986,21 @@ pub(crate) fn compute<F: Float>(
             let beta_on_ratio = shape.rtb_beta_on_ratio;
             let (sq_scale, d_scale) = scales(shape.rtb_half);
             let s = phase1(None, diff, None)?.0;
-            let delta = per_row(batch, |i| {
-                if beta_on_ratio {
-                    (log_z - log_r[i]) + beta * s[i]
-                } else {
-                    (log_z - beta * log_r[i]) + s[i]
-                }
-            });
-            let loss = mean(batch, |i| sq_scale * (delta[i] * delta[i]));
             // ∂δ/∂log q is β when β sits on the log-ratio.
             let w = if beta_on_ratio {
                 d_scale * beta
             } else {
                 d_scale
             };
-            let g = per_row(batch, |i| (w * delta[i]) / n);
+            let (delta, g) = per_row2(batch, |i| {
+                let d = if beta_on_ratio {
+                    (log_z - log_r[i]) + beta * s[i]
+                } else {
+                    (log_z - beta * log_r[i]) + s[i]
+                };
+                (d, (w * d) / n)
+            });
+            let loss = mean(batch, |i| sq_scale * (delta[i] * delta[i]));
             let gz = mean(batch, |i| d_scale * delta[i]);
             empty(delta, g, loss, gz)
         }
@@ -640,9 +1010,11 @@ pub(crate) fn compute<F: Float>(
             let (sq_scale, d_scale) = scales(shape.tpcl_half);
             let s = phase1(None, Term { a: -lam, b: lam }, None)?.0;
             // Σ_t r_t = log r(x) (paid on the step into the terminal), V(terminal) = 0.
-            let c = per_row(batch, |i| (s[i] + log_r[i]) - v0);
+            let (c, g) = per_row2(batch, |i| {
+                let c = (s[i] + log_r[i]) - v0;
+                (c, (-(d_scale * lam) * c) / n)
+            });
             let loss = mean(batch, |i| sq_scale * (c[i] * c[i]));
-            let g = per_row(batch, |i| (-(d_scale * lam) * c[i]) / n);
             let gv = -mean(batch, |i| d_scale * c[i]);
             empty(c, g, loss, gv)
         }
@@ -650,9 +1022,11 @@ pub(crate) fn compute<F: Float>(
             check_scalar("v0", v0)?;
             let lam = lam_of(shape.tpcl_surrogate_lambda);
             let (s, slq) = phase1(None, Term { a: -lam, b: lam }, Some(just_q))?;
-            let c = per_row(batch, |i| (s[i] + log_r[i]) - v0);
+            let (c, g) = per_row2(batch, |i| {
+                let c = (s[i] + log_r[i]) - v0;
+                (c, -c / n)
+            });
             let loss = mean(batch, |i| -(c[i] * slq[i]));
-            let g = per_row(batch, |i| -c[i] / n);
             empty(c, g, loss, F::ZERO)
         }
         Kernel::TpclWindowed { windows } => {
@@ -662,23 +1036,20 @@ pub(crate) fn compute<F: Float>(
             let (sq_scale, d_scale) = scales(shape.tpcl_windowed_half);
             let s = phase1(Some(windows), Term { a: -lam, b: lam }, None)?.0;
             let (vs, ve, end) = (windows.value_start(), windows.value_end(), windows.end());
-            let c = per_row(batch, |i| {
-                if end[i] == lengths[i] {
+            let [c, g, gs, ge] = per_row_n(batch, |i| {
+                let c = if end[i] == lengths[i] {
                     (s[i] + log_r[i]) - vs[i]
                 } else {
                     (s[i] + ve[i]) - vs[i]
-                }
-            });
-            let loss = mean(batch, |i| sq_scale * (c[i] * c[i]));
-            let g = per_row(batch, |i| (-(d_scale * lam) * c[i]) / n);
-            let gs = per_row(batch, |i| -(d_scale * c[i]) / n);
-            let ge = per_row(batch, |i| {
-                if end[i] == lengths[i] {
+                };
+                let ge = if end[i] == lengths[i] {
                     F::ZERO
                 } else {
-                    (d_scale * c[i]) / n
-                }
+                    (d_scale * c) / n
+                };
+                [c, (-(d_scale * lam) * c) / n, -(d_scale * c) / n, ge]
             });
+            let loss = mean(batch, |i| sq_scale * (c[i] * c[i]));
             KernelOutput {
                 grad_start: Some(gs),
                 grad_end: Some(ge),
@@ -694,26 +1065,23 @@ pub(crate) fn compute<F: Float>(
             // β on the log-reward: log F(x) = β log r, weight 1 on the log-ratio; on the
             // log-ratio: log F(x) = log r, weight β.
             let on_ratio = shape.subtb_beta_on_ratio;
-            let d = per_row(batch, |i| {
+            let w = if on_ratio { d_scale * beta } else { d_scale };
+            let [d, g, gs, ge] = per_row_n(batch, |i| {
                 let ratio = if on_ratio { beta * s[i] } else { s[i] };
-                if end[i] == lengths[i] {
+                let d = if end[i] == lengths[i] {
                     let end_flow = if on_ratio { log_r[i] } else { beta * log_r[i] };
                     (fs[i] + ratio) - end_flow
                 } else {
                     (fs[i] + ratio) - fe[i]
-                }
-            });
-            let loss = mean(batch, |i| sq_scale * (d[i] * d[i]));
-            let w = if on_ratio { d_scale * beta } else { d_scale };
-            let g = per_row(batch, |i| (w * d[i]) / n);
-            let gs = per_row(batch, |i| (d_scale * d[i]) / n);
-            let ge = per_row(batch, |i| {
-                if end[i] == lengths[i] {
+                };
+                let ge = if end[i] == lengths[i] {
                     F::ZERO
                 } else {
-                    -(d_scale * d[i]) / n
-                }
+                    -(d_scale * d) / n
+                };
+                [d, (w * d) / n, (d_scale * d) / n, ge]
             });
+            let loss = mean(batch, |i| sq_scale * (d[i] * d[i]));
             KernelOutput {
                 grad_start: Some(gs),
                 grad_end: Some(ge),
@@ -725,9 +1093,11 @@ pub(crate) fn compute<F: Float>(
             let lam = lam_of(shape.reinforce_lambda);
             let reward = per_row(batch, |i| log_r[i] - lam * sd[i]);
             let b = mean(batch, |i| reward[i]);
-            let a = per_row(batch, |i| reward[i] - b);
+            let (a, g) = per_row2(batch, |i| {
+                let a = reward[i] - b;
+                (a, -a / n)
+            });
             let loss = mean(batch, |i| -(a[i] * slq[i]));
-            let g = per_row(batch, |i| -a[i] / n);
             empty(a, g, loss, F::ZERO)
         }
         Kernel::Flawed { kappa } => {
@@ -742,9 +1112,11 @@ pub(crate) fn compute<F: Float>(
                 });
             }
             let b = mean(batch, |i| r[i]);
-            let a = per_row(batch, |i| r[i] - b);
+            let (a, g) = per_row2(batch, |i| {
+                let a = r[i] - b;
+                (a, ((F::TWO * kappa) * sd[i] - a) / n)
+            });
             let loss = mean(batch, |i| -(a[i] * slq[i]) + kappa * (sd[i] * sd[i]));
-            let g = per_row(batch, |i| ((F::TWO * kappa) * sd[i] - a[i]) / n);
             empty(a, g, loss, F::ZERO)
         }
     };
@@ -789,4 +1161,161 @@ pub fn all_kernels<F: Float>(
         kappa: params.kappa,
     });
     kernels.iter().map(|k| evaluate(batch, k, form)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::generate::{generate, GenConfig};
+
+    fn gen<F: Float>(
+        batch: usize,
+        steps: usize,
+        seed: u64,
+    ) -> crate::kernels::generate::Generated<F> {
+        let cfg = GenConfig {
+            batch,
+            steps,
+            seed,
+            beta: 1.5,
+            full_lengths: false,
+        };
+        generate::<F>(&cfg, None).unwrap()
+    }
+
+    fn phase1_is_bit_identical_across_levels<F: Float>() {
+        for (batch, steps, seed) in [(700, 100, 1), (300, 37, 2), (1000, 9, 3), (40, 600, 4)] {
+            let g = gen::<F>(batch, steps, seed);
+            let terms = [
+                (
+                    Term {
+                        a: F::ONE,
+                        b: -F::ONE,
+                    },
+                    None,
+                ),
+                (
+                    Term {
+                        a: -F::from_f64(0.75),
+                        b: F::from_f64(0.75),
+                    },
+                    None,
+                ),
+                (
+                    Term {
+                        a: F::ONE,
+                        b: -F::ONE,
+                    },
+                    Some(Term {
+                        a: F::ONE,
+                        b: F::ZERO,
+                    }),
+                ),
+                (
+                    Term {
+                        a: -F::from_f64(1.25),
+                        b: F::from_f64(1.25),
+                    },
+                    Some(Term {
+                        a: F::ONE,
+                        b: F::ZERO,
+                    }),
+                ),
+                (
+                    Term {
+                        a: -F::from_f64(1.25),
+                        b: F::from_f64(1.25),
+                    },
+                    Some(Term {
+                        a: F::from_f64(0.5),
+                        b: F::from_f64(3.0),
+                    }),
+                ),
+            ];
+            for w in [None, Some(&g.windows_v)] {
+                for (t1, t2) in terms {
+                    let x = cpu_row_sums_at(&g.batch, w, t1, t2, Level::Dispatched);
+                    let y = cpu_row_sums_at(&g.batch, w, t1, t2, Level::Baseline);
+                    let bits = |v: &[F]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&x.0), bits(&y.0), "{} {batch}x{steps}", F::NAME);
+                    assert_eq!(bits(&x.1), bits(&y.1), "{} {batch}x{steps}", F::NAME);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dispatched_phase1_equals_the_baseline_bit_for_bit() {
+        phase1_is_bit_identical_across_levels::<f32>();
+        phase1_is_bit_identical_across_levels::<f64>();
+    }
+
+    /// The negative control of the test above: a different summation order is visible in
+    /// the bits (so bit-identity is a real check, not an artefact of the data).
+    #[test]
+    fn another_summation_order_changes_the_bits() {
+        let g = gen::<f32>(700, 100, 1);
+        let x = cpu_row_sums(&g.batch, None, Term { a: 1.0, b: -1.0 }, None).0;
+        let differs = (0..700).any(|i| {
+            let n = g.batch.lengths()[i];
+            let seq: f32 = (0..n)
+                .map(|t| g.batch.row_log_q(i)[t] - g.batch.row_log_p(i)[t])
+                .fold(0.0, |a, b| a + b);
+            seq.to_bits() != x[i].to_bits()
+        });
+        assert!(differs);
+    }
+
+    fn sink_writes_every_run<F: Float>() {
+        // Every misalignment of the start, runs of every length around a line.
+        let mut backing = [F::NAN; 2000];
+        for offset in 0..20 {
+            for seed in 0..5usize {
+                let len = 500 + seed * 37 + offset;
+                let out = &mut backing[offset..offset + len];
+                out.fill(F::NAN);
+                let mut want = Vec::with_capacity(len);
+                let mut sink = LineSink::new(out);
+                let mut r = seed * 7919 + offset;
+                while want.len() < len {
+                    r = r
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407)
+                        >> 7;
+                    let n = (r % 40).min(len - want.len());
+                    let v = F::from_usize(want.len() % 1000);
+                    sink.run(v, n);
+                    want.extend(std::iter::repeat_n(v, n));
+                }
+                sink.finish();
+                let got = &backing[offset..offset + len];
+                assert!(
+                    got.iter().zip(&want).all(|(a, b)| a == b),
+                    "{} offset {offset}",
+                    F::NAME
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn streaming_sink_writes_what_ordinary_stores_write() {
+        sink_writes_every_run::<f32>();
+        sink_writes_every_run::<f64>();
+    }
+
+    #[test]
+    fn both_kinds_of_stores_fill_the_same_dense_gradient() {
+        for (batch, steps) in [(600, 100), (300, 7), (513, 33)] {
+            let g = gen::<f32>(batch, steps, 9);
+            let gv: Vec<f32> = (0..batch).map(|i| i as f32 + 0.5).collect();
+            for w in [None, Some(&g.windows_v)] {
+                let mut a = DMatrix::from_element(steps, batch, f32::NAN);
+                let mut b = DMatrix::from_element(steps, batch, f32::NAN);
+                fill_dense_with(&g.batch, w, &gv, &mut a, Stores::Regular);
+                fill_dense_with(&g.batch, w, &gv, &mut b, Stores::NonTemporal);
+                assert_eq!(a, b);
+            }
+        }
+    }
 }

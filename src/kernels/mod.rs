@@ -10,6 +10,7 @@
 //!   the flawed baseline, each a fused loss-and-gradient pass ([`evaluate`]);
 //! - [`softmax`]: the chain rule from per-step `log q` gradients to tabular softmax logits;
 //! - [`sum`]: pairwise summation with a known rounding depth;
+//! - [`simd`]: runtime dispatch of the memory-bound loops to AVX2 / AVX-512;
 //! - [`generate`]: reproducible random batches;
 //! - [`bench`]: throughput measurement beside a memory-copy reference;
 //! - [`cuda`]: the same kernels on an NVIDIA GPU (feature `cuda`; a stub returning
@@ -34,6 +35,7 @@ pub mod error;
 pub mod float;
 pub mod fused;
 pub mod generate;
+pub mod simd;
 pub mod softmax;
 pub mod sum;
 

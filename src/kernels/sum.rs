@@ -56,15 +56,23 @@ pub fn depth_bound(n: usize) -> usize {
     depth(n).max(cuda_depth(n))
 }
 
-/// `Σ_t f(a[t], b[t])` over two equally long slices, by pairwise summation.
-#[inline(always)]
-pub fn lanes_sum<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F + Copy) -> F {
-    debug_assert_eq!(a.len(), b.len());
-    let n = a.len();
-    if n > BLOCK {
-        let (l, _) = split(n);
-        return lanes_sum(&a[..l], &b[..l], f) + lanes_sum(&a[l..], &b[l..], f);
+/// Most blocks a long sum keeps on the stack; longer sums recurse (see [`lanes_sum`]).
+const MAX_LEAVES: usize = 64;
+
+/// The pairwise tree above the blocks: the same split as [`split`] (the left half takes
+/// `⌊blocks/2⌋` blocks), so the order of additions is exactly that of the recursive form.
+fn tree<F: Float>(leaves: &[F]) -> F {
+    if leaves.len() == 1 {
+        leaves[0]
+    } else {
+        let h = leaves.len() / 2;
+        tree(&leaves[..h]) + tree(&leaves[h..])
     }
+}
+
+/// `Σ_t f(a[t], b[t])` over one block (at most [`BLOCK`] terms) by the eight lanes.
+#[inline(always)]
+fn block_sum<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F + Copy) -> F {
     let mut acc = [F::ZERO; LANES];
     let ca = a.chunks_exact(LANES);
     let cb = b.chunks_exact(LANES);
@@ -80,23 +88,14 @@ pub fn lanes_sum<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F + Copy) -> F 
     combine(acc)
 }
 
-/// Two sums `(Σ f(a,b), Σ g(a,b))` over the same slices in one read, each summed exactly as
-/// [`lanes_sum`] would.
+/// Both sums of [`lanes_sum2`] over one block.
 #[inline(always)]
-pub fn lanes_sum2<F: Float>(
+fn block_sum2<F: Float>(
     a: &[F],
     b: &[F],
     f: impl Fn(F, F) -> F + Copy,
     g: impl Fn(F, F) -> F + Copy,
 ) -> (F, F) {
-    debug_assert_eq!(a.len(), b.len());
-    let n = a.len();
-    if n > BLOCK {
-        let (l, _) = split(n);
-        let (x0, y0) = lanes_sum2(&a[..l], &b[..l], f, g);
-        let (x1, y1) = lanes_sum2(&a[l..], &b[l..], f, g);
-        return (x0 + x1, y0 + y1);
-    }
     let mut acc = [F::ZERO; LANES];
     let mut acc2 = [F::ZERO; LANES];
     let ca = a.chunks_exact(LANES);
@@ -113,6 +112,73 @@ pub fn lanes_sum2<F: Float>(
         acc2[j] += g(ra[j], rb[j]);
     }
     (combine(acc), combine(acc2))
+}
+
+/// `Σ_t f(a[t], b[t])` over two equally long slices, by pairwise summation: blocks of
+/// [`BLOCK`] terms by eight lanes, a balanced tree above them.
+///
+/// Written without recursion up to [`MAX_LEAVES`] blocks (the block sums go to the stack,
+/// then [`tree`] adds them), so that the whole loop inlines into the SIMD-dispatched callers
+/// ([`super::simd`]); a recursive function would be compiled once, for the baseline.
+#[inline(always)]
+pub fn lanes_sum<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F + Copy) -> F {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len();
+    if n <= BLOCK {
+        return block_sum(a, b, f);
+    }
+    let blocks = n.div_ceil(BLOCK);
+    if blocks > MAX_LEAVES {
+        return lanes_sum_split(a, b, f);
+    }
+    let mut leaves = [F::ZERO; MAX_LEAVES];
+    for (k, (x, y)) in a.chunks(BLOCK).zip(b.chunks(BLOCK)).enumerate() {
+        leaves[k] = block_sum(x, y, f);
+    }
+    tree(&leaves[..blocks])
+}
+
+fn lanes_sum_split<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F + Copy) -> F {
+    let (l, _) = split(a.len());
+    lanes_sum(&a[..l], &b[..l], f) + lanes_sum(&a[l..], &b[l..], f)
+}
+
+/// Two sums `(Σ f(a,b), Σ g(a,b))` over the same slices in one read, each summed exactly as
+/// [`lanes_sum`] would.
+#[inline(always)]
+pub fn lanes_sum2<F: Float>(
+    a: &[F],
+    b: &[F],
+    f: impl Fn(F, F) -> F + Copy,
+    g: impl Fn(F, F) -> F + Copy,
+) -> (F, F) {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len();
+    if n <= BLOCK {
+        return block_sum2(a, b, f, g);
+    }
+    let blocks = n.div_ceil(BLOCK);
+    if blocks > MAX_LEAVES {
+        return lanes_sum2_split(a, b, f, g);
+    }
+    let mut leaves = [F::ZERO; MAX_LEAVES];
+    let mut leaves2 = [F::ZERO; MAX_LEAVES];
+    for (k, (x, y)) in a.chunks(BLOCK).zip(b.chunks(BLOCK)).enumerate() {
+        (leaves[k], leaves2[k]) = block_sum2(x, y, f, g);
+    }
+    (tree(&leaves[..blocks]), tree(&leaves2[..blocks]))
+}
+
+fn lanes_sum2_split<F: Float>(
+    a: &[F],
+    b: &[F],
+    f: impl Fn(F, F) -> F + Copy,
+    g: impl Fn(F, F) -> F + Copy,
+) -> (F, F) {
+    let (l, _) = split(a.len());
+    let (x0, y0) = lanes_sum2(&a[..l], &b[..l], f, g);
+    let (x1, y1) = lanes_sum2(&a[l..], &b[l..], f, g);
+    (x0 + x1, y0 + y1)
 }
 
 /// `Σ_{i<n} f(i)` by the same pairwise scheme (used over the batch dimension).
@@ -155,6 +221,55 @@ mod tests {
             assert_eq!(lanes_sum2(&a, &b, |x, _| x, |_, y| y), (want, n as f64));
             assert_eq!(sum_slice(&a), want);
         }
+    }
+
+    /// The recursive definition the stack form must reproduce exactly.
+    fn recursive(a: &[f32]) -> f32 {
+        if a.len() <= BLOCK {
+            return block_sum(a, a, |x, _| x);
+        }
+        let (l, _) = split(a.len());
+        recursive(&a[..l]) + recursive(&a[l..])
+    }
+
+    #[test]
+    fn stack_tree_adds_in_the_recursive_order() {
+        for n in [
+            257,
+            511,
+            512,
+            513,
+            1000,
+            3 * 256 + 1,
+            64 * 256,
+            64 * 256 + 1,
+            100_000,
+        ] {
+            let a: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919 % 1013) as f32 - 506.0) * 1.000_123e-3)
+                .collect();
+            assert_eq!(
+                lanes_sum(&a, &a, |x, _| x).to_bits(),
+                recursive(&a).to_bits(),
+                "n={n}"
+            );
+            let (x, y) = lanes_sum2(&a, &a, |x, _| x, |_, y| -y);
+            assert_eq!(x.to_bits(), recursive(&a).to_bits());
+            assert_eq!(y.to_bits(), (-recursive(&a)).to_bits());
+        }
+        // Negative control: a left-leaning tree over the same blocks gives other bits here.
+        // Block sums 1e8, 1, −1e8, 1: the tree gives (1e8 + 1) + (−1e8 + 1) = 0 in f32, a
+        // left fold ((1e8 + 1) − 1e8) + 1 = 1.
+        let mut a = vec![0.0f32; 4 * BLOCK];
+        for (k, v) in [1e8, 1.0, -1e8, 1.0].into_iter().enumerate() {
+            a[k * BLOCK] = v;
+        }
+        assert_eq!(lanes_sum(&a, &a, |x, _| x), 0.0);
+        let left: f32 = a
+            .chunks(BLOCK)
+            .map(|c| block_sum(c, c, |x, _| x))
+            .fold(0.0, |s, x| s + x);
+        assert_ne!(left.to_bits(), lanes_sum(&a, &a, |x, _| x).to_bits());
     }
 
     #[test]

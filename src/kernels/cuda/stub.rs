@@ -7,9 +7,25 @@ use crate::kernels::fused::{GradForm, Kernel, KernelOutput};
 use crate::objectives::Definitions;
 
 /// Float types the CUDA kernels exist for (`f32`, `f64`).
-pub trait CudaFloat: Float {}
-impl CudaFloat for f32 {}
-impl CudaFloat for f64 {}
+pub trait CudaFloat: Float {
+    /// Kernel name suffix.
+    const SUFFIX: &'static str;
+}
+impl CudaFloat for f32 {
+    const SUFFIX: &'static str = "f32";
+}
+impl CudaFloat for f64 {
+    const SUFFIX: &'static str = "f64";
+}
+
+/// A batch's per-step inputs resident on the device (uninhabited without the feature).
+#[derive(Debug)]
+pub struct DeviceBatch<F: CudaFloat> {
+    // Makes the type uninhabited (as `CudaBackend`); never read, as no value exists.
+    #[allow(dead_code)]
+    never: std::convert::Infallible,
+    _float: std::marker::PhantomData<F>,
+}
 
 /// Whether a CUDA driver can be used (always `false` without the feature).
 pub fn available() -> bool {
@@ -31,6 +47,14 @@ impl CudaBackend {
     }
 
     /// Same signature as the real backend; unreachable (no value of this type exists).
+    pub fn upload<F: CudaFloat>(
+        &self,
+        _batch: &TrajectoryBatch<F>,
+    ) -> Result<DeviceBatch<F>, BatchError> {
+        match self.never {}
+    }
+
+    /// Same signature as the real backend; unreachable.
     pub fn evaluate_with<F: CudaFloat>(
         &self,
         _batch: &TrajectoryBatch<F>,

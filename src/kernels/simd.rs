@@ -1,0 +1,98 @@
+//! Runtime SIMD dispatch for the kernels' memory-bound loops.
+//!
+//! The crate is built for baseline x86-64 (SSE2). The loops of phase 1 (the per-trajectory
+//! sums) and phase 3 (the dense gradient write) are compiled twice more, with AVX2+FMA and
+//! with AVX-512 (F, VL, BW, DQ) enabled (`#[target_feature]`), and [`level`] picks the best
+//! the CPU has, detected once per process (`is_x86_feature_detected!`). No `-C target-cpu`
+//! is needed. (`pulp` and `multiversion` do the same; `pulp` is already in the dependency
+//! tree through candle, but enabling its AVX-512 level changes `bytemuck`'s features and
+//! rebuilds candle, for the twenty lines below.)
+//!
+//! **The results do not depend on the level.** The sums are written as eight interleaved
+//! lanes in a fixed order ([`super::sum`]); a wider instruction set only computes the same
+//! lanes in fewer instructions. Rust never contracts `a·b + c` into a fused multiply-add on
+//! its own (no fast-math), so enabling FMA changes no rounding either. The rounding depth of
+//! [`super::sum::depth`] therefore holds at every level, and a unit test
+//! (`fused::tests::dispatched_phase1_equals_the_baseline_bit_for_bit`) checks it.
+use std::sync::OnceLock;
+
+/// A loop body to run under the dispatched instruction set. Implementations must be
+/// `#[inline(always)]` all the way down, so that the body is compiled inside the
+/// target-feature function (a closure would be a separate function built for the baseline).
+pub(crate) trait Task {
+    /// What the body returns.
+    type Output;
+    /// The body.
+    fn run(self) -> Self::Output;
+}
+
+/// The instruction sets the loops are compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    Baseline,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+fn isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512vl") && has!("avx512bw") && has!("avx512dq") {
+                return Isa::Avx512;
+            }
+            if has!("avx2") && has!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Baseline
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,avx2,fma")]
+fn run_avx2<T: Task>(task: T) -> T::Output {
+    task.run()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,avx2,fma,avx512f,avx512vl,avx512bw,avx512dq")]
+fn run_avx512<T: Task>(task: T) -> T::Output {
+    task.run()
+}
+
+/// Runs `task` with the best instruction set of this CPU.
+#[inline(always)]
+pub(crate) fn dispatch<T: Task>(task: T) -> T::Output {
+    match isa() {
+        Isa::Baseline => task.run(),
+        // SAFETY: `isa()` returned these only where the CPU reports every enabled feature.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { run_avx2(task) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { run_avx512(task) },
+    }
+}
+
+/// Runs `task` compiled for the baseline instruction set (the reference for the bit-identity
+/// test and for measuring what dispatch gains).
+#[inline(always)]
+pub(crate) fn baseline<T: Task>(task: T) -> T::Output {
+    task.run()
+}
+
+/// The instruction set the kernels' loops run with on this CPU: `"avx512"`, `"avx2"` or
+/// `"baseline"` (SSE2 on x86-64, the target's default elsewhere).
+pub fn level() -> &'static str {
+    match isa() {
+        Isa::Baseline => "baseline",
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => "avx2",
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => "avx512",
+    }
+}
