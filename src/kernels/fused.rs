@@ -654,7 +654,7 @@ pub enum Stores {
 
 /// The stores [`evaluate_into`] uses for the dense gradient (measured by `bench`: see
 /// `docs/performance.md`).
-pub const DENSE_STORES: Stores = Stores::NonTemporal;
+pub const DENSE_STORES: Stores = Stores::Regular;
 
 /// Phase 3: writes `g_i` on row `i`'s live (windowed) steps and 0 elsewhere.
 pub(crate) fn fill_dense<F: Float>(
