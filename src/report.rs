@@ -166,7 +166,7 @@ pub fn environment_report(
     let ctx = ClaimContext::new(env, options.clone())?;
     let certificates = claims::verify_environment(&ctx);
     if let Some(reason) = ctx.options.budget.exceeded() {
-        return Err(ExactError::Budget(reason.clone()));
+        return Err(reason.clone().into());
     }
     let claims = certificates
         .iter()

@@ -14,8 +14,82 @@
 //!   memory does not grow with the number of trajectories). Past either, the run stops its
 //!   remaining work and the report is replaced by an error naming the quantity (exit 2).
 use crate::dag::{self, Environment};
+use crate::exact::{ExactError, Rational};
+use num_bigint::BigInt;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+/// A limit of the budget that a run exceeded; the message names the quantity and the option.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetExceeded {
+    /// Wall-clock time.
+    #[error("time: {elapsed} s elapsed, over the budget of {limit} s (--budget-seconds)")]
+    Time {
+        /// Seconds elapsed.
+        elapsed: u64,
+        /// `--budget-seconds`.
+        limit: u64,
+    },
+    /// Resident memory.
+    #[error("memory: {resident} MB resident, over the budget of {limit} MB (--budget-memory-mb)")]
+    Memory {
+        /// Resident MB.
+        resident: u64,
+        /// `--budget-memory-mb`.
+        limit: u64,
+    },
+    /// Digits of a number of the inputs or of the optimum.
+    #[error("digits: the {part} of {what} has about {digits} digits, over the budget of {limit} (--budget-digits)")]
+    Digits {
+        /// `numerator` or `denominator`.
+        part: &'static str,
+        /// The number's name.
+        what: String,
+        /// Its digits (estimated from its bits).
+        digits: u64,
+        /// `--budget-digits`.
+        limit: u64,
+    },
+    /// Digits of `r(x)^β`, estimated before it is computed.
+    #[error("digits: F*({state}) = r({state})^β = ({reward})^({beta}) would have about {estimate} digits, over the budget of {limit} (--budget-digits)")]
+    Power {
+        /// The terminal's name.
+        state: String,
+        /// `r(x)`.
+        reward: Rational,
+        /// `β`.
+        beta: Rational,
+        /// Estimated digits.
+        estimate: BigInt,
+        /// `--budget-digits`.
+        limit: u64,
+    },
+}
+
+impl From<BudgetExceeded> for ExactError {
+    fn from(e: BudgetExceeded) -> Self {
+        // `exact` sits below `claims` in the layering: the run's error carries the message.
+        ExactError::Budget(e.to_string())
+    }
+}
+
+/// Why an enumeration cross-check was not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnumerationSkipped {
+    /// More paths than the count limit of the options.
+    #[error(transparent)]
+    Count(#[from] dag::EnumerationRefused),
+    /// The cost estimate is over `--budget-enumeration-steps`.
+    #[error("{what}: enumeration would build about {steps} per-step terms, over the budget of {limit} (--budget-enumeration-steps; structural and DP routes still run)")]
+    Cost {
+        /// `trajectories` or `windows`.
+        what: &'static str,
+        /// The estimated per-step terms.
+        steps: u128,
+        /// `--budget-enumeration-steps`.
+        limit: u64,
+    },
+}
 
 /// The limits of a run, and the shared record of the first one exceeded.
 #[derive(Debug, Clone)]
@@ -29,7 +103,7 @@ pub struct Budget {
     /// Per-step terms the enumeration cross-checks may build (trajectories and windows each).
     pub enumeration_steps: u64,
     started: Instant,
-    exceeded: Arc<OnceLock<String>>,
+    exceeded: Arc<OnceLock<BudgetExceeded>>,
 }
 
 impl Default for Budget {
@@ -62,7 +136,7 @@ impl Budget {
     }
 
     /// Why the run stopped, if a limit was exceeded.
-    pub fn exceeded(&self) -> Option<&String> {
+    pub fn exceeded(&self) -> Option<&BudgetExceeded> {
         self.exceeded.get()
     }
 
@@ -74,19 +148,18 @@ impl Budget {
         }
         let elapsed = self.started.elapsed();
         if elapsed > Duration::from_secs(self.seconds) {
-            let _ = self.exceeded.set(format!(
-                "time: {} s elapsed, over the budget of {} s (--budget-seconds)",
-                elapsed.as_secs(),
-                self.seconds
-            ));
+            let _ = self.exceeded.set(BudgetExceeded::Time {
+                elapsed: elapsed.as_secs(),
+                limit: self.seconds,
+            });
             return false;
         }
         if let Some(mb) = resident_mb() {
             if mb > self.memory_mb {
-                let _ = self.exceeded.set(format!(
-                    "memory: {mb} MB resident, over the budget of {} MB (--budget-memory-mb)",
-                    self.memory_mb
-                ));
+                let _ = self.exceeded.set(BudgetExceeded::Memory {
+                    resident: mb,
+                    limit: self.memory_mb,
+                });
                 return false;
             }
         }
@@ -94,15 +167,17 @@ impl Budget {
     }
 
     /// Refuses a number with more digits than the budget; `what` names it.
-    pub fn check_digits(&self, what: &str, r: &crate::exact::Rational) -> Result<(), String> {
+    pub fn check_digits(&self, what: &str, r: &Rational) -> Result<(), BudgetExceeded> {
         for (part, n) in [("numerator", r.numer()), ("denominator", r.denom())] {
             // bits·log10(2) ≥ digits − 1: exact enough to refuse, and free.
             let digits = n.bits() * 30103 / 100_000 + 1;
             if digits > self.digits {
-                return Err(format!(
-                    "digits: the {part} of {what} has about {digits} digits, over the budget of {} (--budget-digits)",
-                    self.digits
-                ));
+                return Err(BudgetExceeded::Digits {
+                    part,
+                    what: what.into(),
+                    digits,
+                    limit: self.digits,
+                });
             }
         }
         Ok(())
@@ -110,7 +185,7 @@ impl Budget {
 
     /// Refuses an environment whose inputs have too many digits: β, every prior, posterior and
     /// reward.
-    pub fn check_inputs(&self, env: &Environment) -> Result<(), String> {
+    pub fn check_inputs(&self, env: &Environment) -> Result<(), BudgetExceeded> {
         self.check_digits("β", &env.beta)?;
         for (e, edge) in env.edges.iter().enumerate() {
             self.check_digits(&format!("prior of edge {}", env.edge_name(e)), &edge.prior)?;
@@ -127,19 +202,21 @@ impl Budget {
 
     /// Refuses `r(x)^β` before it is computed when its digits would exceed the budget
     /// (`digits(r^β) ≈ β·digits(r)`).
-    pub fn check_powers(&self, env: &Environment) -> Result<(), String> {
+    pub fn check_powers(&self, env: &Environment) -> Result<(), BudgetExceeded> {
         let (n, d) = (env.beta.numer(), env.beta.denom());
         for x in env.terminals() {
             let r = env.reward(x);
             let bits = r.numer().bits().max(r.denom().bits());
             // digits ≈ bits·(n/d)·log10 2, in integers; d ≥ 1.
-            let estimate = num_bigint::BigInt::from(bits) * n * 30103u32
-                / (num_bigint::BigInt::from(100_000u32) * d);
-            if estimate > num_bigint::BigInt::from(self.digits) {
-                return Err(format!(
-                    "digits: F*({0}) = r({0})^β = ({r})^({1}) would have about {estimate} digits, over the budget of {2} (--budget-digits)",
-                    env.states[x], env.beta, self.digits
-                ));
+            let estimate = BigInt::from(bits) * n * 30103u32 / (BigInt::from(100_000u32) * d);
+            if estimate > BigInt::from(self.digits) {
+                return Err(BudgetExceeded::Power {
+                    state: env.states[x].clone(),
+                    reward: r.clone(),
+                    beta: env.beta.clone(),
+                    estimate,
+                    limit: self.digits,
+                });
             }
         }
         Ok(())
@@ -212,32 +289,33 @@ pub fn enumerations(
     max_windows: u64,
     budget: &Budget,
 ) -> (
-    Result<Vec<Vec<usize>>, String>,
-    Result<Vec<Vec<usize>>, String>,
+    Result<Vec<Vec<usize>>, EnumerationSkipped>,
+    Result<Vec<Vec<usize>>, EnumerationSkipped>,
 ) {
     let cost = enumeration_cost(env);
-    let over = |what: &str, steps: u128| {
-        format!(
-            "{what}: enumeration would build about {steps} per-step terms, over the budget of {} (--budget-enumeration-steps; structural and DP routes still run)",
-            budget.enumeration_steps
-        )
+    let over = |what: &'static str, steps: u128| EnumerationSkipped::Cost {
+        what,
+        steps,
+        limit: budget.enumeration_steps,
     };
     // The count limits first (they name the count the user set), then the cost budget.
     let trajectories = match dag::trajectory_count(env) {
         n if n > max_trajectories.into() => {
-            dag::trajectories(env, max_trajectories).map_err(|e| e.to_string())
+            dag::trajectories(env, max_trajectories).map_err(EnumerationSkipped::from)
         }
         _ if cost.trajectory_steps > u128::from(budget.enumeration_steps) => {
             Err(over("trajectories", cost.trajectory_steps))
         }
-        _ => dag::trajectories(env, max_trajectories).map_err(|e| e.to_string()),
+        _ => dag::trajectories(env, max_trajectories).map_err(EnumerationSkipped::from),
     };
     let windows = match dag::window_count(env) {
-        n if n > max_windows.into() => dag::windows(env, max_windows).map_err(|e| e.to_string()),
+        n if n > max_windows.into() => {
+            dag::windows(env, max_windows).map_err(EnumerationSkipped::from)
+        }
         _ if cost.window_steps > u128::from(budget.enumeration_steps) => {
             Err(over("windows", cost.window_steps))
         }
-        _ => dag::windows(env, max_windows).map_err(|e| e.to_string()),
+        _ => dag::windows(env, max_windows).map_err(EnumerationSkipped::from),
     };
     (trajectories, windows)
 }
@@ -312,12 +390,14 @@ prior = "2/3"
         let budget = Budget::default();
         assert!(budget.check_inputs(&env).is_ok());
         let err = budget.check_powers(&env).unwrap_err();
-        assert!(err.starts_with("digits: F*(x1)"), "{err}");
+        assert!(err.to_string().starts_with("digits: F*(x1)"), "{err}");
+        assert!(matches!(err, BudgetExceeded::Power { ref state, .. } if state == "x1"));
         let small = Budget::new(300, 3072, 3, 60_000);
         let big = crate::exact::parse_rational("12345/2").unwrap();
         assert!(small
             .check_digits("r", &big)
             .unwrap_err()
+            .to_string()
             .contains("numerator"));
         assert!(Budget::new(300, 3072, 5, 60_000)
             .check_digits("r", &big)
@@ -329,7 +409,11 @@ prior = "2/3"
         let budget = Budget::new(0, 1 << 40, 2000, 60_000);
         std::thread::sleep(Duration::from_millis(1100));
         assert!(!budget.checkpoint());
-        assert!(budget.exceeded().unwrap().starts_with("time:"));
+        assert!(budget.exceeded().unwrap().to_string().starts_with("time:"));
+        assert!(matches!(
+            budget.exceeded(),
+            Some(BudgetExceeded::Time { limit: 0, .. })
+        ));
         let generous = Budget::default();
         assert!(generous.checkpoint() && generous.exceeded().is_none());
     }

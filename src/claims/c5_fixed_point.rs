@@ -7,7 +7,7 @@
 //! trajectories are sums of one-step terms at γ = 1), enumeration (every trajectory and
 //! window), DP (`J` and `KL` by occupancy measures in O(|E|)), and enumeration cross-checks
 //! of `J` and `KL` as sums over trajectories.
-use super::{certificate, term, Certificate, ClaimContext, Recorder};
+use super::{certificate, term, Certificate, ClaimContext, Recorder, SkipReason};
 use crate::dag::dp::occupancy_and_edge_flows;
 use crate::dag::{dp, LogCombination, LogKey, PolicyLog};
 use crate::exact::{Derivation, Poly, Rational, Step};
@@ -42,13 +42,13 @@ pub struct OptimumPolys {
 }
 
 /// The optimum as polynomials, or why it is not rational.
-pub fn optimum_polys(ctx: &ClaimContext) -> Result<OptimumPolys, String> {
-    let opt = ctx.optimum.as_ref().map_err(Clone::clone)?;
+pub fn optimum_polys(ctx: &ClaimContext) -> Result<OptimumPolys, SkipReason> {
+    let opt = ctx.optimum.as_ref().map_err(|e| e.clone())?;
     let logs = ctx
         .logs
         .optimum
         .as_ref()
-        .ok_or_else(|| "the optimum's logs were not built".to_string())?;
+        .ok_or(SkipReason::OptimumLogsMissing)?;
     Ok(OptimumPolys {
         log_policy: logs.log_policy.iter().map(Poly::from_logform).collect(),
         log_flow: logs.log_flow.iter().map(Poly::from_logform).collect(),

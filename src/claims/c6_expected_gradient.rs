@@ -32,7 +32,7 @@
 //! same (possibly mutated) expectation and holds under every mutant. Where no state has two
 //! children (a chain) every θ-gradient is identically zero and no mutant can show.
 use super::c5_fixed_point::optimum_polys;
-use super::{certificate, term, Certificate, ClaimContext, Recorder};
+use super::{certificate, term, Certificate, ClaimContext, Recorder, SkipReason};
 use crate::dag::{dp, flow, Environment};
 use crate::exact::{Derivation, FracPoly, Poly, Rational, Step, Var};
 use crate::objectives::{reinforce, rtb, trust_pcl};
@@ -197,25 +197,115 @@ pub struct RouteOne {
     pub gradient: Vec<FracPoly>,
 }
 
-/// The forward/backward DP of route 1, O(|E|) polynomial operations: the flows, prefix sums
-/// and backward values of [`crate::dag::flow`].
-pub fn route_one(env: &Environment, policy: &[Rational], functional: Functional) -> RouteOne {
-    // Accumulated over one common denominator per value (no gcd per coefficient), reduced
-    // once at the end.
+/// The backward values of per-edge costs under `weights` (0 at terminals).
+fn backward_of(
+    env: &Environment,
+    weights: &[Rational],
+    cost: &[FracPoly],
+) -> flow::Backward<FracPoly> {
+    flow::backward(env, weights, cost, |_| FracPoly::zero())
+}
+
+/// The forward half both forms of route 1 share: the functional's per-edge terms over common
+/// denominators (accumulated without a gcd per coefficient, reduced once at the end), the
+/// flows under `weights`, and the prefix sums from the functional's constant.
+struct ForwardPass {
+    per_edge: Vec<FracPoly>,
+    flows: flow::Flows<Rational>,
+    prefix: Vec<FracPoly>,
+}
+
+fn forward_pass(env: &Environment, weights: &[Rational], functional: &Functional) -> ForwardPass {
     let per_edge: Vec<FracPoly> = functional
         .per_edge
         .iter()
         .map(FracPoly::from_poly)
         .collect();
-    let flows = flow::forward_flows(env, policy);
+    let flows = flow::forward_flows(env, weights);
     let prefix = flow::prefix_sums(
         env,
-        policy,
+        weights,
         &flows,
         FracPoly::from_poly(&functional.constant),
         &per_edge,
     );
-    let backward = flow::backward(env, policy, &per_edge, |_| FracPoly::zero());
+    ForwardPass {
+        per_edge,
+        flows,
+        prefix,
+    }
+}
+
+/// The softmax chain rule of route 1, `scale·(w_b·J(b) − q(b)·Σ_{e from s} w_e·J(e))` per edge
+/// `b` from `s`, from the joints `J(e) = E[X·1[e ∈ τ]]` (`scale` = 1 for the direct route).
+fn chain_rule(
+    env: &Environment,
+    joint: &[FracPoly],
+    weight: &[Rational],
+    policy: &[Rational],
+    scale: &Rational,
+) -> Vec<FracPoly> {
+    use crate::exact::gcd::mul;
+    let mut weighted = vec![FracPoly::zero(); env.states.len()];
+    for (e, edge) in env.edges.iter().enumerate() {
+        weighted[edge.from].add_scaled(&joint[e], &weight[e]);
+    }
+    (0..env.edges.len())
+        .map(|b| {
+            let mut g = FracPoly::zero();
+            g.add_scaled(&joint[b], &mul(&weight[b], scale));
+            g.add_scaled(&weighted[env.edges[b].from], &-mul(&policy[b], scale));
+            g
+        })
+        .collect()
+}
+
+/// True when `policy` is the h-transform `q(e) = p(e)·h(s')/h(s)` of `prior` (exactly, edge by
+/// edge) with `h(s0) ≠ 0`.
+fn is_h_transform(
+    env: &Environment,
+    prior: &[Rational],
+    h: &[Rational],
+    policy: &[Rational],
+) -> bool {
+    use crate::exact::gcd::mul;
+    !h[env.source].is_zero()
+        && env.edges.iter().enumerate().all(|(e, edge)| {
+            !h[edge.from].is_zero() && mul(&policy[e], &h[edge.from]) == mul(&prior[e], &h[edge.to])
+        })
+}
+
+/// Every value multiplied by its own factor.
+fn rescale(values: &[FracPoly], factor: &dyn Fn(usize) -> Rational) -> Vec<FracPoly> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let mut out = FracPoly::zero();
+            out.add_scaled(v, &factor(i));
+            out
+        })
+        .collect()
+}
+
+/// `1/r`, and 0 for 0.
+fn inverse(r: &Rational) -> Rational {
+    if r.is_zero() {
+        Rational::zero()
+    } else {
+        Rational::one() / r
+    }
+}
+
+/// The forward/backward DP of route 1, O(|E|) polynomial operations: the flows, prefix sums
+/// and backward values of [`crate::dag::flow`].
+pub fn route_one(env: &Environment, policy: &[Rational], functional: Functional) -> RouteOne {
+    let ForwardPass {
+        per_edge,
+        flows,
+        prefix,
+    } = forward_pass(env, policy, &functional);
+    let backward = backward_of(env, policy, &per_edge);
     // E[X·1[e ∈ τ]] = q(e)·P(s) + occ(s)·q(e)·(c_e + B(s')).
     let joint: Vec<FracPoly> = env
         .edges
@@ -229,18 +319,7 @@ pub fn route_one(env: &Environment, policy: &[Rational], functional: Functional)
         })
         .collect();
     // Σ_e w_e·(1[e = b] − q(b))·E[X·1[e]] = w_b·E[X·1[b]] − q(b)·Σ_e w_e·E[X·1[e]].
-    let mut weighted = vec![FracPoly::zero(); env.states.len()];
-    for (e, edge) in env.edges.iter().enumerate() {
-        weighted[edge.from].add_scaled(&joint[e], &functional.weight[e]);
-    }
-    let gradient = (0..env.edges.len())
-        .map(|b| {
-            let mut g = FracPoly::zero();
-            g.add_scaled(&joint[b], &functional.weight[b]);
-            g.add_scaled(&weighted[env.edges[b].from], &-policy[b].clone());
-            g
-        })
-        .collect();
+    let gradient = chain_rule(env, &joint, &functional.weight, policy, &Rational::one());
     RouteOne {
         functional,
         occ: flows.state,
@@ -273,27 +352,15 @@ pub fn route_one_h_transform(
     functional: Functional,
 ) -> Option<RouteOne> {
     use crate::exact::gcd::mul;
-    let is_transform = env.edges.iter().enumerate().all(|(e, edge)| {
-        !h[edge.from].is_zero() && mul(&policy[e], &h[edge.from]) == mul(&prior[e], &h[edge.to])
-    });
-    let h0 = &h[env.source];
-    if !is_transform || h0.is_zero() {
+    if !is_h_transform(env, prior, h, policy) {
         return None;
     }
-    let inv_h0 = Rational::one() / h0;
-    let per_edge: Vec<FracPoly> = functional
-        .per_edge
-        .iter()
-        .map(FracPoly::from_poly)
-        .collect();
-    let flows = flow::forward_flows(env, prior);
-    let prefix_p = flow::prefix_sums(
-        env,
-        prior,
-        &flows,
-        FracPoly::from_poly(&functional.constant),
-        &per_edge,
-    );
+    let inv_h0 = Rational::one() / &h[env.source];
+    let ForwardPass {
+        per_edge,
+        flows,
+        prefix: prefix_p,
+    } = forward_pass(env, prior, &functional);
     // h(s')·c_e: one scaling per edge.
     let cost_h: Vec<FracPoly> = env
         .edges
@@ -305,7 +372,7 @@ pub fn route_one_h_transform(
             scaled
         })
         .collect();
-    let backward_h = flow::backward(env, prior, &cost_h, |_| FracPoly::zero());
+    let backward_h = backward_of(env, prior, &cost_h);
     // h0·E[X·1[e ∈ τ]] = p(e)·h(s')·P_p(s) + p(e)·π(s)·(h(s')·c_e + B^h(s')).
     let scaled_joint: Vec<FracPoly> = env
         .edges
@@ -318,40 +385,12 @@ pub fn route_one_h_transform(
             j
         })
         .collect();
-    let mut weighted = vec![FracPoly::zero(); env.states.len()];
-    for (e, edge) in env.edges.iter().enumerate() {
-        weighted[edge.from].add_scaled(&scaled_joint[e], &functional.weight[e]);
-    }
-    let gradient = (0..env.edges.len())
-        .map(|b| {
-            let mut g = FracPoly::zero();
-            g.add_scaled(&scaled_joint[b], &mul(&functional.weight[b], &inv_h0));
-            g.add_scaled(&weighted[env.edges[b].from], &-mul(&policy[b], &inv_h0));
-            g
-        })
-        .collect();
-    let rescale = |values: &[FracPoly], factor: &dyn Fn(usize) -> Rational| -> Vec<FracPoly> {
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let mut out = FracPoly::zero();
-                out.add_scaled(v, &factor(i));
-                out
-            })
-            .collect()
-    };
+    let gradient = chain_rule(env, &scaled_joint, &functional.weight, policy, &inv_h0);
     let occ = (0..env.states.len())
         .map(|s| mul(&mul(&flows.state[s], &h[s]), &inv_h0))
         .collect();
     let prefix = rescale(&prefix_p, &|s| mul(&h[s], &inv_h0));
-    let suffix = rescale(&backward_h.value, &|s| {
-        if h[s].is_zero() {
-            Rational::zero()
-        } else {
-            Rational::one() / &h[s]
-        }
-    });
+    let suffix = rescale(&backward_h.value, &|s| inverse(&h[s]));
     let joint = rescale(&scaled_joint, &|_| inv_h0.clone());
     Some(RouteOne {
         functional,
@@ -458,7 +497,7 @@ pub fn route_two(
 ) -> RouteTwo {
     let flows = flow::forward_flows(env, policy);
     let cost: Vec<FracPoly> = cost.iter().map(FracPoly::from_poly).collect();
-    let backward = flow::backward(env, policy, &cost, |_| FracPoly::zero());
+    let backward = backward_of(env, policy, &cost);
     let gradient = flow::policy_gradient(env, policy, &flows, &backward, Some(&score_weight));
     let (value, action, occ) = (backward.value, backward.action, flows.state);
     RouteTwo {
@@ -488,21 +527,10 @@ pub fn route_two_h_transform(
     score_weight: Vec<Rational>,
 ) -> Option<RouteTwo> {
     use crate::exact::gcd::{add, mul};
-    let is_transform = env.edges.iter().enumerate().all(|(e, edge)| {
-        !h[edge.from].is_zero() && mul(&policy[e], &h[edge.from]) == mul(&prior[e], &h[edge.to])
-    });
-    let h0 = &h[env.source];
-    if !is_transform || h0.is_zero() {
+    if !is_h_transform(env, prior, h, policy) {
         return None;
     }
-    let inv_h0 = Rational::one() / h0;
-    let inverse = |r: &Rational| {
-        if r.is_zero() {
-            Rational::zero()
-        } else {
-            Rational::one() / r
-        }
-    };
+    let inv_h0 = Rational::one() / &h[env.source];
     let flows = flow::forward_flows(env, prior);
     let cost_h: Vec<FracPoly> = env
         .edges
@@ -514,7 +542,7 @@ pub fn route_two_h_transform(
             scaled
         })
         .collect();
-    let backward_h = flow::backward(env, prior, &cost_h, |_| FracPoly::zero());
+    let backward_h = backward_of(env, prior, &cost_h);
     let gradient = (0..env.edges.len())
         .map(|b| {
             let edge = &env.edges[b];
@@ -532,17 +560,6 @@ pub fn route_two_h_transform(
             g
         })
         .collect();
-    let rescale = |values: &[FracPoly], factor: &dyn Fn(usize) -> Rational| -> Vec<FracPoly> {
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let mut out = FracPoly::zero();
-                out.add_scaled(v, &factor(i));
-                out
-            })
-            .collect()
-    };
     let value = rescale(&backward_h.value, &|s| inverse(&h[s]));
     let action = rescale(&backward_h.action, &|e| inverse(&h[env.edges[e].to]));
     let occ = (0..env.states.len())
@@ -632,7 +649,7 @@ pub fn grad_j(ctx: &ClaimContext, policy: &[Rational], log_q: &dyn Fn(usize) -> 
 }
 
 /// `∇_θ KL(q ‖ q*)` by the Bellman route at the spec's q, or why `q*` is not rational.
-pub fn grad_kl_qstar(ctx: &ClaimContext) -> Result<RouteTwo, String> {
+pub fn grad_kl_qstar(ctx: &ClaimContext) -> Result<RouteTwo, SkipReason> {
     let opt = optimum_polys(ctx)?;
     let env = ctx.env;
     let cost: Vec<Poly> = (0..env.edges.len())
@@ -658,7 +675,7 @@ pub struct Gradients {
     /// Route 2 of `J`.
     pub j: RouteTwo,
     /// Route 2 of `KL(q ‖ q*)`, or why it is skipped.
-    pub kl: Result<RouteTwo, String>,
+    pub kl: Result<RouteTwo, SkipReason>,
 }
 
 /// Both routes at the spec's q, computed once per context (C6 and the report share them).

@@ -28,7 +28,7 @@ use super::c5_fixed_point::OptimumPolys;
 use super::c6_expected_gradient::{
     route_one, route_one_h_transform, route_two, route_two_h_transform, Functional, RouteOne,
 };
-use super::{certificate, term, Certificate, ClaimContext, Recorder};
+use super::{certificate, term, Certificate, ClaimContext, Recorder, SkipReason};
 use crate::exact::{Derivation, FracPoly, Poly, Rational, Step, Var};
 use crate::objectives::reinforce;
 
@@ -98,7 +98,7 @@ pub fn flawed_functional(ctx: &ClaimContext, log_q: &dyn Fn(usize) -> Poly) -> F
 
 /// The flawed baseline's route 1 at `q*`, computed once per context, or why `q*` is not
 /// rational.
-pub fn flawed_route_at_optimum<'c>(ctx: &'c ClaimContext) -> Result<&'c RouteOne, String> {
+pub fn flawed_route_at_optimum<'c>(ctx: &'c ClaimContext) -> Result<&'c RouteOne, SkipReason> {
     ctx.flawed_at_optimum
         .get_or_init(|| {
             let opt = optimum_polys(ctx)?;
@@ -113,6 +113,14 @@ pub fn flawed_route_at_optimum<'c>(ctx: &'c ClaimContext) -> Result<&'c RouteOne
         .map_err(Clone::clone)
 }
 
+/// What the h-transform routes at `q*` need: the prior per edge and `h = F*` per state
+/// (`None` where the optimum is not rational).
+fn prior_and_flow<'c>(ctx: &'c ClaimContext) -> (Vec<Rational>, Option<&'c [Rational]>) {
+    let prior = ctx.env.edges.iter().map(|e| e.prior.clone()).collect();
+    let flow = ctx.optimum.as_ref().ok().map(|o| o.flow.as_slice());
+    (prior, flow)
+}
+
 /// Route 1 at `q*`: by the h-transform of the prior with `h = F*`
 /// ([`route_one_h_transform`], small denominators), or directly where that does not apply.
 fn route_one_at_optimum(
@@ -121,24 +129,13 @@ fn route_one_at_optimum(
     functional: Functional,
 ) -> RouteOne {
     let env = ctx.env;
-    let prior: Vec<Rational> = env.edges.iter().map(|e| e.prior.clone()).collect();
-    let flow = ctx
-        .optimum
-        .as_ref()
-        .map(|o| o.flow.as_slice())
-        .unwrap_or(&[]);
-    if flow.len() == env.states.len() {
-        if let Some(route) =
-            route_one_h_transform(env, &prior, flow, &opt.policy, functional.clone())
-        {
-            return route;
-        }
-    }
-    route_one(env, &opt.policy, functional)
+    let (prior, flow) = prior_and_flow(ctx);
+    flow.and_then(|h| route_one_h_transform(env, &prior, h, &opt.policy, functional.clone()))
+        .unwrap_or_else(|| route_one(env, &opt.policy, functional))
 }
 
 /// `E_{q*}[∂L_flawed/∂θ_b]` per edge (route 1, reduced), or why `q*` is not rational.
-pub fn flawed_gradient_at_optimum(ctx: &ClaimContext) -> Result<Vec<Poly>, String> {
+pub fn flawed_gradient_at_optimum(ctx: &ClaimContext) -> Result<Vec<Poly>, SkipReason> {
     Ok(flawed_route_at_optimum(ctx)?
         .gradient
         .iter()
@@ -196,27 +193,21 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
         })
         .collect();
     let no_score = vec![Rational::from_integer(0.into()); env.edges.len()];
-    let prior: Vec<Rational> = env.edges.iter().map(|e| e.prior.clone()).collect();
-    let flow = ctx
-        .optimum
-        .as_ref()
-        .map(|o| o.flow.as_slice())
-        .unwrap_or(&[]);
+    let (prior, flow) = prior_and_flow(ctx);
     // By the h-transform of the prior (h = F*, small denominators), directly where that does
     // not apply.
-    let terminal = (flow.len() == env.states.len())
-        .then(|| {
+    let terminal = flow
+        .and_then(|h| {
             route_two_h_transform(
                 env,
                 &prior,
-                flow,
+                h,
                 policy,
                 "E_q*[L_flawed]",
                 &cost,
                 no_score.clone(),
             )
         })
-        .flatten()
         .unwrap_or_else(|| route_two(env, policy, "E_q*[L_flawed]", &cost, no_score));
 
     let mut routes = Recorder::new(CHECKS[0], "dp", keep);
@@ -246,12 +237,7 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
     }
 
     let nonzero = if rewards_all_equal(ctx) {
-        Recorder::skipped(
-            CHECKS[1],
-            "dp",
-            "all rewards are equal: r and log r are both constant, so the flawed field vanishes at q*"
-                .into(),
-        )
+        Recorder::skipped(CHECKS[1], "dp", SkipReason::RewardsAllEqual)
     } else {
         let mut r = Recorder::new(CHECKS[1], "dp", keep);
         let found = (0..env.edges.len()).find(|&b| flawed.gradient[b].to_poly().refutes());

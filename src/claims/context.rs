@@ -43,11 +43,11 @@ pub struct ClaimContext<'a> {
     /// The coprime base and log-forms.
     pub logs: LogTable,
     /// The exact optimum, or why it is not rational.
-    pub optimum: Result<Optimum, String>,
+    pub optimum: Result<Optimum, dag::IrrationalOptimum>,
     /// Every trajectory, or why enumeration was refused.
-    pub trajectories: Result<Vec<Vec<usize>>, String>,
+    pub trajectories: Result<Vec<Vec<usize>>, super::EnumerationSkipped>,
     /// Every window, or why enumeration was refused.
-    pub windows: Result<Vec<Vec<usize>>, String>,
+    pub windows: Result<Vec<Vec<usize>>, super::EnumerationSkipped>,
     /// `α = 1/β`.
     pub alpha: Rational,
     /// The objectives, with the run's mutant applied (the one place it is applied).
@@ -63,7 +63,7 @@ pub struct ClaimContext<'a> {
     pub(crate) gradients: std::sync::OnceLock<super::c6_expected_gradient::Gradients>,
     /// The flawed baseline's route 1 at `q*`, or why `q*` is not rational (C7 and the report).
     pub(crate) flawed_at_optimum:
-        std::sync::OnceLock<Result<super::c6_expected_gradient::RouteOne, String>>,
+        std::sync::OnceLock<Result<super::c6_expected_gradient::RouteOne, super::SkipReason>>,
 }
 
 /// The two sides of the identity on one path, with the steps that built them.
@@ -78,13 +78,11 @@ impl<'a> ClaimContext<'a> {
     pub fn new(env: &'a Environment, mut options: VerifyOptions) -> Result<Self, ExactError> {
         options.budget = options.budget.restarted();
         let budget = &options.budget;
-        budget.check_inputs(env).map_err(ExactError::Budget)?;
-        budget.check_powers(env).map_err(ExactError::Budget)?;
+        budget.check_inputs(env)?;
+        budget.check_powers(env)?;
         let optimum = dag::optimum(env);
         if let Ok(o) = &optimum {
-            budget
-                .check_digits("Z* = F*(s0)", &o.z)
-                .map_err(ExactError::Budget)?;
+            budget.check_digits("Z* = F*(s0)", &o.z)?;
         }
         let logs = LogTable::new(env, optimum.as_ref().ok())?;
         let (trajectories, windows) =

@@ -13,11 +13,66 @@ pub mod c7_negative_controls;
 pub mod c8_conventions;
 mod context;
 
-pub use budget::Budget;
+pub use budget::{Budget, BudgetExceeded, EnumerationSkipped};
 pub use context::{ClaimContext, VerifyOptions};
 
-use crate::exact::{Derivation, Poly, VarNames};
-use serde::Serialize;
+use crate::exact::{Derivation, DerivationError, Poly, VarNames};
+use serde::{Serialize, Serializer};
+
+/// Why a check did not run. Its message is the report's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SkipReason {
+    /// The optimum is not rational (some `r(x)^β` irrational).
+    #[error(transparent)]
+    Irrational(#[from] crate::dag::IrrationalOptimum),
+    /// The context was built without the optimum's logs.
+    #[error("the optimum's logs were not built")]
+    OptimumLogsMissing,
+    /// An enumeration was refused (count limit or cost budget).
+    #[error(transparent)]
+    Enumeration(#[from] EnumerationSkipped),
+    /// Every terminal has the same reward, so the flawed field vanishes at `q*`.
+    #[error(
+        "all rewards are equal: r and log r are both constant, so the flawed field vanishes at q*"
+    )]
+    RewardsAllEqual,
+}
+
+fn serialize_reason<S: Serializer>(
+    reason: &Option<SkipReason>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match reason {
+        Some(r) => serializer.serialize_some(&r.to_string()),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// Why a certificate does not recheck.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecheckError {
+    /// A kept derivation's step does not collect to its result.
+    #[error(transparent)]
+    Derivation(#[from] DerivationError),
+    /// A derivation recorded as a failure holds.
+    #[error("{claim}: a recorded failure holds")]
+    FailureHolds {
+        /// The claim.
+        claim: String,
+    },
+    /// The failure counts and the recorded failures disagree.
+    #[error("{claim}: failure counts and records disagree")]
+    CountsDisagree {
+        /// The claim.
+        claim: String,
+    },
+    /// The verdict disagrees with the checks' counts.
+    #[error("{claim}: verdict disagrees with its checks")]
+    VerdictDisagrees {
+        /// The claim.
+        claim: String,
+    },
+}
 
 /// The outcome of one named check (a family of identities decided by one route).
 #[derive(Debug, Clone, Serialize)]
@@ -31,8 +86,9 @@ pub struct CheckOutcome {
     pub checked: u64,
     /// Identities that failed.
     pub failed: u64,
-    /// Why the check did not run (`None` when it ran).
-    pub skipped: Option<String>,
+    /// Why the check did not run (`None` when it ran); serialized as its message.
+    #[serde(serialize_with = "serialize_reason")]
+    pub skipped: Option<SkipReason>,
 }
 
 /// What a claim checked, whether it holds, and the derivations that show it.
@@ -65,9 +121,10 @@ impl Certificate {
         let mut reasons: Vec<(String, Vec<&str>)> = Vec::new();
         for c in &self.checks {
             if let Some(r) = &c.skipped {
-                match reasons.iter_mut().find(|(reason, _)| reason == r) {
+                let r = r.to_string();
+                match reasons.iter_mut().find(|(reason, _)| *reason == r) {
                     Some((_, names)) => names.push(&c.name),
-                    None => reasons.push((r.clone(), vec![&c.name])),
+                    None => reasons.push((r, vec![&c.name])),
                 }
             }
         }
@@ -121,22 +178,25 @@ impl Certificate {
 
     /// Re-checks every kept derivation: each step collects to its result, and each
     /// derivation's verdict agrees with the certificate's counts.
-    pub fn recheck(&self) -> Result<(), String> {
+    pub fn recheck(&self) -> Result<(), RecheckError> {
         for d in self.derivations.iter().chain(&self.failures) {
             d.recheck()?;
         }
         let any_failed = self.checks.iter().any(|c| c.failed > 0);
         if self.failures.iter().any(|d| d.holds()) {
-            return Err(format!("{}: a recorded failure holds", self.claim));
+            return Err(RecheckError::FailureHolds {
+                claim: self.claim.clone(),
+            });
         }
         if any_failed == self.failures.is_empty() {
-            return Err(format!(
-                "{}: failure counts and records disagree",
-                self.claim
-            ));
+            return Err(RecheckError::CountsDisagree {
+                claim: self.claim.clone(),
+            });
         }
         if self.holds == Some(any_failed) {
-            return Err(format!("{}: verdict disagrees with its checks", self.claim));
+            return Err(RecheckError::VerdictDisagrees {
+                claim: self.claim.clone(),
+            });
         }
         Ok(())
     }
@@ -166,9 +226,9 @@ impl Recorder {
         }
     }
 
-    pub(crate) fn skipped(name: &str, route: &str, reason: String) -> Self {
+    pub(crate) fn skipped(name: &str, route: &str, reason: impl Into<SkipReason>) -> Self {
         let mut r = Self::new(name, route, 0);
-        r.outcome.skipped = Some(reason);
+        r.outcome.skipped = Some(reason.into());
         r
     }
 

@@ -375,7 +375,7 @@ pub fn certificate(env: &Environment, options: &CoqOptions) -> Result<Certificat
         }
         Err(why) => {
             let _ = writeln!(body, "(* C5 not restated: {why}. *)");
-            Some(why.clone())
+            Some(why.to_string())
         }
     };
 

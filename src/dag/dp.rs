@@ -16,17 +16,30 @@ pub struct Optimum {
     pub z: Rational,
 }
 
+/// Why the optimum has no exact rational form: `r(x)^β` is irrational at a terminal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "F*({state}) = r^β = ({reward})^({beta}) is irrational, so Z* and q* have no exact rational form"
+)]
+pub struct IrrationalOptimum {
+    /// The terminal's name.
+    pub state: String,
+    /// Its reward `r(x)`.
+    pub reward: Rational,
+    /// The environment's `β`.
+    pub beta: Rational,
+}
+
 /// The exact optimum, or the reason it is not rational (some `r(x)^β` irrational). The
 /// backward pass of [`super::flow`] with the prior as weights and `r(x)^β` at terminals.
-pub fn optimum(env: &Environment) -> Result<Optimum, String> {
+pub fn optimum(env: &Environment) -> Result<Optimum, IrrationalOptimum> {
     let mut terminal = vec![Rational::zero(); env.states.len()];
     for x in env.terminals() {
         let r = env.reward(x);
-        terminal[x] = exact_power(r, &env.beta).ok_or_else(|| {
-            format!(
-                "F*({}) = r^β = ({r})^({}) is irrational, so Z* and q* have no exact rational form",
-                env.states[x], env.beta
-            )
+        terminal[x] = exact_power(r, &env.beta).ok_or_else(|| IrrationalOptimum {
+            state: env.states[x].clone(),
+            reward: r.clone(),
+            beta: env.beta.clone(),
         })?;
     }
     let prior: Vec<Rational> = env.edges.iter().map(|e| e.prior.clone()).collect();

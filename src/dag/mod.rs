@@ -9,7 +9,7 @@ pub mod logs;
 pub mod paths;
 pub mod spec;
 
-pub use dp::{occupancy, optimum, Optimum};
+pub use dp::{occupancy, optimum, IrrationalOptimum, Optimum};
 pub use env::{Edge, Environment};
 pub use logs::{LogCombination, LogKey, LogTable, PolicyLog};
 pub use paths::{trajectories, trajectory_count, window_count, windows, EnumerationRefused};

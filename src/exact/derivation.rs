@@ -4,6 +4,18 @@
 use super::{Poly, VarNames};
 use serde::Serialize;
 
+/// A step of a derivation whose terms do not collect to its recorded result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{check} / {subject}: step `{step}` does not collect to its result")]
+pub struct DerivationError {
+    /// The derivation's check.
+    pub check: String,
+    /// Its subject.
+    pub subject: String,
+    /// The step's name.
+    pub step: String,
+}
+
 /// One step: named terms and their collected sum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
@@ -106,14 +118,15 @@ impl Derivation {
 
     /// Re-checks the certificate from its own contents: every step's result must be the
     /// canonical sum of its terms. Returns the name of the first step that does not.
-    pub fn recheck(&self) -> Result<(), String> {
+    pub fn recheck(&self) -> Result<(), DerivationError> {
         for step in &self.steps {
             let sum = Poly::sum(step.terms.iter().map(|(_, p)| p));
             if sum != step.result {
-                return Err(format!(
-                    "{} / {}: step `{}` does not collect to its result",
-                    self.check, self.subject, step.name
-                ));
+                return Err(DerivationError {
+                    check: self.check.clone(),
+                    subject: self.subject.clone(),
+                    step: step.name.clone(),
+                });
             }
         }
         Ok(())

@@ -13,7 +13,7 @@ pub mod poly;
 pub mod rational;
 
 pub use base::CoprimeBase;
-pub use derivation::{Derivation, Step};
+pub use derivation::{Derivation, DerivationError, Step};
 pub use frac::FracPoly;
 pub use logform::LogForm;
 pub use poly::{Monomial, Poly, Var, VarNames};

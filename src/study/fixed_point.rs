@@ -87,8 +87,8 @@ pub fn expected_gradient_at_optimum(
     behaviour: SpecBehaviour,
     offset: &Rational,
 ) -> Result<ExactGradient, String> {
-    let opt = optimum_polys(ctx)?;
-    let paths = ctx.trajectories.as_ref().map_err(Clone::clone)?;
+    let opt = optimum_polys(ctx).map_err(|e| e.to_string())?;
+    let paths = ctx.trajectories.as_ref().map_err(ToString::to_string)?;
     let env = ctx.env;
     let alpha = &ctx.alpha;
     let log_z = opt.log_z.add(&Poly::constant(offset.clone()));
