@@ -384,6 +384,7 @@ fn h_transform_routes_equal_the_direct_routes_at_the_optimum() {
     let mut compared = 0;
     for env in small_envs() {
         let ctx = ClaimContext::new(&env, quick(None)).unwrap();
+        let budget = &ctx.options.budget;
         let Ok(opt) = &ctx.optimum else { continue };
         let prior: Vec<Rational> = env.edges.iter().map(|e| e.prior.clone()).collect();
         let log_q =
@@ -395,8 +396,8 @@ fn h_transform_routes_equal_the_direct_routes_at_the_optimum() {
             Functional::rtb(&ctx, &log_q),
             c7_negative_controls::flawed_functional(&ctx, &log_q),
         ] {
-            let direct = route_one(&env, &opt.policy, functional.clone());
-            let h = route_one_h_transform(&env, &prior, &opt.flow, &opt.policy, functional)
+            let direct = route_one(&env, &opt.policy, functional.clone(), budget);
+            let h = route_one_h_transform(&env, &prior, &opt.flow, &opt.policy, functional, budget)
                 .expect("q* is the h-transform of the prior by F*");
             assert_eq!(
                 reduce(&h.gradient),
@@ -414,7 +415,7 @@ fn h_transform_routes_equal_the_direct_routes_at_the_optimum() {
             .map(|e| log_q(e).sub(ctx.log_p(e)))
             .collect();
         let weights = vec![Rational::one(); env.edges.len()];
-        let direct = route_two(&env, &opt.policy, "KL", &cost, weights.clone());
+        let direct = route_two(&env, &opt.policy, "KL", &cost, weights.clone(), budget);
         let h = route_two_h_transform(
             &env,
             &prior,
@@ -423,6 +424,7 @@ fn h_transform_routes_equal_the_direct_routes_at_the_optimum() {
             "KL",
             &cost,
             weights.clone(),
+            budget,
         )
         .expect("q* is the h-transform of the prior by F*");
         assert_eq!(
@@ -436,12 +438,61 @@ fn h_transform_routes_equal_the_direct_routes_at_the_optimum() {
         // Negative control: the spec's q is not the h-transform by F* (unless it is q*).
         let q = env.posterior();
         if q != opt.policy {
-            assert!(
-                route_two_h_transform(&env, &prior, &opt.flow, &q, "KL", &cost, weights).is_none()
-            );
+            assert!(route_two_h_transform(
+                &env, &prior, &opt.flow, &q, "KL", &cost, weights, budget
+            )
+            .is_none());
             let f = Functional::rtb(&ctx, &log_q);
-            assert!(route_one_h_transform(&env, &prior, &opt.flow, &q, f).is_none());
+            assert!(route_one_h_transform(&env, &prior, &opt.flow, &q, f, budget).is_none());
         }
     }
     assert!(compared > 0, "no environment with a rational optimum");
+}
+
+#[test]
+fn a_spent_time_budget_stops_the_dps_with_the_budget_error() {
+    // A generated DAG of issue 12 (440 edges): enumeration is refused by its cost, so before
+    // the DPs had checkpoints no checkpoint ran and a spent time budget went unnoticed.
+    use rtb_trustpcl::claims::{Budget, BudgetExceeded};
+    use rtb_trustpcl::dag::generate::{layered, Shape};
+    use rtb_trustpcl::dag::spec::validate;
+    let shape = Shape::many_primes(7, 20, 3, Rational::from_integer(2.into()));
+    let env = validate(&layered(&shape, 1), "generated").expect("valid");
+    let ctx = ClaimContext::new(&env, VerifyOptions::default()).unwrap();
+    let q = env.posterior();
+    let log_q = |e: usize| ctx.log_q_concrete(e).clone();
+    let functional = Functional::rtb(&ctx, &log_q);
+    // A budget of 0 s is spent at its first checkpoint: the route stops in its first pass.
+    let spent = Budget::new(0, 1 << 40, 2000, 50_000);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let stopped = c6_expected_gradient::route_one(&env, &q, functional.clone(), &spent);
+    assert!(
+        matches!(
+            spent.exceeded(),
+            Some(BudgetExceeded::Time { limit: 0, .. })
+        ),
+        "{:?}",
+        spent.exceeded()
+    );
+    // Negative control: the same route within the budget runs every pass to the end, and the
+    // stopped one left most of the DAG unvisited.
+    let generous = Budget::default();
+    let full = c6_expected_gradient::route_one(&env, &q, functional, &generous);
+    assert!(generous.exceeded().is_none());
+    let nonzero = |g: &[rtb_trustpcl::exact::FracPoly]| g.iter().filter(|p| !p.is_zero()).count();
+    assert!(nonzero(&stopped.suffix) < nonzero(&full.suffix) / 2);
+    assert!(nonzero(&full.suffix) > env.states.len() / 2);
+    // The whole run reports the budget's error naming the quantity, never a result.
+    let options = VerifyOptions {
+        budget: spent.restarted(),
+        ..VerifyOptions::default()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    match rtb_trustpcl::report::environment_report(&env, &options) {
+        Err(rtb_trustpcl::exact::ExactError::Budget(message)) => {
+            assert!(message.starts_with("time:"), "{message}")
+        }
+        Err(e) => panic!("not the budget's error: {e}"),
+        Ok(_) => panic!("a spent budget gave a report"),
+    }
 }

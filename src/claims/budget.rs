@@ -9,10 +9,13 @@
 //!   `Σ_τ Σ_{e ∈ τ} outdeg(tail e)` for trajectories (the softmax chain rule visits every
 //!   sibling) and `Σ_w |w|` for windows. Above the budget the enumeration routes are skipped
 //!   with that reason; the structural, generic and DP routes still decide every claim.
-//! - Time and memory are checked at checkpoints (between claims and between chunks of an
-//!   enumeration, which is streamed: derivations are built and recorded chunk by chunk, so
-//!   memory does not grow with the number of trajectories). Past either, the run stops its
-//!   remaining work and the report is replaced by an error naming the quantity (exit 2).
+//! - Time and memory are checked at checkpoints: after the optimum and after the coprime base
+//!   in `ClaimContext::new`, every `dag::flow::CHECK_EVERY` states inside each pass of the DP
+//!   routes (`*_until`), and between chunks of an enumeration, which is streamed: derivations
+//!   are built and recorded chunk by chunk, so memory does not grow with the number of
+//!   trajectories. Past either, every later checkpoint fails, the passes stop (their partial
+//!   values are discarded), and the report is replaced by an error naming the quantity
+//!   (exit 2).
 use crate::dag::{self, Environment};
 use crate::exact::{ExactError, Rational};
 use num_bigint::BigInt;
@@ -164,6 +167,17 @@ impl Budget {
             }
         }
         true
+    }
+
+    /// A checkpoint as a result: the recorded reason once the time or memory budget is spent.
+    pub fn stop_if_spent(&self) -> Result<(), BudgetExceeded> {
+        match self.checkpoint() {
+            true => Ok(()),
+            false => Err(self
+                .exceeded()
+                .cloned()
+                .expect("a failed checkpoint records its reason")),
+        }
     }
 
     /// Refuses a number with more digits than the budget; `what` names it.

@@ -8,7 +8,6 @@
 //! window), DP (`J` and `KL` by occupancy measures in O(|E|)), and enumeration cross-checks
 //! of `J` and `KL` as sums over trajectories.
 use super::{certificate, term, Certificate, ClaimContext, Recorder, SkipReason};
-use crate::dag::dp::occupancy_and_edge_flows;
 use crate::dag::{dp, LogCombination, LogKey, PolicyLog};
 use crate::exact::{Derivation, Poly, Rational, Step};
 use crate::objectives::{subtb, trust_pcl};
@@ -90,7 +89,8 @@ pub fn reward_and_kl(
     other_name: &str,
 ) -> (Vec<Step>, Poly, Poly) {
     let env = ctx.env;
-    let (occ, edge_flow) = occupancy_and_edge_flows(env, policy);
+    let flows = super::c6_expected_gradient::flows_of(env, policy, &ctx.options.budget);
+    let (occ, edge_flow) = (flows.state, flows.edge);
     let mut reward = LogCombination::default();
     for x in env.terminals() {
         reward.add(LogKey::Reward(x), &occ[x]);

@@ -32,8 +32,9 @@
 //! same (possibly mutated) expectation and holds under every mutant. Where no state has two
 //! children (a chain) every θ-gradient is identically zero and no mutant can show.
 use super::c5_fixed_point::optimum_polys;
-use super::{certificate, term, Certificate, ClaimContext, Recorder, SkipReason};
+use super::{certificate, term, Budget, Certificate, ClaimContext, Recorder, SkipReason};
 use crate::dag::{dp, flow, Environment};
+use crate::exact::gcd::Lehmer;
 use crate::exact::{Derivation, FracPoly, Poly, Rational, Step, Var};
 use crate::objectives::{reinforce, rtb, trust_pcl};
 use num_traits::{One, Zero};
@@ -197,13 +198,32 @@ pub struct RouteOne {
     pub gradient: Vec<FracPoly>,
 }
 
-/// The backward values of per-edge costs under `weights` (0 at terminals).
+/// The forward flows of a policy, exactly, in [`Lehmer`] arithmetic (`num-rational`'s `+`
+/// and `·` take a binary gcd, the largest single cost of the passes at 10,000 edges), stopped
+/// at the budget's checkpoints.
+pub(crate) fn flows_of(
+    env: &Environment,
+    policy: &[Rational],
+    budget: &Budget,
+) -> flow::Flows<Rational> {
+    let flows = flow::forward_flows_until(env, &Lehmer::wrap(policy), &|| budget.checkpoint());
+    flow::Flows {
+        state: Lehmer::unwrap_all(flows.state),
+        edge: Lehmer::unwrap_all(flows.edge),
+    }
+}
+
+/// The backward values of per-edge costs under `weights` (0 at terminals), stopped at the
+/// budget's checkpoints.
 fn backward_of(
     env: &Environment,
     weights: &[Rational],
     cost: &[FracPoly],
+    budget: &Budget,
 ) -> flow::Backward<FracPoly> {
-    flow::backward(env, weights, cost, |_| FracPoly::zero())
+    flow::backward_until(env, weights, cost, |_| FracPoly::zero(), &|| {
+        budget.checkpoint()
+    })
 }
 
 /// The forward half both forms of route 1 share: the functional's per-edge terms over common
@@ -215,19 +235,26 @@ struct ForwardPass {
     prefix: Vec<FracPoly>,
 }
 
-fn forward_pass(env: &Environment, weights: &[Rational], functional: &Functional) -> ForwardPass {
+fn forward_pass(
+    env: &Environment,
+    weights: &[Rational],
+    functional: &Functional,
+    budget: &Budget,
+) -> ForwardPass {
+    let proceed = || budget.checkpoint();
     let per_edge: Vec<FracPoly> = functional
         .per_edge
         .iter()
         .map(FracPoly::from_poly)
         .collect();
-    let flows = flow::forward_flows(env, weights);
-    let prefix = flow::prefix_sums(
+    let flows = flows_of(env, weights, budget);
+    let prefix = flow::prefix_sums_until(
         env,
         weights,
         &flows,
         FracPoly::from_poly(&functional.constant),
         &per_edge,
+        &proceed,
     );
     ForwardPass {
         per_edge,
@@ -298,14 +325,20 @@ fn inverse(r: &Rational) -> Rational {
 }
 
 /// The forward/backward DP of route 1, O(|E|) polynomial operations: the flows, prefix sums
-/// and backward values of [`crate::dag::flow`].
-pub fn route_one(env: &Environment, policy: &[Rational], functional: Functional) -> RouteOne {
+/// and backward values of [`crate::dag::flow`]. The passes stop at the budget's time and
+/// memory checkpoints (the values are then partial, and the run reports the budget's error).
+pub fn route_one(
+    env: &Environment,
+    policy: &[Rational],
+    functional: Functional,
+    budget: &Budget,
+) -> RouteOne {
     let ForwardPass {
         per_edge,
         flows,
         prefix,
-    } = forward_pass(env, policy, &functional);
-    let backward = backward_of(env, policy, &per_edge);
+    } = forward_pass(env, policy, &functional, budget);
+    let backward = backward_of(env, policy, &per_edge, budget);
     // E[X·1[e ∈ τ]] = q(e)·P(s) + occ(s)·q(e)·(c_e + B(s')).
     let joint: Vec<FracPoly> = env
         .edges
@@ -350,6 +383,7 @@ pub fn route_one_h_transform(
     h: &[Rational],
     policy: &[Rational],
     functional: Functional,
+    budget: &Budget,
 ) -> Option<RouteOne> {
     use crate::exact::gcd::mul;
     if !is_h_transform(env, prior, h, policy) {
@@ -360,7 +394,7 @@ pub fn route_one_h_transform(
         per_edge,
         flows,
         prefix: prefix_p,
-    } = forward_pass(env, prior, &functional);
+    } = forward_pass(env, prior, &functional, budget);
     // h(s')·c_e: one scaling per edge.
     let cost_h: Vec<FracPoly> = env
         .edges
@@ -372,7 +406,7 @@ pub fn route_one_h_transform(
             scaled
         })
         .collect();
-    let backward_h = backward_of(env, prior, &cost_h);
+    let backward_h = backward_of(env, prior, &cost_h, budget);
     // h0·E[X·1[e ∈ τ]] = p(e)·h(s')·P_p(s) + p(e)·π(s)·(h(s')·c_e + B^h(s')).
     let scaled_joint: Vec<FracPoly> = env
         .edges
@@ -494,10 +528,11 @@ pub fn route_two(
     name: &str,
     cost: &[Poly],
     score_weight: Vec<Rational>,
+    budget: &Budget,
 ) -> RouteTwo {
-    let flows = flow::forward_flows(env, policy);
+    let flows = flows_of(env, policy, budget);
     let cost: Vec<FracPoly> = cost.iter().map(FracPoly::from_poly).collect();
-    let backward = backward_of(env, policy, &cost);
+    let backward = backward_of(env, policy, &cost, budget);
     let gradient = flow::policy_gradient(env, policy, &flows, &backward, Some(&score_weight));
     let (value, action, occ) = (backward.value, backward.action, flows.state);
     RouteTwo {
@@ -517,6 +552,7 @@ pub fn route_two(
 /// `∂F/∂θ_b = flow(b)·(cost_b + V(s'_b) − V(s)) + flow(b)·(w_b − Σ_e q(e)·w_e)` with
 /// `flow(b) = π(s)·p(b)·h(s'_b)/h0`. The same exact [`RouteTwo`] as [`route_two`]; `None` when
 /// `policy` is not that h-transform.
+#[allow(clippy::too_many_arguments)]
 pub fn route_two_h_transform(
     env: &Environment,
     prior: &[Rational],
@@ -525,13 +561,14 @@ pub fn route_two_h_transform(
     name: &str,
     cost: &[Poly],
     score_weight: Vec<Rational>,
+    budget: &Budget,
 ) -> Option<RouteTwo> {
     use crate::exact::gcd::{add, mul};
     if !is_h_transform(env, prior, h, policy) {
         return None;
     }
     let inv_h0 = Rational::one() / &h[env.source];
-    let flows = flow::forward_flows(env, prior);
+    let flows = flows_of(env, prior, budget);
     let cost_h: Vec<FracPoly> = env
         .edges
         .iter()
@@ -542,7 +579,7 @@ pub fn route_two_h_transform(
             scaled
         })
         .collect();
-    let backward_h = backward_of(env, prior, &cost_h);
+    let backward_h = backward_of(env, prior, &cost_h, budget);
     let gradient = (0..env.edges.len())
         .map(|b| {
             let edge = &env.edges[b];
@@ -645,6 +682,7 @@ pub fn grad_j(ctx: &ClaimContext, policy: &[Rational], log_q: &dyn Fn(usize) -> 
         "J",
         &cost,
         vec![-ctx.alpha.clone(); env.edges.len()],
+        &ctx.options.budget,
     )
 }
 
@@ -661,6 +699,7 @@ pub fn grad_kl_qstar(ctx: &ClaimContext) -> Result<RouteTwo, SkipReason> {
         "KL(q‖q*)",
         &cost,
         vec![Rational::one(); env.edges.len()],
+        &ctx.options.budget,
     ))
 }
 
@@ -684,12 +723,28 @@ pub fn gradients<'c>(ctx: &'c ClaimContext) -> &'c Gradients {
         let env = ctx.env;
         let q = env.posterior();
         let log_q = |e: usize| ctx.log_q_concrete(e).clone();
+        let budget = &ctx.options.budget;
+        // Five independent DPs: on all cores.
+        let ((rtb, rkl), (tpcl, (j, kl))) = rayon::join(
+            || {
+                rayon::join(
+                    || route_one(env, &q, Functional::rtb(ctx, &log_q), budget),
+                    || route_one(env, &q, Functional::reinforce(ctx, &log_q), budget),
+                )
+            },
+            || {
+                rayon::join(
+                    || route_one(env, &q, Functional::trust_pcl(ctx, &log_q), budget),
+                    || rayon::join(|| grad_j(ctx, &q, &log_q), || grad_kl_qstar(ctx)),
+                )
+            },
+        );
         Gradients {
-            rtb: route_one(env, &q, Functional::rtb(ctx, &log_q)),
-            rkl: route_one(env, &q, Functional::reinforce(ctx, &log_q)),
-            tpcl: route_one(env, &q, Functional::trust_pcl(ctx, &log_q)),
-            j: grad_j(ctx, &q, &log_q),
-            kl: grad_kl_qstar(ctx),
+            rtb,
+            rkl,
+            tpcl,
+            j,
+            kl,
         }
     })
 }

@@ -129,9 +129,12 @@ fn route_one_at_optimum(
     functional: Functional,
 ) -> RouteOne {
     let env = ctx.env;
+    let budget = &ctx.options.budget;
     let (prior, flow) = prior_and_flow(ctx);
-    flow.and_then(|h| route_one_h_transform(env, &prior, h, &opt.policy, functional.clone()))
-        .unwrap_or_else(|| route_one(env, &opt.policy, functional))
+    flow.and_then(|h| {
+        route_one_h_transform(env, &prior, h, &opt.policy, functional.clone(), budget)
+    })
+    .unwrap_or_else(|| route_one(env, &opt.policy, functional, budget))
 }
 
 /// `E_{q*}[∂L_flawed/∂θ_b]` per edge (route 1, reduced), or why `q*` is not rational.
@@ -206,9 +209,19 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
                 "E_q*[L_flawed]",
                 &cost,
                 no_score.clone(),
+                &ctx.options.budget,
             )
         })
-        .unwrap_or_else(|| route_two(env, policy, "E_q*[L_flawed]", &cost, no_score));
+        .unwrap_or_else(|| {
+            route_two(
+                env,
+                policy,
+                "E_q*[L_flawed]",
+                &cost,
+                no_score,
+                &ctx.options.budget,
+            )
+        });
 
     let mut routes = Recorder::new(CHECKS[0], "dp", keep);
     for b in 0..env.edges.len() {
@@ -260,11 +273,17 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
     };
 
     let mut correct = Recorder::new(CHECKS[2], "dp", keep);
-    let objectives = [
-        route_one_at_optimum(ctx, &opt, Functional::rtb(ctx, &log_q)),
-        route_one_at_optimum(ctx, &opt, Functional::reinforce(ctx, &log_q)),
-        route_one_at_optimum(ctx, &opt, Functional::trust_pcl(ctx, &log_q)),
-    ];
+    // Three independent DPs: on all cores.
+    let (rtb, (reinforce, trust_pcl)) = rayon::join(
+        || route_one_at_optimum(ctx, &opt, Functional::rtb(ctx, &log_q)),
+        || {
+            rayon::join(
+                || route_one_at_optimum(ctx, &opt, Functional::reinforce(ctx, &log_q)),
+                || route_one_at_optimum(ctx, &opt, Functional::trust_pcl(ctx, &log_q)),
+            )
+        },
+    );
+    let objectives = [rtb, reinforce, trust_pcl];
     for b in 0..env.edges.len() {
         let failed = objectives
             .iter()

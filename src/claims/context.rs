@@ -84,7 +84,9 @@ impl<'a> ClaimContext<'a> {
         if let Ok(o) = &optimum {
             budget.check_digits("Z* = F*(s0)", &o.z)?;
         }
+        budget.stop_if_spent()?;
         let logs = LogTable::new(env, optimum.as_ref().ok())?;
+        budget.stop_if_spent()?;
         let (trajectories, windows) =
             super::budget::enumerations(env, options.max_trajectories, options.max_windows, budget);
         let log_p = logs.log_prior.iter().map(Poly::from_logform).collect();

@@ -1,6 +1,7 @@
 //! Exact dynamic programming on the DAG: the optimum `F*`, `q*`, `Z*` by backward induction,
 //! and occupancy measures under a concrete policy, in O(|E|) exact operations.
 use super::{flow, Environment};
+use crate::exact::gcd::{mul, Lehmer};
 use crate::exact::{exact_power, Rational};
 use num_traits::{One, Zero};
 
@@ -42,13 +43,17 @@ pub fn optimum(env: &Environment) -> Result<Optimum, IrrationalOptimum> {
             beta: env.beta.clone(),
         })?;
     }
-    let prior: Vec<Rational> = env.edges.iter().map(|e| e.prior.clone()).collect();
-    let zeros = vec![Rational::zero(); env.edges.len()];
-    let flow = flow::backward(env, &prior, &zeros, |x| terminal[x].clone()).value;
+    // In Lehmer arithmetic (`exact::gcd`): `F*` has hundreds of digits on large DAGs, where
+    // `num-rational`'s binary gcd dominated.
+    let prior: Vec<Lehmer> = env.edges.iter().map(|e| Lehmer(e.prior.clone())).collect();
+    let zeros = vec![Lehmer::zero(); env.edges.len()];
+    let flow = Lehmer::unwrap_all(
+        flow::backward(env, &prior, &zeros, |x| Lehmer(terminal[x].clone())).value,
+    );
     let policy = env
         .edges
         .iter()
-        .map(|edge| &edge.prior * &flow[edge.to] / &flow[edge.from])
+        .map(|edge| mul(&edge.prior, &mul(&flow[edge.to], &flow[edge.from].recip())))
         .collect();
     let z = flow[env.source].clone();
     Ok(Optimum { flow, policy, z })

@@ -275,12 +275,35 @@ pub struct Flows<W> {
     pub edge: Vec<W>,
 }
 
+/// How often, in states, the `*_until` passes ask their `proceed` whether to go on.
+pub const CHECK_EVERY: usize = 32;
+
+/// True when the pass may visit its `i`-th state: `proceed` is asked every [`CHECK_EVERY`]
+/// states (a budget's time and memory checkpoint, say).
+fn may_continue(i: usize, proceed: &dyn Fn() -> bool) -> bool {
+    i % CHECK_EVERY != 0 || proceed()
+}
+
 /// The forward pass: occupancies and edge flows under `policy` (one weight per edge).
 pub fn forward_flows<G: Dag + ?Sized, W: Weight>(g: &G, policy: &[W]) -> Flows<W> {
+    forward_flows_until(g, policy, &|| true)
+}
+
+/// [`forward_flows`], stopped early when `proceed` returns false (asked every
+/// [`CHECK_EVERY`] states): the states not reached keep zero, so a stopped pass's values are
+/// partial and the caller must discard them (as a run stopped by its budget does).
+pub fn forward_flows_until<G: Dag + ?Sized, W: Weight>(
+    g: &G,
+    policy: &[W],
+    proceed: &dyn Fn() -> bool,
+) -> Flows<W> {
     let mut state = vec![W::zero(); g.state_count()];
     let mut edge = vec![W::zero(); g.edge_count()];
     state[g.source()] = W::one();
-    for &s in g.order() {
+    for (i, &s) in g.order().iter().enumerate() {
+        if !may_continue(i, proceed) {
+            break;
+        }
         for &e in g.out_edges(s) {
             edge[e] = state[s].clone() * &policy[e];
             state[g.head(e)] += &edge[e];
@@ -307,10 +330,24 @@ pub fn backward<G: Dag + ?Sized, W: Weight, V: Value<W>>(
     cost: &[V],
     terminal: impl Fn(usize) -> V,
 ) -> Backward<V> {
+    backward_until(g, weight, cost, terminal, &|| true)
+}
+
+/// [`backward`], stopped early when `proceed` returns false (see [`forward_flows_until`]).
+pub fn backward_until<G: Dag + ?Sized, W: Weight, V: Value<W>>(
+    g: &G,
+    weight: &[W],
+    cost: &[V],
+    terminal: impl Fn(usize) -> V,
+    proceed: &dyn Fn() -> bool,
+) -> Backward<V> {
     let mut value = vec![V::zero_value(); g.state_count()];
     let mut action = vec![V::zero_value(); g.edge_count()];
     let one = W::one();
-    for &s in g.order().iter().rev() {
+    for (i, &s) in g.order().iter().rev().enumerate() {
+        if !may_continue(i, proceed) {
+            break;
+        }
         let out = g.out_edges(s);
         if out.is_empty() {
             value[s] = terminal(s);
@@ -337,9 +374,24 @@ pub fn prefix_sums<G: Dag + ?Sized, W: Weight, V: Value<W>>(
     start: V,
     cost: &[V],
 ) -> Vec<V> {
+    prefix_sums_until(g, policy, flows, start, cost, &|| true)
+}
+
+/// [`prefix_sums`], stopped early when `proceed` returns false (see [`forward_flows_until`]).
+pub fn prefix_sums_until<G: Dag + ?Sized, W: Weight, V: Value<W>>(
+    g: &G,
+    policy: &[W],
+    flows: &Flows<W>,
+    start: V,
+    cost: &[V],
+    proceed: &dyn Fn() -> bool,
+) -> Vec<V> {
     let mut prefix = vec![V::zero_value(); g.state_count()];
     prefix[g.source()] = start;
-    for &s in g.order() {
+    for (i, &s) in g.order().iter().enumerate() {
+        if !may_continue(i, proceed) {
+            break;
+        }
         for &e in g.out_edges(s) {
             let carried = prefix[s].clone();
             let to = g.head(e);
@@ -390,6 +442,36 @@ mod tests {
 
     fn q(n: i64, d: i64) -> Rational {
         Rational::new(n.into(), d.into())
+    }
+
+    #[test]
+    fn a_pass_stops_when_told_and_only_then() {
+        // A chain of 3·CHECK_EVERY states: the forward pass asks at states 0, 32, 64.
+        let n = 3 * CHECK_EVERY;
+        let edges: Vec<(usize, usize)> = (0..n - 1).map(|s| (s, s + 1)).collect();
+        let dag = CsrDag::new(n, 0, &edges).unwrap();
+        let policy = vec![q(1, 1); n - 1];
+        let asked = std::cell::Cell::new(0);
+        let stop_at_second = || {
+            asked.set(asked.get() + 1);
+            asked.get() < 2
+        };
+        let flows = forward_flows_until(&dag, &policy, &stop_at_second);
+        assert_eq!(asked.get(), 2);
+        // States before the second question are reached, the rest keep zero.
+        assert_eq!(flows.state[CHECK_EVERY], q(1, 1));
+        assert_eq!(flows.state[CHECK_EVERY + 1], q(0, 1));
+        // Negative control: a pass that is never stopped reaches every state.
+        let full = forward_flows_until(&dag, &policy, &|| true);
+        assert_eq!(full.state[n - 1], q(1, 1));
+        assert_eq!(full, forward_flows(&dag, &policy));
+        let cost = vec![q(1, 1); n - 1];
+        let stopped = backward_until(&dag, &policy, &cost, |_| q(0, 1), &|| false);
+        assert_eq!(stopped.value[0], q(0, 1));
+        let complete = backward(&dag, &policy, &cost, |_| q(0, 1));
+        assert_eq!(complete.value[0], q((n - 1) as i64, 1));
+        let prefix = prefix_sums_until(&dag, &policy, &full, q(0, 1), &cost, &|| false);
+        assert_eq!(prefix[n - 1], q(0, 1));
     }
 
     #[test]

@@ -11,11 +11,14 @@ use super::{Monomial, Poly, Rational};
 use num_bigint::BigInt;
 use num_traits::{One, Zero};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// `Σ_m (numerator_m / denominator)·m`, exact, not reduced.
+/// `Σ_m (numerator_m / denominator)·m`, exact, not reduced. Monomials are shared (`Arc`):
+/// the values of a DP all range over the same few monomials, and cloning one (a vector of
+/// variables, a log atom a big integer) was a heap allocation per term and per `+=`.
 #[derive(Debug, Clone)]
 pub struct FracPoly {
-    numerators: BTreeMap<Monomial, BigInt>,
+    numerators: BTreeMap<Arc<Monomial>, BigInt>,
     denominator: BigInt,
 }
 
@@ -38,7 +41,7 @@ impl FracPoly {
     pub fn constant(c: &Rational) -> Self {
         let mut numerators = BTreeMap::new();
         if !c.is_zero() {
-            numerators.insert(Monomial::one(), c.numer().clone());
+            numerators.insert(Arc::new(Monomial::one()), c.numer().clone());
         }
         Self {
             numerators,
@@ -55,7 +58,7 @@ impl FracPoly {
         let numerators = p
             .terms()
             .iter()
-            .map(|(m, c)| (m.clone(), c.numer() * (&denominator / c.denom())))
+            .map(|(m, c)| (Arc::new(m.clone()), c.numer() * (&denominator / c.denom())))
             .collect();
         Self {
             numerators,
@@ -67,11 +70,12 @@ impl FracPoly {
     pub fn to_poly(&self) -> Poly {
         // Each coefficient reduced with Lehmer's gcd (`exact::gcd`); the monomials arrive
         // sorted and distinct, so the map is built without merging.
-        Poly::from_sorted_terms(
-            self.numerators
-                .iter()
-                .map(|(m, n)| (m.clone(), reduced(n.clone(), self.denominator.clone()))),
-        )
+        Poly::from_sorted_terms(self.numerators.iter().map(|(m, n)| {
+            (
+                Monomial::clone(m),
+                reduced(n.clone(), self.denominator.clone()),
+            )
+        }))
     }
 
     /// True for the zero polynomial.

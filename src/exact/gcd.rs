@@ -161,11 +161,94 @@ pub fn add(a: &Rational, b: &Rational) -> Rational {
     Rational::new_raw(t / &g2, da * (b.denom() / &g2))
 }
 
+/// A rational whose `+`, `−` and `·` are [`add`] and [`mul`] (Lehmer's gcd), where
+/// `num-rational`'s operators take num-bigint's binary gcd: the weight type of the exact
+/// dynamic programmes (`dag::flow` is generic over its weights), same values, reduced.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Lehmer(pub Rational);
+
+impl Lehmer {
+    /// The weights of a slice of rationals.
+    pub fn wrap(values: &[Rational]) -> Vec<Self> {
+        values.iter().cloned().map(Self).collect()
+    }
+
+    /// The rationals of a vector of weights.
+    pub fn unwrap_all(values: Vec<Self>) -> Vec<Rational> {
+        values.into_iter().map(|w| w.0).collect()
+    }
+}
+
+impl Zero for Lehmer {
+    fn zero() -> Self {
+        Self(Rational::zero())
+    }
+    fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+}
+
+impl One for Lehmer {
+    fn one() -> Self {
+        Self(Rational::one())
+    }
+}
+
+impl std::ops::Add for Lehmer {
+    type Output = Self;
+    fn add(self, other: Self) -> Self {
+        Self(add(&self.0, &other.0))
+    }
+}
+
+impl std::ops::Mul for Lehmer {
+    type Output = Self;
+    fn mul(self, other: Self) -> Self {
+        Self(mul(&self.0, &other.0))
+    }
+}
+
+impl<'a> std::ops::AddAssign<&'a Lehmer> for Lehmer {
+    fn add_assign(&mut self, other: &'a Lehmer) {
+        self.0 = add(&self.0, &other.0);
+    }
+}
+
+impl<'a> std::ops::Mul<&'a Lehmer> for Lehmer {
+    type Output = Self;
+    fn mul(self, other: &'a Lehmer) -> Self {
+        Self(mul(&self.0, &other.0))
+    }
+}
+
+impl<'a> std::ops::Sub<&'a Lehmer> for Lehmer {
+    type Output = Self;
+    fn sub(self, other: &'a Lehmer) -> Self {
+        Self(add(&self.0, &-other.0.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use num_integer::Integer;
     use proptest::prelude::*;
+
+    #[test]
+    fn lehmer_weights_compute_the_same_rationals() {
+        let q = |n: i64, d: i64| Rational::new(n.into(), d.into());
+        let (a, b) = (q(-35, 12), q(8, 21));
+        let (la, lb) = (Lehmer(a.clone()), Lehmer(b.clone()));
+        assert_eq!((la.clone() + lb.clone()).0, &a + &b);
+        assert_eq!((la.clone() * &lb).0, &a * &b);
+        assert_eq!((la.clone() - &lb).0, &a - &b);
+        let mut s = la.clone();
+        s += &lb;
+        assert_eq!(s.0, &a + &b);
+        // Negative control: the operations are not all the same one.
+        assert_ne!((la.clone() - &lb).0, (la + lb).0);
+        assert!(Lehmer::zero().is_zero() && Lehmer::one().0 == q(1, 1));
+    }
 
     fn big(words: &[u64]) -> BigUint {
         words
