@@ -373,8 +373,21 @@ impl Poly {
                 .all(|((ma, ca), (mb, cb))| ma == mb && *ca == q_mul(cb, k))
     }
 
-    /// The sum of an iterator of polynomials (accumulated in place).
+    /// The sum of an iterator of polynomials. A long sum (C5's `J` and `KL` collect one term
+    /// per edge) is accumulated over one common denominator ([`super::FracPoly`]: one gcd per
+    /// term instead of two per coefficient) and reduced once; a short one in place. Both give
+    /// the canonical sum.
     pub fn sum<'a>(items: impl IntoIterator<Item = &'a Poly>) -> Self {
+        const LONG: usize = 32;
+        let items: Vec<&Poly> = items.into_iter().collect();
+        if items.len() >= LONG {
+            let one = Rational::one();
+            let mut acc = super::FracPoly::zero();
+            for p in items {
+                acc.add_scaled(&super::FracPoly::from_poly(p), &one);
+            }
+            return acc.to_poly();
+        }
         let mut out = Self::zero();
         for p in items {
             out.add_assign(p);
@@ -490,6 +503,29 @@ mod tests {
 
     fn q(n: i64, d: i64) -> Rational {
         Rational::new(n.into(), d.into())
+    }
+
+    #[test]
+    fn a_long_sum_is_the_canonical_sum() {
+        // 40 terms (over the threshold of the common-denominator route) with cancellations,
+        // against pairwise addition.
+        let atom = |k: u32| Poly::var(Var::Atom(BigUint::from(k)));
+        let terms: Vec<Poly> = (1..=40i64)
+            .map(|k| {
+                atom(2)
+                    .scale(&q(k, k + 1))
+                    .add(&atom((k % 3) as u32 + 3).scale(&q(-1, 7 * k)))
+                    .add(&Poly::constant(q(if k % 2 == 0 { 1 } else { -1 }, 5)))
+            })
+            .collect();
+        let pairwise = terms.iter().fold(Poly::zero(), |acc, p| acc.add(p));
+        assert_eq!(Poly::sum(&terms), pairwise);
+        // The constants cancel to zero and are not stored.
+        assert!(!Poly::sum(&terms).terms().contains_key(&Monomial::one()));
+        // Negative control: one term changed changes the sum.
+        let mut changed = terms.clone();
+        changed[7] = changed[7].add(&atom(2));
+        assert_ne!(Poly::sum(&changed), pairwise);
     }
 
     #[test]
