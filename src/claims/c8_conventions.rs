@@ -28,7 +28,7 @@
 //! `C8.beta.on-ratio`. `C8.vargrad` and its control hold for any residual, so no mutant breaks
 //! them.
 use super::c2_loss::generic_sides;
-use super::{certificate, term, Certificate, ClaimContext, Recorder};
+use super::{certificate, term, Certificate, ClaimContext, Recorder, SkipReason};
 use crate::exact::{Derivation, Poly, Rational, Step, Var};
 use crate::objectives::{half_square, rtb, square, trust_pcl};
 use num_traits::One;
@@ -229,7 +229,7 @@ fn beta(ctx: &ClaimContext, tag: &str, keep: usize) -> [Recorder; 2] {
         Recorder::skipped(
             CHECKS[3],
             "generic",
-            "β = 1: β and α on the log-ratio coincide".into(),
+            SkipReason::Vacuous("β = 1: β and α on the log-ratio coincide"),
         )
     } else {
         let mut control = Recorder::new(CHECKS[3], "generic", keep);
@@ -376,7 +376,7 @@ fn cutoff(ctx: &ClaimContext, tag: &str, keep: usize) -> [Recorder; 2] {
         Recorder::skipped(
             CHECKS[7],
             "generic",
-            "β = 1: α² = 1, so c and α²·c coincide".into(),
+            SkipReason::Vacuous("β = 1: α² = 1, so c and α²·c coincide"),
         )
     } else {
         Recorder::new(CHECKS[7], "generic", keep)
@@ -520,7 +520,9 @@ fn regime(ctx: &ClaimContext, tag: &str, keep: usize) -> [Recorder; 2] {
         discount = Recorder::skipped(
             CHECKS[8],
             "trajectory",
-            "every batch trajectory has length 1, where γ^0 = 1 changes nothing".into(),
+            SkipReason::Vacuous(
+                "every batch trajectory has length 1, where γ^0 = 1 changes nothing",
+            ),
         );
     }
     [discount, entropy]

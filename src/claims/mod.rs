@@ -36,6 +36,10 @@ pub enum SkipReason {
         "all rewards are equal: r and log r are both constant, so the flawed field vanishes at q*"
     )]
     RewardsAllEqual,
+    /// The spec makes the check vacuous (a mutant that cannot change anything here); the text
+    /// says why.
+    #[error("{0}")]
+    Vacuous(&'static str),
 }
 
 fn serialize_reason<S: Serializer>(
