@@ -58,12 +58,12 @@ pub enum BudgetExceeded {
     Power {
         /// The terminal's name.
         state: String,
-        /// `r(x)`.
-        reward: Rational,
+        /// `r(x)` (boxed, as every large field here: keeps the error small).
+        reward: Box<Rational>,
         /// `β`.
-        beta: Rational,
+        beta: Box<Rational>,
         /// Estimated digits.
-        estimate: BigInt,
+        estimate: Box<BigInt>,
         /// `--budget-digits`.
         limit: u64,
     },
@@ -226,9 +226,9 @@ impl Budget {
             if estimate > BigInt::from(self.digits) {
                 return Err(BudgetExceeded::Power {
                     state: env.states[x].clone(),
-                    reward: r.clone(),
-                    beta: env.beta.clone(),
-                    estimate,
+                    reward: Box::new(r.clone()),
+                    beta: Box::new(env.beta.clone()),
+                    estimate: Box::new(estimate),
                     limit: self.digits,
                 });
             }
@@ -352,6 +352,25 @@ pub(crate) fn stream<T: Sync, D: Send>(
         }
     }
     true
+}
+
+/// The forward flows of a policy, exactly, in [`Lehmer`](crate::exact::gcd::Lehmer) arithmetic (`num-rational`'s `+`
+/// and `·` take a binary gcd, the largest single cost of the passes at 10,000 edges), stopped
+/// at the budget's checkpoints.
+pub(crate) fn flows_of(
+    env: &crate::dag::Environment,
+    policy: &[Rational],
+    budget: &Budget,
+) -> crate::dag::flow::Flows<Rational> {
+    let flows = crate::dag::flow::forward_flows_until(
+        env,
+        &crate::exact::gcd::Lehmer::wrap(policy),
+        &|| budget.checkpoint(),
+    );
+    crate::dag::flow::Flows {
+        state: crate::exact::gcd::Lehmer::unwrap_all(flows.state),
+        edge: crate::exact::gcd::Lehmer::unwrap_all(flows.edge),
+    }
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ pub fn reward_and_kl(
     other_name: &str,
 ) -> (Vec<Step>, Poly, Poly) {
     let env = ctx.env;
-    let flows = super::c6_expected_gradient::flows_of(env, policy, &ctx.options.budget);
+    let flows = super::budget::flows_of(env, policy, &ctx.options.budget);
     let (occ, edge_flow) = (flows.state, flows.edge);
     let mut reward = LogCombination::default();
     for x in env.terminals() {

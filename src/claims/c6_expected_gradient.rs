@@ -31,10 +31,10 @@
 //! the reference and no mutant touches them; `C6.enumeration` compares two computations of the
 //! same (possibly mutated) expectation and holds under every mutant. Where no state has two
 //! children (a chain) every θ-gradient is identically zero and no mutant can show.
+use super::budget::flows_of;
 use super::c5_fixed_point::optimum_polys;
 use super::{certificate, term, Budget, Certificate, ClaimContext, Recorder, SkipReason};
 use crate::dag::{dp, flow, Environment};
-use crate::exact::gcd::Lehmer;
 use crate::exact::{Derivation, FracPoly, Poly, Rational, Step, Var};
 use crate::objectives::{reinforce, rtb, trust_pcl};
 use num_traits::{One, Zero};
@@ -196,21 +196,6 @@ pub struct RouteOne {
     /// `E[∂L/∂θ_b]` per edge `b`; identities are decided on these without reduction
     /// ([`FracPoly::equals_scaled`]).
     pub gradient: Vec<FracPoly>,
-}
-
-/// The forward flows of a policy, exactly, in [`Lehmer`] arithmetic (`num-rational`'s `+`
-/// and `·` take a binary gcd, the largest single cost of the passes at 10,000 edges), stopped
-/// at the budget's checkpoints.
-pub(crate) fn flows_of(
-    env: &Environment,
-    policy: &[Rational],
-    budget: &Budget,
-) -> flow::Flows<Rational> {
-    let flows = flow::forward_flows_until(env, &Lehmer::wrap(policy), &|| budget.checkpoint());
-    flow::Flows {
-        state: Lehmer::unwrap_all(flows.state),
-        edge: Lehmer::unwrap_all(flows.edge),
-    }
 }
 
 /// The backward values of per-edge costs under `weights` (0 at terminals), stopped at the

@@ -25,10 +25,10 @@ pub struct Optimum {
 pub struct IrrationalOptimum {
     /// The terminal's name.
     pub state: String,
-    /// Its reward `r(x)`.
-    pub reward: Rational,
+    /// Its reward `r(x)` (boxed: keeps the error small on the `Ok` path).
+    pub reward: Box<Rational>,
     /// The environment's `β`.
-    pub beta: Rational,
+    pub beta: Box<Rational>,
 }
 
 /// The exact optimum, or the reason it is not rational (some `r(x)^β` irrational). The
@@ -39,8 +39,8 @@ pub fn optimum(env: &Environment) -> Result<Optimum, IrrationalOptimum> {
         let r = env.reward(x);
         terminal[x] = exact_power(r, &env.beta).ok_or_else(|| IrrationalOptimum {
             state: env.states[x].clone(),
-            reward: r.clone(),
-            beta: env.beta.clone(),
+            reward: Box::new(r.clone()),
+            beta: Box::new(env.beta.clone()),
         })?;
     }
     // In Lehmer arithmetic (`exact::gcd`): `F*` has hundreds of digits on large DAGs, where

@@ -281,7 +281,7 @@ pub const CHECK_EVERY: usize = 32;
 /// True when the pass may visit its `i`-th state: `proceed` is asked every [`CHECK_EVERY`]
 /// states (a budget's time and memory checkpoint, say).
 fn may_continue(i: usize, proceed: &dyn Fn() -> bool) -> bool {
-    i % CHECK_EVERY != 0 || proceed()
+    !i.is_multiple_of(CHECK_EVERY) || proceed()
 }
 
 /// The forward pass: occupancies and edge flows under `policy` (one weight per edge).
