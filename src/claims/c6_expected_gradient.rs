@@ -325,17 +325,7 @@ pub fn route_one(
     } = forward_pass(env, policy, &functional, budget);
     let backward = backward_of(env, policy, &per_edge, budget);
     // E[X·1[e ∈ τ]] = q(e)·P(s) + occ(s)·q(e)·(c_e + B(s')).
-    let joint: Vec<FracPoly> = env
-        .edges
-        .iter()
-        .enumerate()
-        .map(|(e, edge)| {
-            let mut j = FracPoly::zero();
-            j.add_scaled(&prefix[edge.from], &policy[e]);
-            j.add_scaled(&backward.action[e], &flows.edge[e]);
-            j
-        })
-        .collect();
+    let joint = joint_of(env, &prefix, policy, &backward.action, &flows.edge);
     // Σ_e w_e·(1[e = b] − q(b))·E[X·1[e]] = w_b·E[X·1[b]] − q(b)·Σ_e w_e·E[X·1[e]].
     let gradient = chain_rule(env, &joint, &functional.weight, policy, &Rational::one());
     RouteOne {
@@ -346,6 +336,28 @@ pub fn route_one(
         joint,
         gradient,
     }
+}
+
+/// The joint terms of route 1, `w(e)·P(s) + flow(e)·A(e)` for every edge `e = (s, s')`: with
+/// `w = q`, the policy's own flows and action values this is `E[X·1[e ∈ τ]]`; the h-transform
+/// route passes the prior's quantities and `w(e) = p(e)·h(s')`.
+fn joint_of(
+    env: &Environment,
+    prefix: &[FracPoly],
+    prefix_weight: &[Rational],
+    action: &[FracPoly],
+    edge_flow: &[Rational],
+) -> Vec<FracPoly> {
+    env.edges
+        .iter()
+        .enumerate()
+        .map(|(e, edge)| {
+            let mut j = FracPoly::zero();
+            j.add_scaled(&prefix[edge.from], &prefix_weight[e]);
+            j.add_scaled(&action[e], &edge_flow[e]);
+            j
+        })
+        .collect()
 }
 
 /// Route 1 at a policy that is an h-transform of the prior, `q(e) = p(e)·h(s')/h(s)` (the
@@ -393,17 +405,19 @@ pub fn route_one_h_transform(
         .collect();
     let backward_h = backward_of(env, prior, &cost_h, budget);
     // h0·E[X·1[e ∈ τ]] = p(e)·h(s')·P_p(s) + p(e)·π(s)·(h(s')·c_e + B^h(s')).
-    let scaled_joint: Vec<FracPoly> = env
+    let prefix_weight: Vec<Rational> = env
         .edges
         .iter()
         .enumerate()
-        .map(|(e, edge)| {
-            let mut j = FracPoly::zero();
-            j.add_scaled(&prefix_p[edge.from], &mul(&prior[e], &h[edge.to]));
-            j.add_scaled(&backward_h.action[e], &flows.edge[e]);
-            j
-        })
+        .map(|(e, edge)| mul(&prior[e], &h[edge.to]))
         .collect();
+    let scaled_joint = joint_of(
+        env,
+        &prefix_p,
+        &prefix_weight,
+        &backward_h.action,
+        &flows.edge,
+    );
     let gradient = chain_rule(env, &scaled_joint, &functional.weight, policy, &inv_h0);
     let occ = (0..env.states.len())
         .map(|s| mul(&mul(&flows.state[s], &h[s]), &inv_h0))
