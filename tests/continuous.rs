@@ -582,3 +582,220 @@ fn weights_round_trip_and_bad_checkpoints_are_rejected() {
         .contains("invalid input"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sharded_gradients_equal_the_whole_batch_gradient_for_every_method() {
+    use rtb_trustpcl::continuous::run::{shard_gradients, Learner};
+    let cfg = Config::tiny();
+    let sde = cfg.sde();
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let prior = PisNet::new(cfg.hidden, 2, DType::F64, &mut rng).unwrap();
+    randomise(&prior, &mut rng, 0.3);
+    let reward = Reward::default();
+    let expl = 0.3;
+    for m in Method::ALL {
+        let learner = Learner::new(&cfg, &prior, m, &mut rng).unwrap();
+        // A policy away from the prior, a non-zero scalar and value network.
+        randomise(&learner.policy, &mut rng, 0.3);
+        learner
+            .scalar
+            .set(&Tensor::new(0.7f64, &Device::Cpu).unwrap())
+            .unwrap();
+        if let Some(v) = &learner.value {
+            randomise(v, &mut rng, 0.3);
+        }
+        let whole = sde
+            .sample(&learner.policy, cfg.batch, expl, &mut rng)
+            .unwrap();
+        let parts = [whole.columns(0, 7), whole.columns(7, cfg.batch - 7)];
+        let a = shard_gradients(&cfg, &learner, &prior, &reward, m, expl, &[whole]).unwrap();
+        let b = shard_gradients(&cfg, &learner, &prior, &reward, m, expl, &parts).unwrap();
+        assert!(close(a.loss, b.loss, 1e-12), "{}: loss", m.name());
+        assert!(close(a.kl_div, b.kl_div, 1e-12), "{}: kl_div", m.name());
+        let mut vars: Vec<&Var> = learner.policy.vars.iter().collect();
+        vars.push(&learner.scalar);
+        if let Some(v) = &learner.value {
+            vars.extend(v.vars.iter());
+        }
+        let mut compared = 0;
+        for (k, var) in vars.iter().enumerate() {
+            let (ga, gb) = match (a.grads.get(var), b.grads.get(var)) {
+                (Some(x), Some(y)) => (
+                    vec1(&x.flatten_all().unwrap()),
+                    vec1(&y.flatten_all().unwrap()),
+                ),
+                (None, None) => continue,
+                _ => panic!(
+                    "{}: parameter {k} has a gradient on one path only",
+                    m.name()
+                ),
+            };
+            let scale = ga.iter().fold(0.0f64, |acc, v| acc.max(v.abs()));
+            for (x, y) in ga.iter().zip(&gb) {
+                assert!(
+                    (x - y).abs() <= 1e-11 * (1.0 + scale),
+                    "{}: parameter {k}: whole {x} vs sharded {y}",
+                    m.name()
+                );
+            }
+            compared += 1;
+        }
+        // The policy's 13 tensors at least (the last layer's too: it is randomised here).
+        assert!(
+            compared >= 13,
+            "{}: {compared} gradients compared",
+            m.name()
+        );
+    }
+}
+
+#[test]
+fn fused_first_layer_matches_the_composition_and_finite_differences() {
+    use rtb_trustpcl::continuous::gelu::{first_layer, gelu};
+    let mut rng = ChaCha8Rng::seed_from_u64(33);
+    let (nt, b, d, h) = (3usize, 5usize, 2usize, 7usize);
+    let mut draw = |n: usize, s: f64| -> Vec<f64> {
+        (0..n)
+            .map(|_| s * rtb_trustpcl::continuous::target::normal(&mut rng))
+            .collect()
+    };
+    let x = Var::from_tensor(
+        &Tensor::from_vec(draw(nt * b * d, 1.5), (nt, b, d), &Device::Cpu).unwrap(),
+    )
+    .unwrap();
+    let w = Var::from_tensor(&Tensor::from_vec(draw(d * h, 0.8), (d, h), &Device::Cpu).unwrap())
+        .unwrap();
+    let e = Var::from_tensor(&Tensor::from_vec(draw(nt * h, 0.8), (nt, h), &Device::Cpu).unwrap())
+        .unwrap();
+    let weights = Tensor::from_vec(draw(nt * b * h, 1.0), (nt * b, h), &Device::Cpu).unwrap();
+    // A scalar of the output, fused and composed from candle ops (GELU's exact derivative).
+    let fused = || {
+        (first_layer(x.as_tensor(), w.as_tensor(), e.as_tensor()).unwrap() * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+    };
+    let composed = || {
+        let s = x
+            .as_tensor()
+            .reshape((nt * b, d))
+            .unwrap()
+            .matmul(w.as_tensor())
+            .unwrap();
+        let pre = s
+            .reshape((nt, b, h))
+            .unwrap()
+            .broadcast_add(&e.as_tensor().unsqueeze(1).unwrap())
+            .unwrap()
+            .reshape((nt * b, h))
+            .unwrap();
+        (gelu(&pre).unwrap() * &weights).unwrap().sum_all().unwrap()
+    };
+    let (f, c) = (fused(), composed());
+    let fv = f.to_scalar::<f64>().unwrap();
+    assert!(close(fv, c.to_scalar::<f64>().unwrap(), 1e-13));
+    let gf = f.backward().unwrap();
+    let gc = c.backward().unwrap();
+    for (name, var) in [("x", &x), ("W", &w), ("e", &e)] {
+        let a = vec1(&gf.get(var).unwrap().flatten_all().unwrap());
+        let bb = vec1(&gc.get(var).unwrap().flatten_all().unwrap());
+        for (i, (p, q)) in a.iter().zip(&bb).enumerate() {
+            assert!(
+                close(*p, *q, 1e-12),
+                "d{name}[{i}]: fused {p} vs composed {q}"
+            );
+        }
+        // Central finite differences on three entries.
+        for &i in &[0usize, a.len() / 2, a.len() - 1] {
+            let mut vals = vec1(&var.as_tensor().flatten_all().unwrap());
+            let x0 = vals[i];
+            let step = 1e-6;
+            let mut at = |v: f64| {
+                vals[i] = v;
+                var.set(&Tensor::from_vec(vals.clone(), var.dims(), &Device::Cpu).unwrap())
+                    .unwrap();
+                fused().to_scalar::<f64>().unwrap()
+            };
+            let fd = (at(x0 + step) - at(x0 - step)) / (2.0 * step);
+            at(x0);
+            assert!(
+                close(a[i], fd, 1e-7),
+                "d{name}[{i}]: {} vs finite difference {fd}",
+                a[i]
+            );
+        }
+    }
+    // f32: the fused op agrees with the f64 one within f32 rounding.
+    let f32v = (first_layer(
+        &x.as_tensor().to_dtype(DType::F32).unwrap(),
+        &w.as_tensor().to_dtype(DType::F32).unwrap(),
+        &e.as_tensor().to_dtype(DType::F32).unwrap(),
+    )
+    .unwrap()
+    .to_dtype(DType::F64)
+    .unwrap()
+        - first_layer(x.as_tensor(), w.as_tensor(), e.as_tensor()).unwrap())
+    .unwrap()
+    .abs()
+    .unwrap()
+    .max_all()
+    .unwrap()
+    .to_scalar::<f64>()
+    .unwrap();
+    assert!(f32v < 1e-5, "f32 first layer off by {f32v}");
+    // Mismatched operands are errors, not panics.
+    let bad = Tensor::zeros((nt + 1, h), DType::F64, &Device::Cpu).unwrap();
+    assert!(first_layer(x.as_tensor(), w.as_tensor(), &bad).is_err());
+}
+
+#[test]
+fn fused_bias_gelu_gradients_match_the_composition() {
+    use rtb_trustpcl::continuous::gelu::{bias_gelu, gelu};
+    let mut rng = ChaCha8Rng::seed_from_u64(34);
+    let (n, h) = (300usize, 9usize);
+    let mut draw = |k: usize| -> Vec<f64> {
+        (0..k)
+            .map(|_| 2.0 * rtb_trustpcl::continuous::target::normal(&mut rng))
+            .collect()
+    };
+    let x =
+        Var::from_tensor(&Tensor::from_vec(draw(n * h), (n, h), &Device::Cpu).unwrap()).unwrap();
+    let b = Var::from_tensor(&Tensor::from_vec(draw(h), h, &Device::Cpu).unwrap()).unwrap();
+    let wts = Tensor::from_vec(draw(n * h), (n, h), &Device::Cpu).unwrap();
+    let f = (bias_gelu(x.as_tensor(), b.as_tensor()).unwrap() * &wts)
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let c = (gelu(&x.as_tensor().broadcast_add(b.as_tensor()).unwrap()).unwrap() * &wts)
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let (gf, gc) = (f.backward().unwrap(), c.backward().unwrap());
+    for var in [&x, &b] {
+        let p = vec1(&gf.get(var).unwrap().flatten_all().unwrap());
+        let q = vec1(&gc.get(var).unwrap().flatten_all().unwrap());
+        assert_eq!(p.len(), q.len());
+        for (u, v) in p.iter().zip(&q) {
+            assert!(close(*u, *v, 1e-12), "{u} vs {v}");
+        }
+    }
+}
+
+#[test]
+fn fast_f32_exp_is_accurate() {
+    use rtb_trustpcl::continuous::gelu::exp32_nonpositive;
+    let mut x = -90.0f32;
+    let mut worst = 0.0f64;
+    while x <= 0.0 {
+        let exact = (x as f64).exp();
+        let got = exp32_nonpositive(x) as f64;
+        if exact > 1e-37 {
+            worst = worst.max((got - exact).abs() / exact);
+        } else {
+            assert!(got.abs() < 1e-36, "exp({x}) = {got}");
+        }
+        x += 0.0137;
+    }
+    // Two ulp of f32.
+    assert!(worst < 2.5e-7, "relative error {worst}");
+}

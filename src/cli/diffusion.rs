@@ -74,6 +74,10 @@ pub struct DiffusionArgs {
     /// Compute in f64 (default f32, as the paper's PyTorch code).
     #[arg(long)]
     pub f64: bool,
+    /// Split each batch into this many shards, sampled and differentiated in parallel
+    /// (default 2; results depend on it, not on the number of threads).
+    #[arg(long)]
+    pub shards: Option<usize>,
     /// Output directory (results.json, table.md, samples.png, curves.png, the prior).
     #[arg(long, default_value = "diffusion-out")]
     pub out: PathBuf,
@@ -133,6 +137,9 @@ pub fn config(args: &DiffusionArgs) -> Result<(Config, Vec<Method>, u64), String
         cfg.eval_samples = v;
     }
     cfg.f64 = args.f64;
+    if let Some(v) = args.shards {
+        cfg.shards = v;
+    }
     cfg.validate().map_err(|e| e.to_string())?;
     let seeds = args.seeds.unwrap_or(if args.quick { 1 } else { 5 });
     if seeds == 0 {

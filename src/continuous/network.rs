@@ -14,7 +14,7 @@
 //! The time embedding depends on `t` only, so it is computed once for all time steps and
 //! broadcast across the batch: [`PisNet::forward_grid`] evaluates the network on a whole
 //! `(n_t, B)` grid of states in one batched pass.
-use super::gelu::{bias_gelu, gelu};
+use super::gelu::{bias_gelu, first_layer};
 use super::target::normal;
 use super::Result;
 use candle_core::{DType, Device, Tensor, Var};
@@ -155,15 +155,11 @@ impl PisNet {
     pub fn forward_grid(&self, x: &Tensor, temb: &Tensor, track: bool) -> Result<Tensor> {
         let t = self.tensors(track);
         let w = Weights { t: &t };
-        let (nt, b, d) = x.dims3()?;
-        let h = self.hidden;
-        // The state layer's bias is folded into the (small) time embedding.
-        let tb = temb.broadcast_add(&w.t[6])?.unsqueeze(1)?;
-        let s = x
-            .reshape((nt * b, d))?
-            .matmul(&w.t[5])?
-            .reshape((nt, b, h))?;
-        let z = gelu(&s.broadcast_add(&tb)?.reshape((nt * b, h))?)?;
+        let (nt, b, _) = x.dims3()?;
+        // The state layer's bias is folded into the (small) time embedding; the state layer,
+        // the broadcast add and the first GELU are one fused op.
+        let tb = temb.broadcast_add(&w.t[6])?;
+        let z = first_layer(x, &w.t[5], &tb)?;
         let z = bias_gelu(&z.matmul(&w.t[7])?, &w.t[8])?;
         let z = bias_gelu(&z.matmul(&w.t[9])?, &w.t[10])?;
         let o = z.matmul(&w.t[11])?.broadcast_add(&w.t[12])?;

@@ -57,6 +57,20 @@ impl Trajectories {
         (0..self.batch).map(|b| self.state(self.steps, b)).collect()
     }
 
+    /// The trajectories `b0..b0 + len` (a shard of the batch).
+    pub fn columns(&self, b0: usize, len: usize) -> Trajectories {
+        let mut states = Vec::with_capacity((self.steps + 1) * len * 2);
+        for t in 0..=self.steps {
+            let row = (t * self.batch + b0) * 2;
+            states.extend_from_slice(&self.states[row..row + len * 2]);
+        }
+        Trajectories {
+            batch: len,
+            steps: self.steps,
+            states,
+        }
+    }
+
     /// The states as a `(T+1, B, 2)` tensor.
     pub fn to_tensor(&self, dtype: DType) -> Result<Tensor> {
         Ok(Tensor::from_vec(
