@@ -52,6 +52,20 @@ fn vec1(t: &Tensor) -> Vec<f64> {
     t.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap()
 }
 
+/// `max |a − b|` over the entries, in f64.
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    let a = a.to_dtype(DType::F64).unwrap();
+    let b = b.to_dtype(DType::F64).unwrap();
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
 fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
 }
@@ -525,36 +539,17 @@ fn fused_gelu_matches_candle_gelu_erf() {
     .unwrap();
     let reference = x.broadcast_add(&b).unwrap().gelu_erf().unwrap();
     let fused = bias_gelu(&x, &b).unwrap();
-    let diff = (reference.clone() - fused)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
+    let diff = max_abs_diff(&reference, &fused);
     assert!(diff < 1e-12, "{diff}");
     let plain = gelu(&x.broadcast_add(&b).unwrap()).unwrap();
-    let diff = (reference - plain)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
+    let diff = max_abs_diff(&reference, &plain);
     assert!(diff < 1e-12, "{diff}");
     let x32 = x.to_dtype(DType::F32).unwrap();
     let b32 = b.to_dtype(DType::F32).unwrap();
-    let diff = (x32.broadcast_add(&b32).unwrap().gelu_erf().unwrap()
-        - bias_gelu(&x32, &b32).unwrap())
-    .unwrap()
-    .abs()
-    .unwrap()
-    .max_all()
-    .unwrap()
-    .to_scalar::<f32>()
-    .unwrap();
+    let diff = max_abs_diff(
+        &x32.broadcast_add(&b32).unwrap().gelu_erf().unwrap(),
+        &bias_gelu(&x32, &b32).unwrap(),
+    );
     assert!(diff < 1e-5, "{diff}");
 }
 
@@ -726,22 +721,15 @@ fn fused_first_layer_matches_the_composition_and_finite_differences() {
         }
     }
     // f32: the fused op agrees with the f64 one within f32 rounding.
-    let f32v = (first_layer(
-        &x.as_tensor().to_dtype(DType::F32).unwrap(),
-        &w.as_tensor().to_dtype(DType::F32).unwrap(),
-        &e.as_tensor().to_dtype(DType::F32).unwrap(),
-    )
-    .unwrap()
-    .to_dtype(DType::F64)
-    .unwrap()
-        - first_layer(x.as_tensor(), w.as_tensor(), e.as_tensor()).unwrap())
-    .unwrap()
-    .abs()
-    .unwrap()
-    .max_all()
-    .unwrap()
-    .to_scalar::<f64>()
-    .unwrap();
+    let f32v = max_abs_diff(
+        &first_layer(
+            &x.as_tensor().to_dtype(DType::F32).unwrap(),
+            &w.as_tensor().to_dtype(DType::F32).unwrap(),
+            &e.as_tensor().to_dtype(DType::F32).unwrap(),
+        )
+        .unwrap(),
+        &first_layer(x.as_tensor(), w.as_tensor(), e.as_tensor()).unwrap(),
+    );
     assert!(f32v < 1e-5, "f32 first layer off by {f32v}");
     // Mismatched operands are errors, not panics.
     let bad = Tensor::zeros((nt + 1, h), DType::F64, &Device::Cpu).unwrap();

@@ -317,15 +317,7 @@ impl CustomOp1 for GeluErf {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = match s {
-            CpuStorage::F32(v) => CpuStorage::F32(map1(contiguous(v, l)?)),
-            CpuStorage::F64(v) => CpuStorage::F64(map1(contiguous(v, l)?)),
-            _ => {
-                return Err(candle_core::Error::Msg(
-                    "fused gelu: f32 or f64 only".into(),
-                ))
-            }
-        };
+        let out = on_storages(self.name(), self, &[(s, l)])?;
         Ok((out, l.shape().clone()))
     }
 
@@ -353,20 +345,69 @@ impl CustomOp2 for GeluErfGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => {
-                CpuStorage::F32(map2(contiguous(x, l1)?, contiguous(g, l2)?))
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => {
-                CpuStorage::F64(map2(contiguous(x, l1)?, contiguous(g, l2)?))
-            }
-            _ => {
-                return Err(candle_core::Error::Msg(
-                    "fused gelu grad: matching f32 or f64 inputs only".into(),
-                ))
-            }
-        };
+        let out = on_storages(self.name(), self, &[(s1, l1), (s2, l2)])?;
         Ok((out, l1.shape().clone()))
+    }
+}
+
+/// A fused op's CPU work, written once over the element type.
+trait Kernel {
+    /// The output from the operands (contiguous, all of one type).
+    fn run<T: Float>(&self, operands: &[&[T]]) -> Vec<T>;
+}
+
+/// Runs `kernel` on the operands if they are all contiguous f32 or all contiguous f64.
+fn on_storages<K: Kernel>(
+    name: &str,
+    kernel: &K,
+    operands: &[(&CpuStorage, &Layout)],
+) -> candle_core::Result<CpuStorage> {
+    let f32s: Option<Vec<&[f32]>> = operands
+        .iter()
+        .map(|(s, l)| match s {
+            CpuStorage::F32(v) => contiguous(v, l).ok(),
+            _ => None,
+        })
+        .collect();
+    if let Some(v) = f32s {
+        return Ok(CpuStorage::F32(kernel.run(&v)));
+    }
+    let f64s: Option<Vec<&[f64]>> = operands
+        .iter()
+        .map(|(s, l)| match s {
+            CpuStorage::F64(v) => contiguous(v, l).ok(),
+            _ => None,
+        })
+        .collect();
+    match f64s {
+        Some(v) => Ok(CpuStorage::F64(kernel.run(&v))),
+        None => Err(candle_core::Error::Msg(format!(
+            "{name}: contiguous operands, all f32 or all f64, only"
+        ))),
+    }
+}
+
+impl Kernel for GeluErf {
+    fn run<T: Float>(&self, o: &[&[T]]) -> Vec<T> {
+        map1(o[0])
+    }
+}
+
+impl Kernel for GeluErfGrad {
+    fn run<T: Float>(&self, o: &[&[T]]) -> Vec<T> {
+        map2(o[0], o[1])
+    }
+}
+
+impl Kernel for BiasGelu {
+    fn run<T: Float>(&self, o: &[&[T]]) -> Vec<T> {
+        map_bias(o[0], o[1])
+    }
+}
+
+impl Kernel for BiasGeluGrad {
+    fn run<T: Float>(&self, o: &[&[T]]) -> Vec<T> {
+        map_bias_grad(o[0], o[1], o[2])
     }
 }
 
@@ -409,19 +450,7 @@ impl CustomOp2 for BiasGelu {
                 l2.dims()
             )));
         }
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(b)) => {
-                CpuStorage::F32(map_bias(contiguous(x, l1)?, contiguous(b, l2)?))
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(b)) => {
-                CpuStorage::F64(map_bias(contiguous(x, l1)?, contiguous(b, l2)?))
-            }
-            _ => {
-                return Err(candle_core::Error::Msg(
-                    "fused bias-gelu: matching f32 or f64 inputs only".into(),
-                ))
-            }
-        };
+        let out = on_storages(self.name(), self, &[(s1, l1), (s2, l2)])?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -459,19 +488,7 @@ impl CustomOp3 for BiasGeluGrad {
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (rows, cols) = rows_cols(l1)?;
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(b), CpuStorage::F32(g)) => CpuStorage::F32(
-                map_bias_grad(contiguous(x, l1)?, contiguous(b, l2)?, contiguous(g, l3)?),
-            ),
-            (CpuStorage::F64(x), CpuStorage::F64(b), CpuStorage::F64(g)) => CpuStorage::F64(
-                map_bias_grad(contiguous(x, l1)?, contiguous(b, l2)?, contiguous(g, l3)?),
-            ),
-            _ => {
-                return Err(candle_core::Error::Msg(
-                    "fused bias-gelu grad: matching f32 or f64 inputs only".into(),
-                ))
-            }
-        };
+        let out = on_storages(self.name(), self, &[(s1, l1), (s2, l2), (s3, l3)])?;
         Ok((out, Shape::from((rows + 1, cols))))
     }
 }
@@ -715,6 +732,25 @@ fn first_layer_bwd<T: Float>(
     out
 }
 
+/// The first layer's forward (two operands) or backward (three) as a [`Kernel`].
+struct FirstLayerKernel {
+    batch: usize,
+    dim: usize,
+    hidden: usize,
+    wrt_x: bool,
+}
+
+impl Kernel for FirstLayerKernel {
+    fn run<T: Float>(&self, o: &[&[T]]) -> Vec<T> {
+        let (b, d, h) = (self.batch, self.dim, self.hidden);
+        match o {
+            [x, we] => first_layer_fwd(x, we, b, d, h),
+            [x, we, g] => first_layer_bwd(x, we, g, b, d, h, self.wrt_x),
+            _ => unreachable!("the first layer has two operands forward, three backward"),
+        }
+    }
+}
+
 impl CustomOp2 for FirstLayer {
     fn name(&self) -> &'static str {
         "fused-first-layer"
@@ -728,28 +764,13 @@ impl CustomOp2 for FirstLayer {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (rows, _, hidden) = first_layer_dims(l1, l2, self.batch, self.dim)?;
-        let (b, d) = (self.batch, self.dim);
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(we)) => CpuStorage::F32(first_layer_fwd(
-                contiguous(x, l1)?,
-                contiguous(we, l2)?,
-                b,
-                d,
-                hidden,
-            )),
-            (CpuStorage::F64(x), CpuStorage::F64(we)) => CpuStorage::F64(first_layer_fwd(
-                contiguous(x, l1)?,
-                contiguous(we, l2)?,
-                b,
-                d,
-                hidden,
-            )),
-            _ => {
-                return Err(candle_core::Error::Msg(
-                    "fused first layer: matching f32 or f64 inputs only".into(),
-                ))
-            }
+        let kernel = FirstLayerKernel {
+            batch: self.batch,
+            dim: self.dim,
+            hidden,
+            wrt_x: false,
         };
+        let out = on_storages(self.name(), &kernel, &[(s1, l1), (s2, l2)])?;
         Ok((out, Shape::from((rows, hidden))))
     }
 
@@ -798,36 +819,14 @@ impl CustomOp3 for FirstLayerGrad {
                 l3.dims()
             )));
         }
-        let (b, d, wx) = (self.batch, self.dim, self.wrt_x);
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(we), CpuStorage::F32(g)) => {
-                CpuStorage::F32(first_layer_bwd(
-                    contiguous(x, l1)?,
-                    contiguous(we, l2)?,
-                    contiguous(g, l3)?,
-                    b,
-                    d,
-                    hidden,
-                    wx,
-                ))
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(we), CpuStorage::F64(g)) => {
-                CpuStorage::F64(first_layer_bwd(
-                    contiguous(x, l1)?,
-                    contiguous(we, l2)?,
-                    contiguous(g, l3)?,
-                    b,
-                    d,
-                    hidden,
-                    wx,
-                ))
-            }
-            _ => {
-                return Err(candle_core::Error::Msg(
-                    "fused first layer grad: matching f32 or f64 inputs only".into(),
-                ))
-            }
+        let kernel = FirstLayerKernel {
+            batch: self.batch,
+            dim: self.dim,
+            hidden,
+            wrt_x: self.wrt_x,
         };
+        let out = on_storages(self.name(), &kernel, &[(s1, l1), (s2, l2), (s3, l3)])?;
+        let (d, wx) = (self.dim, self.wrt_x);
         let shape = if wx {
             Shape::from((rows, d))
         } else {
