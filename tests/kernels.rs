@@ -2,9 +2,10 @@
 //! masking, and every bad-input error. Each test body is written once and instantiated for f32 and f64.
 use nalgebra::{DMatrix, DVector};
 use num_traits::ToPrimitive;
-use rtb_trustpcl::agreement::bounds::{kernel_bounds, ParamErrors, EVAL_SLACK};
+use rtb_trustpcl::agreement::bounds::{kernel_bounds_on, ParamErrors, EVAL_SLACK};
 use rtb_trustpcl::exact::Rational;
 use rtb_trustpcl::kernels::generate::{generate, GenConfig};
+use rtb_trustpcl::kernels::sum::Summation;
 use rtb_trustpcl::kernels::{
     all_kernels, evaluate, AllKernelsParams, BatchError, Float, GradForm, Kernel, KernelOutput,
     Shape, TrajectoryBatch, Windows,
@@ -86,6 +87,27 @@ pub fn reference<F: Float>(
     (res, g, f(&grads.evaluation.loss), f(&grads.scalar), gs, ge)
 }
 
+/// Every kernel on a generated batch (its windows, `log Z`, `V(s0)`, κ = 1/4).
+fn every_kernel<F: rtb_trustpcl::kernels::Float>(
+    g: &rtb_trustpcl::kernels::generate::Generated<F>,
+) -> Vec<Kernel<'_, F>> {
+    vec![
+        Kernel::Rtb { log_z: g.log_z },
+        Kernel::Tpcl { v0: g.v0 },
+        Kernel::TpclSurrogate { v0: g.v0 },
+        Kernel::TpclWindowed {
+            windows: &g.windows_v,
+        },
+        Kernel::SubTb {
+            windows: &g.windows_log_f,
+        },
+        Kernel::ReinforceKl,
+        Kernel::Flawed {
+            kappa: F::from_f64(0.25),
+        },
+    ]
+}
+
 fn check_close(what: &str, got: f64, want: f64, bound: f64) {
     // The kernel is within `bound` of the exact value (the reference, rounded once to f64:
     // one more rounding of |want|; the bound itself evaluated in f64: EVAL_SLACK).
@@ -105,7 +127,19 @@ pub fn compare<F: Float>(
     out: &KernelOutput<F>,
     pe: &ParamErrors,
 ) {
-    let bd = kernel_bounds(b, k, &Shape::of(defs).unwrap(), out, pe);
+    compare_on(Summation::Cpu, b, k, defs, out, pe)
+}
+
+/// [`compare`] for a backend whose summation order is `summation` (its bounds' depth).
+pub fn compare_on<F: Float>(
+    summation: Summation,
+    b: &TrajectoryBatch<F>,
+    k: &Kernel<'_, F>,
+    defs: &Definitions,
+    out: &KernelOutput<F>,
+    pe: &ParamErrors,
+) {
+    let bd = kernel_bounds_on(summation, b, k, &Shape::of(defs).unwrap(), out, pe);
     let (res, g, loss, scalar, gs, ge) = reference(b, k, defs);
     let name = k.id().name();
     check_close(&format!("{name} loss"), out.loss.to_f64(), loss, bd.loss);
@@ -347,21 +381,7 @@ mod property {
         let mutants = std::iter::once(None).chain(Mutant::ALL.into_iter().map(Some));
         for mutant in mutants {
             let defs = right.clone().mutated(mutant);
-            for k in [
-                Kernel::Rtb { log_z: g.log_z },
-                Kernel::Tpcl { v0: g.v0 },
-                Kernel::TpclSurrogate { v0: g.v0 },
-                Kernel::TpclWindowed {
-                    windows: &g.windows_v,
-                },
-                Kernel::SubTb {
-                    windows: &g.windows_log_f,
-                },
-                Kernel::ReinforceKl,
-                Kernel::Flawed {
-                    kappa: F::from_f64(0.25),
-                },
-            ] {
+            for k in every_kernel(&g) {
                 for form in [GradForm::Dense, GradForm::PerTrajectory] {
                     let out = rtb_trustpcl::kernels::evaluate_with(b, &k, form, Some(&defs));
                     let out = match out {
@@ -459,24 +479,10 @@ fn cuda_kernels_match_the_reference_and_the_cpu() {
             .unwrap();
             let b = &g.batch;
             let defs = Definitions::from_f64(b.beta().to_f64()).unwrap();
-            for k in [
-                Kernel::Rtb { log_z: g.log_z },
-                Kernel::Tpcl { v0: g.v0 },
-                Kernel::TpclSurrogate { v0: g.v0 },
-                Kernel::TpclWindowed {
-                    windows: &g.windows_v,
-                },
-                Kernel::SubTb {
-                    windows: &g.windows_log_f,
-                },
-                Kernel::ReinforceKl,
-                Kernel::Flawed {
-                    kappa: F::from_f64(0.25),
-                },
-            ] {
+            for k in every_kernel(&g) {
                 for form in [GradForm::Dense, GradForm::PerTrajectory] {
                     let out = dev.evaluate_with(b, &k, form, Some(&defs)).unwrap();
-                    compare(b, &k, &defs, &out, &ParamErrors::default());
+                    compare_on(Summation::Cuda, b, &k, &defs, &out, &ParamErrors::default());
                     let cpu =
                         rtb_trustpcl::kernels::evaluate_with(b, &k, form, Some(&defs)).unwrap();
                     assert_eq!(out.dense.is_some(), cpu.dense.is_some());

@@ -18,7 +18,7 @@ use crate::kernels::batch::TrajectoryBatch;
 use crate::kernels::float::Float;
 use crate::kernels::fused::Shape;
 use crate::kernels::fused::{Kernel, KernelOutput};
-use crate::kernels::sum::depth_bound as depth;
+use crate::kernels::sum::Summation;
 
 /// Relative allowance for evaluating the bounds themselves in `f64`: every bound is a sum of
 /// at most `N < 9·10⁹` non-negative terms and products, whose relative rounding error is at
@@ -123,10 +123,11 @@ fn row_stats<F: Float>(
 }
 
 /// Bound on `fl(Σ_i x̂_i) / n` given per-term `(|x̂_i| magnitude, error)` over the live rows,
-/// summed pairwise over `B` slots (depth `depth(B)`), then divided by the live count `n`.
+/// summed over `B` slots by the backend's order (`depth_b` rounded additions per term), then
+/// divided by the live count `n`.
 fn mean_bound(
     mags_errs: impl Iterator<Item = (f64, f64)>,
-    b: usize,
+    depth_b: usize,
     n: usize,
     u: f64,
     n_exact: bool,
@@ -136,8 +137,8 @@ fn mean_bound(
         m += mi;
         e += ei;
     }
-    let sum_err = e + gamma(depth(b), u) * m;
-    let sum_mag = m * (1.0 + gamma(depth(b), u));
+    let sum_err = e + gamma(depth_b, u) * m;
+    let sum_mag = m * (1.0 + gamma(depth_b, u));
     (sum_err + gamma(if n_exact { 1 } else { 2 }, u) * (sum_mag + sum_err)) / n as f64
 }
 
@@ -151,8 +152,21 @@ fn div_err(x: f64, ex: f64, n: usize, u: f64, n_exact: bool) -> f64 {
     (ex + gamma(if n_exact { 1 } else { 2 }, u) * (x + ex)) / n as f64
 }
 
-/// Error bounds for one kernel run (with the run's definitions, as its [`Shape`]).
+/// Error bounds for one run of the CPU kernels (with the run's definitions, as its
+/// [`Shape`]).
 pub fn kernel_bounds<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    kernel: &Kernel<'_, F>,
+    shape: &Shape,
+    out: &KernelOutput<F>,
+    params: &ParamErrors,
+) -> KernelBounds {
+    kernel_bounds_on(Summation::Cpu, batch, kernel, shape, out, params)
+}
+
+/// Error bounds for one kernel run on the backend whose summation order is `summation`.
+pub fn kernel_bounds_on<F: Float>(
+    summation: Summation,
     batch: &TrajectoryBatch<F>,
     kernel: &Kernel<'_, F>,
     shape: &Shape,
@@ -164,12 +178,13 @@ pub fn kernel_bounds<F: Float>(
         _ => None,
     };
     let stats = BoundStats::new(batch, windows);
-    kernel_bounds_with(batch, kernel, shape, out, params, &stats)
+    kernel_bounds_with(summation, batch, kernel, shape, out, params, &stats)
 }
 
 /// [`kernel_bounds`] with the per-row sums computed beforehand ([`BoundStats::new`] on the
 /// same batch, with the kernel's windows if it has any).
 pub fn kernel_bounds_with<F: Float>(
+    summation: Summation,
     batch: &TrajectoryBatch<F>,
     kernel: &Kernel<'_, F>,
     shape: &Shape,
@@ -178,7 +193,11 @@ pub fn kernel_bounds_with<F: Float>(
     stats: &BoundStats,
 ) -> KernelBounds {
     let u = F::UNIT_ROUNDOFF;
+    // Per-row sums over steps (phase 1) run on the backend; the batch means (phase 2) run on
+    // the CPU for both backends (`kernels::cuda`), so they take the CPU tree's depth.
+    let depth = |n: usize| summation.depth(n);
     let b = batch.batch();
+    let mean_depth = Summation::Cpu.depth(b);
     let n = batch.live();
     let n_exact = n <= F::EXACT_INT_LIMIT;
     let beta = batch.beta().to_f64();
@@ -295,7 +314,7 @@ pub fn kernel_bounds_with<F: Float>(
                     scale * (e * (2.0 * r + e) + u * r * r),
                 )
             }),
-            b,
+            mean_depth,
             n,
             u,
             n_exact,
@@ -325,7 +344,7 @@ pub fn kernel_bounds_with<F: Float>(
                     (0..b)
                         .filter(|&i| live(i))
                         .map(|i| (d_scale * res[i].abs(), d_scale * kb.residual[i])),
-                    b,
+                    mean_depth,
                     n,
                     u,
                     n_exact,
@@ -369,7 +388,7 @@ pub fn kernel_bounds_with<F: Float>(
                     (0..b)
                         .filter(|&i| live(i))
                         .map(|i| (d_scale * res[i].abs(), d_scale * kb.residual[i])),
-                    b,
+                    mean_depth,
                     n,
                     u,
                     n_exact,
@@ -386,7 +405,7 @@ pub fn kernel_bounds_with<F: Float>(
                     let (c, ec) = (res[i].abs(), kb.residual[i]);
                     (c * m * (1.0 + u), prod_err(c, ec, m, e, u))
                 }),
-                b,
+                mean_depth,
                 n,
                 u,
                 n_exact,
@@ -421,7 +440,7 @@ pub fn kernel_bounds_with<F: Float>(
                 .collect();
             let e_b = mean_bound(
                 (0..b).filter(|&i| live(i)).map(|i| reward[i]),
-                b,
+                mean_depth,
                 n,
                 u,
                 n_exact,
@@ -454,7 +473,7 @@ pub fn kernel_bounds_with<F: Float>(
                     let ke = kappa * sq_e + u * km;
                     ((pm + km) * (1.0 + u), pe + ke + u * (pm + km + pe + ke))
                 }),
-                b,
+                mean_depth,
                 n,
                 u,
                 n_exact,

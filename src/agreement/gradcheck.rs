@@ -20,6 +20,7 @@ use crate::kernels::float::Float;
 use crate::kernels::fused::Shape;
 use crate::kernels::fused::{evaluate_into, GradForm, Kernel, KernelId, KernelOutput};
 use crate::kernels::generate::{chunks, generate, GenConfig, Generated};
+use crate::kernels::sum::Summation;
 use crate::mutant::Mutant;
 use crate::objectives::Definitions;
 use crate::progress::Progress;
@@ -138,6 +139,14 @@ enum Backend {
 }
 
 impl Backend {
+    /// The summation order whose depth this backend's bounds use.
+    fn summation(&self) -> Summation {
+        match self {
+            Backend::Cpu => Summation::Cpu,
+            Backend::Cuda(_) => Summation::Cuda,
+        }
+    }
+
     fn eval<F: CudaFloat>(
         &self,
         batch: &TrajectoryBatch<F>,
@@ -194,7 +203,15 @@ fn run<F: CudaFloat>(
         }
     };
     let shape = Shape::for_batch(batch, Some(defs))?;
-    let bounds = kernel_bounds_with(batch, kernel, &shape, &out, params, stats);
+    let bounds = kernel_bounds_with(
+        backend.summation(),
+        batch,
+        kernel,
+        &shape,
+        &out,
+        params,
+        stats,
+    );
     Ok(Run { out, bounds })
 }
 
@@ -584,15 +601,44 @@ fn precision_checks(
         let (k64, p64) = kernel_of(id, &g64, &pe64);
         let a = run(backend, &g32.batch, &k32, defs, &p32, &s32, None)?;
         let b = run(backend, &g64.batch, &k64, defs, &p64, &s64, None)?;
-        let mut acc = Acc::default();
-        for output in ALL_OUTPUTS {
-            let c = compare("", (&a, output), (1.0, 0.0), (&b, output), &rows);
-            acc = acc.merge(Acc {
-                ratio: c.max_error_over_bound,
-                abs: c.max_abs_error,
-            });
-        }
-        checks.push(acc.result(format!("f32-vs-f64/{}", id.name())));
+        checks.push(outputs_agree(&a, &b, &rows).result(format!("f32-vs-f64/{}", id.name())));
+    }
+    Ok(checks)
+}
+
+/// Every output ([`ALL_OUTPUTS`]) of two runs equal within both sides' bounds.
+fn outputs_agree<F: Float, G: Float>(a: &Run<F>, b: &Run<G>, rows: &Rows<'_>) -> Acc {
+    let mut acc = Acc::default();
+    for output in ALL_OUTPUTS {
+        let c = compare("", (a, output), (1.0, 0.0), (b, output), rows);
+        acc = acc.merge(Acc {
+            ratio: c.max_error_over_bound,
+            abs: c.max_abs_error,
+        });
+    }
+    acc
+}
+
+/// Every kernel on the GPU against the CPU kernels on the same batch: every output equal
+/// within the sum of the two backends' bounds, each derived with its own summation depth.
+fn cross_device_checks<F: CudaFloat>(
+    gpu: &Backend,
+    g: &Generated<F>,
+    defs: &Definitions,
+) -> Result<Vec<CheckResult>, BatchError> {
+    let pe = param_errors(g);
+    let stats = BoundStats::new(&g.batch, Some(&g.windows_v));
+    let rows = Rows {
+        lengths: g.batch.lengths(),
+        window_end: g.windows_v.end(),
+        alpha: factors(g.batch.beta().to_f64()).0,
+    };
+    let mut checks = Vec::new();
+    for id in KernelId::ALL {
+        let (k, p) = kernel_of(id, g, &pe);
+        let cpu = run(&Backend::Cpu, &g.batch, &k, defs, &p, &stats, None)?;
+        let dev = run(gpu, &g.batch, &k, defs, &p, &stats, None)?;
+        checks.push(outputs_agree(&cpu, &dev, &rows).result(format!("cpu-vs-cuda/{}", id.name())));
     }
     Ok(checks)
 }
@@ -627,22 +673,20 @@ pub fn run_checks(cfg: &GradcheckConfig) -> Result<GradcheckReport, AgreementErr
     match cfg.dtype {
         Dtype::F32 => {
             let g = generate::<f32>(&gen, Some(&pb))?;
-            checks.extend(identity_checks(
-                &backend,
-                &g,
-                &definitions(&g.batch, cfg.mutant)?,
-                &pb,
-            )?);
+            let defs = definitions(&g.batch, cfg.mutant)?;
+            checks.extend(identity_checks(&backend, &g, &defs, &pb)?);
+            if let Backend::Cuda(_) = backend {
+                checks.extend(cross_device_checks(&backend, &g, &defs)?);
+            }
             checks.extend(precision_checks(&backend, &g, cfg.mutant)?);
         }
         Dtype::F64 => {
             let g = generate::<f64>(&gen, Some(&pb))?;
-            checks.extend(identity_checks(
-                &backend,
-                &g,
-                &definitions(&g.batch, cfg.mutant)?,
-                &pb,
-            )?);
+            let defs = definitions(&g.batch, cfg.mutant)?;
+            checks.extend(identity_checks(&backend, &g, &defs, &pb)?);
+            if let Backend::Cuda(_) = backend {
+                checks.extend(cross_device_checks(&backend, &g, &defs)?);
+            }
             let g32: Generated<f32> = cast_generated(&g)?;
             drop(g);
             checks.extend(precision_checks(&backend, &g32, cfg.mutant)?);

@@ -293,6 +293,18 @@ fn first_error<E>(lengths: &[usize], some: E, check: impl Fn(usize) -> Result<()
         .unwrap_or(some)
 }
 
+/// Whether the window `start..end` fits a trajectory of `length` steps: `0 ≤ start < end ≤
+/// length`, or `start = end = 0` on an empty row. The one statement of this rule: window
+/// construction and every windowed kernel call check it here.
+#[inline]
+pub fn window_fits(start: usize, end: usize, length: usize) -> bool {
+    if length == 0 {
+        start == 0 && end == 0
+    } else {
+        start < end && end <= length
+    }
+}
+
 /// One window `s_start → … → s_end` per trajectory, with a learned value at each boundary
 /// (`V` for windowed Trust-PCL, `log F` for relative SubTB).
 ///
@@ -335,12 +347,7 @@ impl<F: Float> Windows<F> {
         for i in 0..b {
             let len = batch.lengths()[i];
             let (s, e) = (start[i], end[i]);
-            let ok = if len == 0 {
-                s == 0 && e == 0
-            } else {
-                s < e && e <= len
-            };
-            if !ok {
+            if !window_fits(s, e, len) {
                 return Err(BatchError::WindowOutOfRange {
                     row: i,
                     start: s,

@@ -341,14 +341,7 @@ fn check_windows<F: Float>(batch: &TrajectoryBatch<F>, w: &Windows<F>) -> Result
         });
     }
     let (start, end, lengths) = (w.start(), w.end(), batch.lengths());
-    let bad = |i: usize| {
-        let (s, e, len) = (start[i], end[i], lengths[i]);
-        if len == 0 {
-            !(s == 0 && e == 0)
-        } else {
-            !(s < e && e <= len)
-        }
-    };
+    let bad = |i: usize| !super::batch::window_fits(start[i], end[i], lengths[i]);
     // In parallel (this scan is on every windowed call), reporting the first bad row.
     match (0..batch.batch())
         .into_par_iter()

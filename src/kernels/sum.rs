@@ -50,10 +50,28 @@ pub fn cuda_depth(n: usize) -> usize {
     }
 }
 
-/// A depth valid for both the CPU and the CUDA summation: `max(depth, cuda_depth)`. The error
-/// bounds use it, so one bound covers either backend.
-pub fn depth_bound(n: usize) -> usize {
-    depth(n).max(cuda_depth(n))
+/// The summation order of a backend, which fixes the rounding depth its error bounds use.
+///
+/// Each backend's bound uses its own order's depth: the CPU's pairwise tree (depth
+/// `O(log n)` above a block) or the CUDA warp sums (`⌈n/32⌉ − 1 + 5`: linear in `n`). A bound
+/// valid for both would carry the CUDA depth into every CPU check: at `B = 65536` the batch
+/// mean's depth would be 2052 instead of 42.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Summation {
+    /// [`lanes_sum`] / [`sum_by`]: eight lanes, blocks of [`BLOCK`], a balanced tree.
+    Cpu,
+    /// The CUDA kernels' warp sums.
+    Cuda,
+}
+
+impl Summation {
+    /// Worst-case number of rounded additions on one term's path in a sum of `n` terms.
+    pub fn depth(self, n: usize) -> usize {
+        match self {
+            Summation::Cpu => depth(n),
+            Summation::Cuda => cuda_depth(n),
+        }
+    }
 }
 
 /// Most blocks a long sum keeps on the stack; longer sums recurse (see [`lanes_sum`]).
@@ -287,7 +305,11 @@ mod tests {
         assert_eq!(cuda_depth(2), 1);
         assert_eq!(cuda_depth(32), 5);
         assert_eq!(cuda_depth(33), 1 + 5);
-        assert_eq!(depth_bound(100), 15);
+        assert_eq!(Summation::Cpu.depth(100), 15);
+        assert_eq!(Summation::Cuda.depth(100), 8);
+        // At the bench's batch size the CPU tree is 50× shallower than the warp sums.
+        assert_eq!(Summation::Cpu.depth(65536), 42);
+        assert_eq!(Summation::Cuda.depth(65536), 2052);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! Phase 1 (the memory-bound per-trajectory sums) and phase 3 (the dense gradient write) run
 //! as fused CUDA kernels (`kernels.cu`: one warp per trajectory with warp-shuffle reductions;
 //! a grid-stride fill); phase 2 (`O(B)`) is the CPU code itself, so both backends share every
-//! formula. The error bounds use a summation depth valid for both (`sum::depth_bound`).
+//! formula. Each backend's error bounds use its own summation depth (`sum::Summation`).
 use std::sync::Arc;
 
 use cudarc::driver::{
