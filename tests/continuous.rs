@@ -438,6 +438,8 @@ fn bad_input_is_rejected_with_a_message() {
         vec!["diffusion", "--kappa", "NaN"],
         vec!["diffusion", "--window", "7"],
         vec!["diffusion", "--seeds", "0"],
+        vec!["diffusion", "--shards", "0"],
+        vec!["diffusion", "--batch", "4", "--shards", "5"],
         vec!["diffusion", "--prior", "/nonexistent/prior.safetensors"],
     ] {
         let out = std::process::Command::new(bin)
