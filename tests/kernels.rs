@@ -2,7 +2,7 @@
 //! masking, and every bad-input error. Each test body is written once and instantiated for f32 and f64.
 use nalgebra::{DMatrix, DVector};
 use num_traits::ToPrimitive;
-use rtb_trustpcl::agreement::bounds::{kernel_bounds_on, ParamErrors, EVAL_SLACK};
+use rtb_trustpcl::agreement::bounds::{kernel_bounds, ParamErrors, EVAL_SLACK};
 use rtb_trustpcl::exact::Rational;
 use rtb_trustpcl::kernels::generate::{generate, GenConfig};
 use rtb_trustpcl::kernels::sum::Summation;
@@ -120,18 +120,9 @@ fn check_close(what: &str, got: f64, want: f64, bound: f64) {
     );
 }
 
+/// A kernel's outputs against the exact reference, within the bounds of the backend whose
+/// summation order is `summation`.
 pub fn compare<F: Float>(
-    b: &TrajectoryBatch<F>,
-    k: &Kernel<'_, F>,
-    defs: &Definitions,
-    out: &KernelOutput<F>,
-    pe: &ParamErrors,
-) {
-    compare_on(Summation::Cpu, b, k, defs, out, pe)
-}
-
-/// [`compare`] for a backend whose summation order is `summation` (its bounds' depth).
-pub fn compare_on<F: Float>(
     summation: Summation,
     b: &TrajectoryBatch<F>,
     k: &Kernel<'_, F>,
@@ -139,7 +130,7 @@ pub fn compare_on<F: Float>(
     out: &KernelOutput<F>,
     pe: &ParamErrors,
 ) {
-    let bd = kernel_bounds_on(summation, b, k, &Shape::of(defs).unwrap(), out, pe);
+    let bd = kernel_bounds(summation, b, k, &Shape::of(defs).unwrap(), out, pe);
     let (res, g, loss, scalar, gs, ge) = reference(b, k, defs);
     let name = k.id().name();
     check_close(&format!("{name} loss"), out.loss.to_f64(), loss, bd.loss);
@@ -204,7 +195,7 @@ macro_rules! float_tests {
                     ] {
                         // The reference uses the same V as the kernel: no parameter error.
                         let out = evaluate(b, &k, GradForm::Dense).unwrap();
-                        compare(b, &k, &Definitions::from_f64(b.beta().to_f64()).unwrap(), &out, &pe);
+                        compare(Summation::Cpu, b, &k, &Definitions::from_f64(b.beta().to_f64()).unwrap(), &out, &pe);
                         let per = evaluate(b, &k, GradForm::PerTrajectory).unwrap();
                         assert_eq!(per.g, out.g);
                         assert!(per.dense.is_none());
@@ -390,7 +381,7 @@ mod property {
                         Err(BatchError::Overflow { .. }) => continue,
                         Err(e) => panic!("{mutant:?} {}: {e}", k.id().name()),
                     };
-                    compare(b, &k, &defs, &out, &pe);
+                    compare(Summation::Cpu, b, &k, &defs, &out, &pe);
                 }
             }
         }
@@ -442,8 +433,9 @@ mod property {
             let out =
                 rtb_trustpcl::kernels::evaluate_with(b, &k, GradForm::PerTrajectory, Some(&wrong))
                     .unwrap();
-            let caught =
-                std::panic::catch_unwind(|| compare(b, &k, &right, &out, &ParamErrors::default()));
+            let caught = std::panic::catch_unwind(|| {
+                compare(Summation::Cpu, b, &k, &right, &out, &ParamErrors::default())
+            });
             assert!(
                 caught.is_err(),
                 "{mutant} on {} went unnoticed",
@@ -482,7 +474,7 @@ fn cuda_kernels_match_the_reference_and_the_cpu() {
             for k in every_kernel(&g) {
                 for form in [GradForm::Dense, GradForm::PerTrajectory] {
                     let out = dev.evaluate_with(b, &k, form, Some(&defs)).unwrap();
-                    compare_on(Summation::Cuda, b, &k, &defs, &out, &ParamErrors::default());
+                    compare(Summation::Cuda, b, &k, &defs, &out, &ParamErrors::default());
                     let cpu =
                         rtb_trustpcl::kernels::evaluate_with(b, &k, form, Some(&defs)).unwrap();
                     assert_eq!(out.dense.is_some(), cpu.dense.is_some());

@@ -152,20 +152,8 @@ fn div_err(x: f64, ex: f64, n: usize, u: f64, n_exact: bool) -> f64 {
     (ex + gamma(if n_exact { 1 } else { 2 }, u) * (x + ex)) / n as f64
 }
 
-/// Error bounds for one run of the CPU kernels (with the run's definitions, as its
-/// [`Shape`]).
-pub fn kernel_bounds<F: Float>(
-    batch: &TrajectoryBatch<F>,
-    kernel: &Kernel<'_, F>,
-    shape: &Shape,
-    out: &KernelOutput<F>,
-    params: &ParamErrors,
-) -> KernelBounds {
-    kernel_bounds_on(Summation::Cpu, batch, kernel, shape, out, params)
-}
-
 /// Error bounds for one kernel run on the backend whose summation order is `summation`.
-pub fn kernel_bounds_on<F: Float>(
+pub fn kernel_bounds<F: Float>(
     summation: Summation,
     batch: &TrajectoryBatch<F>,
     kernel: &Kernel<'_, F>,

@@ -34,6 +34,7 @@ use crate::dag::{self, Environment, LogTable};
 use crate::exact::{LogForm, Rational};
 use crate::kernels::batch::{TrajectoryBatch, Windows};
 use crate::kernels::fused::{evaluate_with, GradForm, Kernel, KernelId, KernelOutput, Shape};
+use crate::kernels::sum::Summation;
 use crate::mutant::Mutant;
 use crate::objectives::{evaluate_with_gradients, Definitions, Trajectory, Window};
 
@@ -331,7 +332,14 @@ fn env_accs(
         let exp = evaluate_with_gradients(objective, &defs.beta, inputs, &scalar)?;
         let out: KernelOutput<f64> =
             evaluate_with(&batch, &kernel, GradForm::PerTrajectory, Some(&kernel_defs))?;
-        let kb = kernel_bounds(&batch, &kernel, &shape, &out, &ParamErrors::default());
+        let kb = kernel_bounds(
+            Summation::Cpu,
+            &batch,
+            &kernel,
+            &shape,
+            &out,
+            &ParamErrors::default(),
+        );
         let acc = &mut accs[slot];
         acc.add(out.loss, kb.loss, exp.evaluation.loss);
         acc.add(out.grad_scalar, kb.grad_scalar, exp.scalar);
