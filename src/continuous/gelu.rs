@@ -7,8 +7,10 @@
 //! candle's autograd (candle still builds the graph and chains the gradients); the derivative
 //! is checked against finite differences in `tests/continuous.rs`. [`bias_gelu`] fuses the
 //! bias of the preceding linear layer: `GELU(x + b)` in one pass, its backward in one pass
-//! plus the bias's column sum. In f32, `erf` is a Chebyshev fit at f32 precision; in f64 it is
-//! libm's.
+//! that also sums the bias gradient; [`first_layer`] fuses the network's state layer, time
+//! rows and first GELU. The loops run under `kernels::simd`'s runtime dispatch. In f32, `erf`
+//! is Eigen's rational fit and the derivative's `exp` a polynomial ([`exp32_nonpositive`]);
+//! in f64 both are libm's.
 use crate::kernels::simd::{dispatch, Task};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
