@@ -344,8 +344,10 @@ pub fn run_bench<F: Float>(
         (Level::Baseline, "baseline"),
         (Level::Dispatched, simd::level()),
     ] {
+        cpu_row_sums_at(setup.batch(), None, diff, None, level)?;
         let secs = median_seconds(repeats, || {
-            std::hint::black_box(cpu_row_sums_at(setup.batch(), None, diff, None, level));
+            // Checked just above: the same inputs cannot fail here.
+            let _ = std::hint::black_box(cpu_row_sums_at(setup.batch(), None, diff, None, level));
         });
         rows.push(row("phase1-rtb", name, "read", secs, p1_bytes));
     }
@@ -353,8 +355,10 @@ pub fn run_bench<F: Float>(
     let w = &setup.generated.windows_log_f;
     let w_bytes = input_lines_bytes(setup.batch(), Some(w));
     for ahead in [0, 4, 16] {
+        cpu_row_sums_tuned(setup.batch(), Some(w), diff, None, Level::Dispatched, ahead)?;
         let secs = median_seconds(repeats, || {
-            std::hint::black_box(cpu_row_sums_tuned(
+            // Checked just above.
+            let _ = std::hint::black_box(cpu_row_sums_tuned(
                 setup.batch(),
                 Some(w),
                 diff,

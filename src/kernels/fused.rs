@@ -309,8 +309,12 @@ pub fn evaluate_into<F: Float>(
         }
     }
     let shape = Shape::for_batch(batch, defs)?;
-    let phase1 = |w: Option<&Windows<F>>, t1, t2| Ok(cpu_row_sums(batch, w, t1, t2));
-    let out = compute(batch, kernel, &shape, &phase1)?;
+    let pass = CpuPass {
+        batch,
+        level: Level::Dispatched,
+        ahead: PREFETCH_ROWS,
+    };
+    let out = compute(batch, kernel, &shape, &pass)?;
     if let Some(d) = dense {
         let windows = match kernel {
             Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(*windows),
@@ -332,29 +336,49 @@ fn check_scalar<F: Float>(what: &'static str, x: F) -> Result<(), BatchError> {
     }
 }
 
-fn check_windows<F: Float>(batch: &TrajectoryBatch<F>, w: &Windows<F>) -> Result<(), BatchError> {
-    if w.start().len() != batch.batch() {
-        return Err(BatchError::ShapeMismatch {
+/// The windows' count must be the batch's (checked before any row is read).
+fn check_window_count<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    w: &Windows<F>,
+) -> Result<(), BatchError> {
+    if w.start().len() == batch.batch() {
+        Ok(())
+    } else {
+        Err(BatchError::ShapeMismatch {
             what: "windows",
             found: (w.start().len(), 1),
             expected: (batch.batch(), 1),
-        });
+        })
     }
+}
+
+fn window_error<F: Float>(batch: &TrajectoryBatch<F>, w: &Windows<F>, i: usize) -> BatchError {
+    BatchError::WindowOutOfRange {
+        row: i,
+        start: w.start()[i],
+        end: w.end()[i],
+        length: batch.lengths()[i],
+    }
+}
+
+/// Every window within its trajectory ([`super::batch::window_fits`]); the first bad row is
+/// reported. The CPU pass checks each row as it reads it instead; backends that read the
+/// rows elsewhere (CUDA) check here first.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+pub(crate) fn check_windows<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    w: &Windows<F>,
+) -> Result<(), BatchError> {
+    check_window_count(batch, w)?;
     let (start, end, lengths) = (w.start(), w.end(), batch.lengths());
     let bad = |i: usize| !super::batch::window_fits(start[i], end[i], lengths[i]);
-    // In parallel (this scan is on every windowed call), reporting the first bad row.
     match (0..batch.batch())
         .into_par_iter()
         .with_min_len(4096)
         .find_first(|&i| bad(i))
     {
         None => Ok(()),
-        Some(i) => Err(BatchError::WindowOutOfRange {
-            row: i,
-            start: start[i],
-            end: end[i],
-            length: lengths[i],
-        }),
+        Some(i) => Err(window_error(batch, w, i)),
     }
 }
 
@@ -368,19 +392,194 @@ pub(crate) struct Term<F> {
     pub b: F,
 }
 
-/// Phase 1 of a kernel: per trajectory, the sums of one or two [`Term`]s over its live steps
-/// (`0..length`) or its window. The CPU provides [`cpu_row_sums`]; the CUDA backend its own.
-pub(crate) type Phase1<'p, F> = dyn Fn(Option<&Windows<F>>, Term<F>, Option<Term<F>>) -> Result<(Vec<F>, Vec<F>), BatchError>
-    + 'p;
+/// Phase 1 of a kernel with its per-row part of phase 2 fused in: per trajectory, the sums
+/// `s1`, `s2` of one or two [`Term`]s over its live steps (`0..length`) or its window (`s2 = 0`
+/// with one term), turned at once by `finish(i, s1, s2)` into the row's `N` outputs (0 on
+/// empty rows). A bad window is an error naming its row. Implemented by the CPU
+/// ([`CpuPass`]: the outputs are written while the row is in registers) and by the CUDA
+/// backend (device sums, then `finish` on the host): one definition of each kernel's per-row
+/// arithmetic, in [`compute`], serves both.
+pub(crate) trait RowPass<F: Float> {
+    /// Runs the pass.
+    fn rows<const N: usize, Fin>(
+        &self,
+        windows: Option<&Windows<F>>,
+        t1: Term<F>,
+        t2: Option<Term<F>>,
+        finish: Fin,
+    ) -> Result<[Vec<F>; N], BatchError>
+    where
+        Fin: Fn(usize, F, F) -> [F; N] + Sync + Copy;
+}
 
-/// The CPU phase 1 (rayon over trajectory chunks, pairwise sums).
-pub(crate) fn cpu_row_sums<F: Float>(
+/// The CPU pass: rayon over chunks of rows, pairwise sums at the given [`Level`], software
+/// prefetch `ahead` rows ahead (0: none).
+#[derive(Clone, Copy)]
+pub(crate) struct CpuPass<'b, F: Float> {
+    /// The batch.
+    pub batch: &'b TrajectoryBatch<F>,
+    /// Which compilation of the loop to run.
+    pub level: Level,
+    /// Prefetch distance in rows.
+    pub ahead: usize,
+}
+
+impl<F: Float> RowPass<F> for CpuPass<'_, F> {
+    fn rows<const N: usize, Fin>(
+        &self,
+        windows: Option<&Windows<F>>,
+        t1: Term<F>,
+        t2: Option<Term<F>>,
+        finish: Fin,
+    ) -> Result<[Vec<F>; N], BatchError>
+    where
+        Fin: Fn(usize, F, F) -> [F; N] + Sync + Copy,
+    {
+        if let Some(w) = windows {
+            check_window_count(self.batch, w)?;
+        }
+        let (one, neg, zero) = (F::ONE, -F::ONE, F::ZERO);
+        let Term { a, b } = t1;
+        let diff = t1 == (Term { a: one, b: neg });
+        // The common terms get closures without multiplications (the products by ±1 and 0
+        // are exact, so the sums are the same bits either way).
+        match t2 {
+            None if diff => {
+                self.run::<N, false, _, _, _>(windows, |q, p| q - p, |_, _| zero, finish)
+            }
+            None => self.run::<N, false, _, _, _>(
+                windows,
+                move |q, p| a * q + b * p,
+                |_, _| zero,
+                finish,
+            ),
+            Some(t2) => {
+                let Term { a: c, b: d } = t2;
+                if t2 == (Term { a: one, b: zero }) && diff {
+                    self.run::<N, true, _, _, _>(windows, |q, p| q - p, |q, _| q, finish)
+                } else if t2 == (Term { a: one, b: zero }) {
+                    self.run::<N, true, _, _, _>(
+                        windows,
+                        move |q, p| a * q + b * p,
+                        |q, _| q,
+                        finish,
+                    )
+                } else {
+                    self.run::<N, true, _, _, _>(
+                        windows,
+                        move |q, p| a * q + b * p,
+                        move |q, p| c * q + d * p,
+                        finish,
+                    )
+                }
+            }
+        }
+    }
+}
+
+impl<F: Float> CpuPass<'_, F> {
+    fn run<const N: usize, const TWO: bool, Fa, Fb, Fin>(
+        &self,
+        windows: Option<&Windows<F>>,
+        f: Fa,
+        g: Fb,
+        finish: Fin,
+    ) -> Result<[Vec<F>; N], BatchError>
+    where
+        Fa: Fn(F, F) -> F + Copy + Sync,
+        Fb: Fn(F, F) -> F + Copy + Sync,
+        Fin: Fn(usize, F, F) -> [F; N] + Sync + Copy,
+    {
+        let batch = self.batch;
+        let b = batch.batch();
+        // Uninitialised outputs: every row of every output is written below exactly once
+        // (zero-filling them first was a second write of each, and its page faults).
+        let mut outs: [Vec<F>; N] = std::array::from_fn(|_| Vec::with_capacity(b));
+        let rows = RowSums::new(batch, windows, self.ahead, f, g);
+        let level = self.level;
+        let first_bad = {
+            let mut parts: [&mut [std::mem::MaybeUninit<F>]; N] =
+                outs.each_mut().map(|v| &mut v.spare_capacity_mut()[..b]);
+            chunk_outputs(&mut parts, ROWS_PER_TASK)
+                .into_par_iter()
+                .enumerate()
+                .map(|(c, outs)| {
+                    run_at(
+                        level,
+                        RowTask::<F, _, _, _, TWO, N> {
+                            rows,
+                            first: c * ROWS_PER_TASK,
+                            outs,
+                            finish,
+                        },
+                    )
+                })
+                // The first bad row over every chunk (`Option::min` would prefer `None`).
+                .filter_map(|bad| bad)
+                .min()
+        };
+        if let (Some(i), Some(w)) = (first_bad, windows) {
+            return Err(window_error(batch, w, i));
+        }
+        for v in outs.iter_mut() {
+            // SAFETY: `RowTask` wrote every element `0..b` of every output (one chunk per
+            // `ROWS_PER_TASK` rows covering `0..b`, each writing all its rows).
+            unsafe { v.set_len(b) };
+        }
+        Ok(outs)
+    }
+}
+
+/// Splits `N` equally long outputs into aligned chunks of `size` rows: one `[chunk; N]` per
+/// parallel task.
+fn chunk_outputs<'o, T, const N: usize>(
+    parts: &'o mut [&mut [T]; N],
+    size: usize,
+) -> Vec<[&'o mut [T]; N]> {
+    let mut iters: [_; N] = parts.each_mut().map(|p| p.chunks_mut(size));
+    let mut chunks = Vec::new();
+    loop {
+        let next: [Option<&mut [T]>; N] = iters.each_mut().map(|it| it.next());
+        if next.iter().any(Option::is_none) {
+            return chunks;
+        }
+        chunks.push(next.map(|c| c.expect("checked above")));
+    }
+}
+
+/// [`CpuPass`] returning the bare sums (`s1`, and `s2` when there are two terms; else an
+/// empty vector): what `bench` times as phase 1 alone and the tests compare across levels.
+pub(crate) fn cpu_row_sums_tuned<F: Float>(
     batch: &TrajectoryBatch<F>,
     windows: Option<&Windows<F>>,
     t1: Term<F>,
     t2: Option<Term<F>>,
-) -> (Vec<F>, Vec<F>) {
-    cpu_row_sums_at(batch, windows, t1, t2, Level::Dispatched)
+    level: Level,
+    ahead: usize,
+) -> Result<(Vec<F>, Vec<F>), BatchError> {
+    let pass = CpuPass {
+        batch,
+        level,
+        ahead,
+    };
+    if t2.is_some() {
+        let [s1, s2] = pass.rows(windows, t1, t2, |_, x, y| [x, y])?;
+        Ok((s1, s2))
+    } else {
+        let [s1] = pass.rows(windows, t1, t2, |_, x, _| [x])?;
+        Ok((s1, Vec::new()))
+    }
+}
+
+/// [`cpu_row_sums_tuned`] at the default prefetch distance.
+pub(crate) fn cpu_row_sums_at<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    windows: Option<&Windows<F>>,
+    t1: Term<F>,
+    t2: Option<Term<F>>,
+    level: Level,
+) -> Result<(Vec<F>, Vec<F>), BatchError> {
+    cpu_row_sums_tuned(batch, windows, t1, t2, level, PREFETCH_ROWS)
 }
 
 /// Which compilation of the phase-1 loop to run.
@@ -398,115 +597,6 @@ fn run_at<T: simd::Task>(level: Level, task: T) -> T::Output {
         Level::Dispatched => simd::dispatch(task),
         Level::Baseline => simd::baseline(task),
     }
-}
-
-/// [`cpu_row_sums`] at the given [`Level`].
-pub(crate) fn cpu_row_sums_at<F: Float>(
-    batch: &TrajectoryBatch<F>,
-    windows: Option<&Windows<F>>,
-    t1: Term<F>,
-    t2: Option<Term<F>>,
-    level: Level,
-) -> (Vec<F>, Vec<F>) {
-    cpu_row_sums_tuned(batch, windows, t1, t2, level, PREFETCH_ROWS)
-}
-
-/// [`cpu_row_sums_at`] prefetching `ahead` rows ahead (0: no software prefetch); `bench`
-/// times a few distances in one run.
-pub(crate) fn cpu_row_sums_tuned<F: Float>(
-    batch: &TrajectoryBatch<F>,
-    windows: Option<&Windows<F>>,
-    t1: Term<F>,
-    t2: Option<Term<F>>,
-    level: Level,
-    ahead: usize,
-) -> (Vec<F>, Vec<F>) {
-    let (one, neg) = (F::ONE, -F::ONE);
-    match t2 {
-        None => {
-            let s = if t1 == (Term { a: one, b: neg }) {
-                row_sums(batch, windows, (level, ahead), |q, p| q - p)
-            } else {
-                let Term { a, b } = t1;
-                row_sums(batch, windows, (level, ahead), move |q, p| a * q + b * p)
-            };
-            (s, Vec::new())
-        }
-        Some(t2) => {
-            let Term { a, b } = t1;
-            let Term { a: c, b: d } = t2;
-            if t2 == (Term { a: one, b: F::ZERO }) && t1 == (Term { a: one, b: neg }) {
-                row_sums2(batch, windows, (level, ahead), |q, p| q - p, |q, _| q)
-            } else if t2 == (Term { a: one, b: F::ZERO }) {
-                row_sums2(
-                    batch,
-                    windows,
-                    (level, ahead),
-                    move |q, p| a * q + b * p,
-                    |q, _| q,
-                )
-            } else {
-                row_sums2(
-                    batch,
-                    windows,
-                    (level, ahead),
-                    move |q, p| a * q + b * p,
-                    move |q, p| c * q + d * p,
-                )
-            }
-        }
-    }
-}
-
-fn row_sums<F: Float>(
-    batch: &TrajectoryBatch<F>,
-    windows: Option<&Windows<F>>,
-    (level, ahead): (Level, usize),
-    f: impl Fn(F, F) -> F + Copy + Sync,
-) -> Vec<F> {
-    let mut out = vec![F::ZERO; batch.batch()];
-    let rows = RowSums::new(batch, windows, ahead, f, f);
-    out.par_chunks_mut(ROWS_PER_TASK)
-        .enumerate()
-        .for_each(|(c, chunk)| {
-            run_at(
-                level,
-                RowTask::<F, _, _, false> {
-                    rows,
-                    first: c * ROWS_PER_TASK,
-                    out1: chunk,
-                    out2: &mut [],
-                },
-            )
-        });
-    out
-}
-
-fn row_sums2<F: Float>(
-    batch: &TrajectoryBatch<F>,
-    windows: Option<&Windows<F>>,
-    (level, ahead): (Level, usize),
-    f: impl Fn(F, F) -> F + Copy + Sync,
-    g: impl Fn(F, F) -> F + Copy + Sync,
-) -> (Vec<F>, Vec<F>) {
-    let mut out1 = vec![F::ZERO; batch.batch()];
-    let mut out2 = vec![F::ZERO; batch.batch()];
-    let rows = RowSums::new(batch, windows, ahead, f, g);
-    out1.par_chunks_mut(ROWS_PER_TASK)
-        .zip(out2.par_chunks_mut(ROWS_PER_TASK))
-        .enumerate()
-        .for_each(|(c, (o1, o2))| {
-            run_at(
-                level,
-                RowTask::<F, _, _, true> {
-                    rows,
-                    first: c * ROWS_PER_TASK,
-                    out1: o1,
-                    out2: o2,
-                },
-            )
-        });
-    (out1, out2)
 }
 
 /// What phase 1 reads: the inputs, the rows' ranges and the per-step terms.
@@ -544,23 +634,27 @@ impl<'a, F: Float, Fa, Fb> RowSums<'a, F, Fa, Fb> {
     }
 }
 
-/// Phase 1 on one chunk of rows (`first..first + out1.len()`): one sum per row into `out1`,
-/// or two (`TWO`) into `out1` and `out2` from the same read. Run through [`simd::dispatch`].
-struct RowTask<'a, 'o, F: Float, Fa, Fb, const TWO: bool> {
+/// The fused pass on one chunk of rows (`first..first + len`): one sum per row (two with
+/// `TWO`, from the same read), finished into the row's `N` outputs. Returns the chunk's first
+/// row whose window does not fit (its outputs are zero and its steps are not read). Run
+/// through [`simd::dispatch`].
+struct RowTask<'a, 'o, F: Float, Fa, Fb, Fin, const TWO: bool, const N: usize> {
     rows: RowSums<'a, F, Fa, Fb>,
     first: usize,
-    out1: &'o mut [F],
-    out2: &'o mut [F],
+    outs: [&'o mut [std::mem::MaybeUninit<F>]; N],
+    finish: Fin,
 }
 
-impl<F: Float, Fa, Fb, const TWO: bool> simd::Task for RowTask<'_, '_, F, Fa, Fb, TWO>
+impl<F: Float, Fa, Fb, Fin, const TWO: bool, const N: usize> simd::Task
+    for RowTask<'_, '_, F, Fa, Fb, Fin, TWO, N>
 where
     Fa: Fn(F, F) -> F + Copy,
     Fb: Fn(F, F) -> F + Copy,
+    Fin: Fn(usize, F, F) -> [F; N] + Copy,
 {
-    type Output = ();
+    type Output = Option<usize>;
     #[inline(always)]
-    fn run(self) {
+    fn run(self) -> Option<usize> {
         let RowSums {
             q,
             p,
@@ -571,21 +665,34 @@ where
             f,
             g,
         } = self.rows;
-        for k in 0..self.out1.len() {
+        let mut outs = self.outs;
+        let mut first_bad = None;
+        let len = if N == 0 { 0 } else { outs[0].len() };
+        for k in 0..len {
             let i = self.first + k;
             if ahead > 0 {
                 prefetch_row(q, p, t, lengths, windows, i + ahead);
             }
             let (s, e) = range(lengths, windows, i);
-            let (a, b) = (&q[i * t + s..i * t + e], &p[i * t + s..i * t + e]);
-            if TWO {
-                let (x, y) = lanes_sum2(a, b, f, g);
-                self.out1[k] = x;
-                self.out2[k] = y;
+            let vals = if windows.is_some() && !super::batch::window_fits(s, e, lengths[i]) {
+                first_bad = first_bad.or(Some(i));
+                [F::ZERO; N]
+            } else if lengths[i] == 0 {
+                [F::ZERO; N]
             } else {
-                self.out1[k] = lanes_sum(a, b, f);
+                let (a, b) = (&q[i * t + s..i * t + e], &p[i * t + s..i * t + e]);
+                let (x, y) = if TWO {
+                    lanes_sum2(a, b, f, g)
+                } else {
+                    (lanes_sum(a, b, f), F::ZERO)
+                };
+                (self.finish)(i, x, y)
+            };
+            for (out, v) in outs.iter_mut().zip(vals) {
+                out[k].write(v);
             }
         }
+        first_bad
     }
 }
 
@@ -611,6 +718,11 @@ fn prefetch_row<F: Float>(
             return;
         }
         let (s, e) = range(lengths, windows, i);
+        // A window that does not fit is reported by the pass, never read (nor prefetched:
+        // its addresses could lie outside the inputs).
+        if !super::batch::window_fits(s, e, lengths[i]) {
+            return;
+        }
         let line = 64 / F::BYTES;
         let mut k = i * t + s;
         while k < i * t + e {
@@ -854,17 +966,6 @@ fn mean<F: Float>(batch: &TrajectoryBatch<F>, f: impl Fn(usize) -> F + Sync) -> 
     s / F::from_usize(batch.live())
 }
 
-/// Phase 2 helper: maps live rows, 0 on empty rows.
-fn per_row<F: Float>(batch: &TrajectoryBatch<F>, f: impl Fn(usize) -> F + Sync) -> DVector<F> {
-    let lengths = batch.lengths();
-    let v: Vec<F> = (0..batch.batch())
-        .into_par_iter()
-        .with_min_len(4096)
-        .map(|i| if lengths[i] > 0 { f(i) } else { F::ZERO })
-        .collect();
-    DVector::from_vec(v)
-}
-
 /// Two per-row vectors from one parallel pass (0 on empty rows).
 fn per_row2<F: Float>(
     batch: &TrajectoryBatch<F>,
@@ -874,14 +975,14 @@ fn per_row2<F: Float>(
         let (x, y) = f(i);
         [x, y]
     });
-    (a, b)
+    (a.into(), b.into())
 }
 
 /// `N` per-row vectors from one parallel pass (0 on empty rows).
-fn per_row_n<F: Float, const N: usize>(
+pub(crate) fn per_row_n<F: Float, const N: usize>(
     batch: &TrajectoryBatch<F>,
     f: impl Fn(usize) -> [F; N] + Sync,
-) -> [DVector<F>; N] {
+) -> [Vec<F>; N] {
     let lengths = batch.lengths();
     let b = batch.batch();
     let mut out: [Vec<F>; N] = std::array::from_fn(|_| vec![F::ZERO; b]);
@@ -911,7 +1012,7 @@ fn per_row_n<F: Float, const N: usize>(
                 }
             });
     }
-    out.map(DVector::from_vec)
+    out
 }
 
 fn finite<F: Float>(
@@ -932,12 +1033,13 @@ fn finite<F: Float>(
     Ok(out)
 }
 
-/// Phases 1 (through `phase1`) and 2 of a kernel, with the definitions' [`Shape`].
+/// Phases 1 and 2 of a kernel (the per-row part of phase 2 fused into the `pass`), with the
+/// definitions' [`Shape`].
 pub(crate) fn compute<F: Float>(
     batch: &TrajectoryBatch<F>,
     kernel: &Kernel<'_, F>,
     shape: &Shape,
-    phase1: &Phase1<'_, F>,
+    pass: &impl RowPass<F>,
 ) -> Result<KernelOutput<F>, BatchError> {
     let n = F::from_usize(batch.live());
     let alpha = batch.alpha();
@@ -978,89 +1080,84 @@ pub(crate) fn compute<F: Float>(
             check_scalar("log_z", log_z)?;
             let beta_on_ratio = shape.rtb_beta_on_ratio;
             let (sq_scale, d_scale) = scales(shape.rtb_half);
-            let s = phase1(None, diff, None)?.0;
             // ∂δ/∂log q is β when β sits on the log-ratio.
             let w = if beta_on_ratio {
                 d_scale * beta
             } else {
                 d_scale
             };
-            let (delta, g) = per_row2(batch, |i| {
+            let [delta, g] = pass.rows(None, diff, None, |i, s, _| {
                 let d = if beta_on_ratio {
-                    (log_z - log_r[i]) + beta * s[i]
+                    (log_z - log_r[i]) + beta * s
                 } else {
-                    (log_z - beta * log_r[i]) + s[i]
+                    (log_z - beta * log_r[i]) + s
                 };
-                (d, (w * d) / n)
-            });
+                [d, (w * d) / n]
+            })?;
             let loss = mean(batch, |i| sq_scale * (delta[i] * delta[i]));
             let gz = mean(batch, |i| d_scale * delta[i]);
-            empty(delta, g, loss, gz)
+            empty(delta.into(), g.into(), loss, gz)
         }
         Kernel::Tpcl { v0 } => {
             check_scalar("v0", v0)?;
             let lam = lam_of(shape.tpcl_lambda);
             let (sq_scale, d_scale) = scales(shape.tpcl_half);
-            let s = phase1(None, Term { a: -lam, b: lam }, None)?.0;
             // Σ_t r_t = log r(x) (paid on the step into the terminal), V(terminal) = 0.
-            let (c, g) = per_row2(batch, |i| {
-                let c = (s[i] + log_r[i]) - v0;
-                (c, (-(d_scale * lam) * c) / n)
-            });
+            let [c, g] = pass.rows(None, Term { a: -lam, b: lam }, None, |i, s, _| {
+                let c = (s + log_r[i]) - v0;
+                [c, (-(d_scale * lam) * c) / n]
+            })?;
             let loss = mean(batch, |i| sq_scale * (c[i] * c[i]));
             let gv = -mean(batch, |i| d_scale * c[i]);
-            empty(c, g, loss, gv)
+            empty(c.into(), g.into(), loss, gv)
         }
         Kernel::TpclSurrogate { v0 } => {
             check_scalar("v0", v0)?;
             let lam = lam_of(shape.tpcl_surrogate_lambda);
-            let (s, slq) = phase1(None, Term { a: -lam, b: lam }, Some(just_q))?;
-            let (c, g) = per_row2(batch, |i| {
-                let c = (s[i] + log_r[i]) - v0;
-                (c, -c / n)
-            });
+            let [c, g, slq] =
+                pass.rows(None, Term { a: -lam, b: lam }, Some(just_q), |i, s, slq| {
+                    let c = (s + log_r[i]) - v0;
+                    [c, -c / n, slq]
+                })?;
             let loss = mean(batch, |i| -(c[i] * slq[i]));
-            empty(c, g, loss, F::ZERO)
+            empty(c.into(), g.into(), loss, F::ZERO)
         }
         Kernel::TpclWindowed { windows } => {
-            check_windows(batch, windows)?;
             let lengths = batch.lengths();
             let lam = lam_of(shape.tpcl_windowed_lambda);
             let (sq_scale, d_scale) = scales(shape.tpcl_windowed_half);
-            let s = phase1(Some(windows), Term { a: -lam, b: lam }, None)?.0;
             let (vs, ve, end) = (windows.value_start(), windows.value_end(), windows.end());
-            let [c, g, gs, ge] = per_row_n(batch, |i| {
-                let c = if end[i] == lengths[i] {
-                    (s[i] + log_r[i]) - vs[i]
-                } else {
-                    (s[i] + ve[i]) - vs[i]
-                };
-                let ge = if end[i] == lengths[i] {
-                    F::ZERO
-                } else {
-                    (d_scale * c) / n
-                };
-                [c, (-(d_scale * lam) * c) / n, -(d_scale * c) / n, ge]
-            });
+            let [c, g, gs, ge] =
+                pass.rows(Some(windows), Term { a: -lam, b: lam }, None, |i, s, _| {
+                    let c = if end[i] == lengths[i] {
+                        (s + log_r[i]) - vs[i]
+                    } else {
+                        (s + ve[i]) - vs[i]
+                    };
+                    let ge = if end[i] == lengths[i] {
+                        F::ZERO
+                    } else {
+                        (d_scale * c) / n
+                    };
+                    [c, (-(d_scale * lam) * c) / n, -(d_scale * c) / n, ge]
+                })?;
             let loss = mean(batch, |i| sq_scale * (c[i] * c[i]));
             KernelOutput {
-                grad_start: Some(gs),
-                grad_end: Some(ge),
-                ..empty(c, g, loss, F::ZERO)
+                grad_start: Some(gs.into()),
+                grad_end: Some(ge.into()),
+                ..empty(c.into(), g.into(), loss, F::ZERO)
             }
         }
         Kernel::SubTb { windows } => {
-            check_windows(batch, windows)?;
             let lengths = batch.lengths();
-            let s = phase1(Some(windows), diff, None)?.0;
             let (fs, fe, end) = (windows.value_start(), windows.value_end(), windows.end());
             let (sq_scale, d_scale) = scales(shape.subtb_half);
             // β on the log-reward: log F(x) = β log r, weight 1 on the log-ratio; on the
             // log-ratio: log F(x) = log r, weight β.
             let on_ratio = shape.subtb_beta_on_ratio;
             let w = if on_ratio { d_scale * beta } else { d_scale };
-            let [d, g, gs, ge] = per_row_n(batch, |i| {
-                let ratio = if on_ratio { beta * s[i] } else { s[i] };
+            let [d, g, gs, ge] = pass.rows(Some(windows), diff, None, |i, s, _| {
+                let ratio = if on_ratio { beta * s } else { s };
                 let d = if end[i] == lengths[i] {
                     let end_flow = if on_ratio { log_r[i] } else { beta * log_r[i] };
                     (fs[i] + ratio) - end_flow
@@ -1073,18 +1170,20 @@ pub(crate) fn compute<F: Float>(
                     -(d_scale * d) / n
                 };
                 [d, (w * d) / n, (d_scale * d) / n, ge]
-            });
+            })?;
             let loss = mean(batch, |i| sq_scale * (d[i] * d[i]));
             KernelOutput {
-                grad_start: Some(gs),
-                grad_end: Some(ge),
-                ..empty(d, g, loss, F::ZERO)
+                grad_start: Some(gs.into()),
+                grad_end: Some(ge.into()),
+                ..empty(d.into(), g.into(), loss, F::ZERO)
             }
         }
         Kernel::ReinforceKl => {
-            let (sd, slq) = phase1(None, diff, Some(just_q))?;
             let lam = lam_of(shape.reinforce_lambda);
-            let reward = per_row(batch, |i| log_r[i] - lam * sd[i]);
+            // The KL-regularized reward needs only the row; the baseline needs the batch.
+            let [reward, slq] = pass.rows(None, diff, Some(just_q), |i, sd, slq| {
+                [log_r[i] - lam * sd, slq]
+            })?;
             let b = mean(batch, |i| reward[i]);
             let (a, g) = per_row2(batch, |i| {
                 let a = reward[i] - b;
@@ -1095,8 +1194,9 @@ pub(crate) fn compute<F: Float>(
         }
         Kernel::Flawed { kappa } => {
             check_scalar("kappa", kappa)?;
-            let (sd, slq) = phase1(None, diff, Some(just_q))?;
-            let r = per_row(batch, |i| log_r[i].exp());
+            let [sd, slq, r] = pass.rows(None, diff, Some(just_q), |i, sd, slq| {
+                [sd, slq, log_r[i].exp()]
+            })?;
             if !r.iter().all(|x| x.is_finite()) {
                 return Err(BatchError::Overflow {
                     kernel: "flawed",
@@ -1227,14 +1327,82 @@ mod tests {
             ];
             for w in [None, Some(&g.windows_v)] {
                 for (t1, t2) in terms {
-                    let x = cpu_row_sums_at(&g.batch, w, t1, t2, Level::Dispatched);
-                    let y = cpu_row_sums_at(&g.batch, w, t1, t2, Level::Baseline);
+                    let x = cpu_row_sums_at(&g.batch, w, t1, t2, Level::Dispatched).unwrap();
+                    let y = cpu_row_sums_at(&g.batch, w, t1, t2, Level::Baseline).unwrap();
                     let bits = |v: &[F]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
                     assert_eq!(bits(&x.0), bits(&y.0), "{} {batch}x{steps}", F::NAME);
                     assert_eq!(bits(&x.1), bits(&y.1), "{} {batch}x{steps}", F::NAME);
                 }
             }
         }
+    }
+
+    /// Windows built for one batch, used on another with other lengths: the fused pass
+    /// reports the first row whose window does not fit (found by the one rule,
+    /// `window_fits`), for both windowed kernels and both forms, and reads none of it.
+    #[test]
+    fn windows_of_another_batch_are_refused_at_their_first_bad_row() {
+        let a = gen::<f64>(3000, 60, 11);
+        let b = gen::<f64>(3000, 60, 12);
+        let (start, end) = (a.windows_v.start(), a.windows_v.end());
+        let first_bad = (0..3000)
+            .find(|&i| !crate::kernels::batch::window_fits(start[i], end[i], b.batch.lengths()[i]))
+            .expect("the two batches' lengths differ somewhere");
+        for kernel in [
+            Kernel::TpclWindowed {
+                windows: &a.windows_v,
+            },
+            Kernel::SubTb {
+                windows: &a.windows_v,
+            },
+        ] {
+            for form in [GradForm::PerTrajectory, GradForm::Dense] {
+                match evaluate(&b.batch, &kernel, form) {
+                    Err(BatchError::WindowOutOfRange { row, .. }) => assert_eq!(row, first_bad),
+                    other => panic!("{:?}: {:?}", kernel.id(), other.map(|o| o.loss)),
+                }
+            }
+            // Control: on their own batch the same windows are accepted.
+            assert!(evaluate(&a.batch, &kernel, GradForm::PerTrajectory).is_ok());
+        }
+        // One bad row only, in a late chunk (the chunks before it report none): a batch with
+        // `a`'s steps whose row 2100 ends before its window does.
+        let k = 2100;
+        let mut lengths = a.batch.lengths().to_vec();
+        lengths[k] = start[k];
+        let one_bad = TrajectoryBatch::new(
+            a.batch.log_q().clone(),
+            a.batch.log_p().clone(),
+            lengths,
+            a.batch.log_r().clone(),
+            a.batch.beta(),
+        )
+        .unwrap();
+        match evaluate(
+            &one_bad,
+            &Kernel::SubTb {
+                windows: &a.windows_v,
+            },
+            GradForm::PerTrajectory,
+        ) {
+            Err(BatchError::WindowOutOfRange { row, .. }) => assert_eq!(row, k),
+            other => panic!("{:?}", other.map(|o| o.loss)),
+        }
+        // A window count that is not the batch's.
+        let small = gen::<f64>(10, 60, 13);
+        assert!(matches!(
+            evaluate(
+                &b.batch,
+                &Kernel::SubTb {
+                    windows: &small.windows_v
+                },
+                GradForm::PerTrajectory
+            ),
+            Err(BatchError::ShapeMismatch {
+                what: "windows",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -1248,7 +1416,15 @@ mod tests {
     #[test]
     fn another_summation_order_changes_the_bits() {
         let g = gen::<f32>(700, 100, 1);
-        let x = cpu_row_sums(&g.batch, None, Term { a: 1.0, b: -1.0 }, None).0;
+        let x = cpu_row_sums_at(
+            &g.batch,
+            None,
+            Term { a: 1.0, b: -1.0 },
+            None,
+            Level::Dispatched,
+        )
+        .unwrap()
+        .0;
         let differs = (0..700).any(|i| {
             let n = g.batch.lengths()[i];
             let seq: f32 = (0..n)

@@ -18,7 +18,9 @@ use nalgebra::DMatrix;
 use crate::kernels::batch::{TrajectoryBatch, Windows};
 use crate::kernels::error::BatchError;
 use crate::kernels::float::Float;
-use crate::kernels::fused::{compute, GradForm, Kernel, KernelOutput, Term};
+use crate::kernels::fused::{
+    check_windows, compute, per_row_n, GradForm, Kernel, KernelOutput, RowPass, Term,
+};
 use crate::objectives::Definitions;
 
 const SOURCE: &str = include_str!("kernels.cu");
@@ -246,25 +248,12 @@ impl CudaBackend {
         }
         let shape = crate::kernels::fused::Shape::for_batch(batch, defs)?;
         let dev = self.upload(batch)?;
-        let phase1 = |w: Option<&Windows<F>>, t1: Term<F>, t2: Option<Term<F>>| {
-            let (s, e) = self.ranges(batch, w)?;
-            let (o1, o2) = self.row_sums(&dev, &s, &e, t1, t2)?;
-            let mut v1 = self
-                .stream
-                .memcpy_dtov(&o1)
-                .map_err(|e| err("download", e))?;
-            let mut v2 = if t2.is_some() {
-                self.stream
-                    .memcpy_dtov(&o2)
-                    .map_err(|e| err("download", e))?
-            } else {
-                Vec::new()
-            };
-            v1.truncate(batch.batch());
-            v2.truncate(batch.batch());
-            Ok((v1, v2))
+        let pass = CudaPass {
+            backend: self,
+            dev: &dev,
+            batch,
         };
-        let mut out = compute(batch, kernel, &shape, &phase1)?;
+        let mut out = compute(batch, kernel, &shape, &pass)?;
         if form == GradForm::Dense {
             let windows = match kernel {
                 Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(*windows),
@@ -324,4 +313,47 @@ pub struct DeviceBatch<F: CudaFloat> {
     p: CudaSlice<F>,
     batch: usize,
     steps: usize,
+}
+
+/// The GPU's phase 1: the per-row sums on the device, downloaded, then each row finished on
+/// the host by the same closure the CPU pass runs (one definition of the per-row arithmetic).
+struct CudaPass<'a, F: CudaFloat> {
+    backend: &'a CudaBackend,
+    dev: &'a DeviceBatch<F>,
+    batch: &'a TrajectoryBatch<F>,
+}
+
+impl<F: CudaFloat> RowPass<F> for CudaPass<'_, F> {
+    fn rows<const N: usize, Fin>(
+        &self,
+        windows: Option<&Windows<F>>,
+        t1: Term<F>,
+        t2: Option<Term<F>>,
+        finish: Fin,
+    ) -> Result<[Vec<F>; N], BatchError>
+    where
+        Fin: Fn(usize, F, F) -> [F; N] + Sync + Copy,
+    {
+        let (batch, backend) = (self.batch, self.backend);
+        if let Some(w) = windows {
+            check_windows(batch, w)?;
+        }
+        let (s, e) = backend.ranges(batch, windows)?;
+        let (o1, o2) = backend.row_sums(self.dev, &s, &e, t1, t2)?;
+        let download = |o: &CudaSlice<F>| {
+            let mut v = backend
+                .stream
+                .memcpy_dtov(o)
+                .map_err(|e| err("download", e))?;
+            v.truncate(batch.batch());
+            Ok::<_, BatchError>(v)
+        };
+        let s1 = download(&o1)?;
+        let s2 = if t2.is_some() {
+            download(&o2)?
+        } else {
+            vec![F::ZERO; batch.batch()]
+        };
+        Ok(per_row_n(batch, |i| finish(i, s1[i], s2[i])))
+    }
 }
