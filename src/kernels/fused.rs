@@ -314,15 +314,7 @@ pub fn evaluate_into<F: Float>(
         level: Level::Dispatched,
         ahead: PREFETCH_ROWS,
     };
-    let out = compute(batch, kernel, &shape, &pass)?;
-    if let Some(d) = dense {
-        let windows = match kernel {
-            Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(*windows),
-            _ => None,
-        };
-        fill_dense(batch, windows, out.g.as_slice(), d);
-    }
-    Ok(out)
+    compute(batch, kernel, &shape, &pass, dense)
 }
 
 fn check_scalar<F: Float>(what: &'static str, x: F) -> Result<(), BatchError> {
@@ -400,14 +392,17 @@ pub(crate) struct Term<F> {
 /// backend (device sums, then `finish` on the host): one definition of each kernel's per-row
 /// arithmetic, in [`compute`], serves both.
 pub(crate) trait RowPass<F: Float> {
-    /// Runs the pass.
+    /// Runs the pass; with `dense = Some((buffer, k))` the pass also writes output `k` (the
+    /// per-trajectory gradient `g`) as the dense `T × B` gradient, when it can (the CPU
+    /// does, in the same pass; it returns whether it did).
     fn rows<const N: usize, Fin>(
         &self,
         windows: Option<&Windows<F>>,
         t1: Term<F>,
         t2: Option<Term<F>>,
         finish: Fin,
-    ) -> Result<[Vec<F>; N], BatchError>
+        dense: Option<(&mut DMatrix<F>, usize)>,
+    ) -> Result<([Vec<F>; N], bool), BatchError>
     where
         Fin: Fn(usize, F, F) -> [F; N] + Sync + Copy;
 }
@@ -431,7 +426,8 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
         t1: Term<F>,
         t2: Option<Term<F>>,
         finish: Fin,
-    ) -> Result<[Vec<F>; N], BatchError>
+        dense: Option<(&mut DMatrix<F>, usize)>,
+    ) -> Result<([Vec<F>; N], bool), BatchError>
     where
         Fin: Fn(usize, F, F) -> [F; N] + Sync + Copy,
     {
@@ -445,9 +441,10 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
         // are exact, so the sums are the same bits either way).
         match t2 {
             None if diff => {
-                self.run::<N, false, _, _, _>(windows, |q, p| q - p, |_, _| zero, finish)
+                self.run::<N, false, _, _, _>(dense, windows, |q, p| q - p, |_, _| zero, finish)
             }
             None => self.run::<N, false, _, _, _>(
+                dense,
                 windows,
                 move |q, p| a * q + b * p,
                 |_, _| zero,
@@ -456,9 +453,10 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
             Some(t2) => {
                 let Term { a: c, b: d } = t2;
                 if t2 == (Term { a: one, b: zero }) && diff {
-                    self.run::<N, true, _, _, _>(windows, |q, p| q - p, |q, _| q, finish)
+                    self.run::<N, true, _, _, _>(dense, windows, |q, p| q - p, |q, _| q, finish)
                 } else if t2 == (Term { a: one, b: zero }) {
                     self.run::<N, true, _, _, _>(
+                        dense,
                         windows,
                         move |q, p| a * q + b * p,
                         |q, _| q,
@@ -466,6 +464,7 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
                     )
                 } else {
                     self.run::<N, true, _, _, _>(
+                        dense,
                         windows,
                         move |q, p| a * q + b * p,
                         move |q, p| c * q + d * p,
@@ -480,11 +479,12 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
 impl<F: Float> CpuPass<'_, F> {
     fn run<const N: usize, const TWO: bool, Fa, Fb, Fin>(
         &self,
+        dense: Option<(&mut DMatrix<F>, usize)>,
         windows: Option<&Windows<F>>,
         f: Fa,
         g: Fb,
         finish: Fin,
-    ) -> Result<[Vec<F>; N], BatchError>
+    ) -> Result<([Vec<F>; N], bool), BatchError>
     where
         Fa: Fn(F, F) -> F + Copy + Sync,
         Fb: Fn(F, F) -> F + Copy + Sync,
@@ -497,13 +497,28 @@ impl<F: Float> CpuPass<'_, F> {
         let mut outs: [Vec<F>; N] = std::array::from_fn(|_| Vec::with_capacity(b));
         let rows = RowSums::new(batch, windows, self.ahead, f, g);
         let level = self.level;
+        let t = batch.steps();
+        let wrote_dense = dense.is_some() && t > 0;
+        let g_index = dense.as_ref().map_or(0, |d| d.1);
         let first_bad = {
             let mut parts: [&mut [std::mem::MaybeUninit<F>]; N] =
                 outs.each_mut().map(|v| &mut v.spare_capacity_mut()[..b]);
-            chunk_outputs(&mut parts, ROWS_PER_TASK)
+            let chunks = chunk_outputs(&mut parts, ROWS_PER_TASK);
+            // The dense gradient's columns, chunked like the rows (none when T = 0).
+            let mut dense_chunks: Vec<Option<&mut [F]>> = match dense {
+                Some((d, _)) if t > 0 => d
+                    .as_mut_slice()
+                    .chunks_mut(t * ROWS_PER_TASK)
+                    .map(Some)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            dense_chunks.resize_with(chunks.len(), || None);
+            chunks
                 .into_par_iter()
+                .zip(dense_chunks)
                 .enumerate()
-                .map(|(c, outs)| {
+                .map(|(c, (outs, dense))| {
                     run_at(
                         level,
                         RowTask::<F, _, _, _, TWO, N> {
@@ -511,6 +526,8 @@ impl<F: Float> CpuPass<'_, F> {
                             first: c * ROWS_PER_TASK,
                             outs,
                             finish,
+                            dense,
+                            g_index,
                         },
                     )
                 })
@@ -526,7 +543,7 @@ impl<F: Float> CpuPass<'_, F> {
             // `ROWS_PER_TASK` rows covering `0..b`, each writing all its rows).
             unsafe { v.set_len(b) };
         }
-        Ok(outs)
+        Ok((outs, wrote_dense))
     }
 }
 
@@ -563,10 +580,10 @@ pub(crate) fn cpu_row_sums_tuned<F: Float>(
         ahead,
     };
     if t2.is_some() {
-        let [s1, s2] = pass.rows(windows, t1, t2, |_, x, y| [x, y])?;
+        let ([s1, s2], _) = pass.rows(windows, t1, t2, |_, x, y| [x, y], None)?;
         Ok((s1, s2))
     } else {
-        let [s1] = pass.rows(windows, t1, t2, |_, x, _| [x])?;
+        let ([s1], _) = pass.rows(windows, t1, t2, |_, x, _| [x], None)?;
         Ok((s1, Vec::new()))
     }
 }
@@ -635,14 +652,17 @@ impl<'a, F: Float, Fa, Fb> RowSums<'a, F, Fa, Fb> {
 }
 
 /// The fused pass on one chunk of rows (`first..first + len`): one sum per row (two with
-/// `TWO`, from the same read), finished into the row's `N` outputs. Returns the chunk's first
-/// row whose window does not fit (its outputs are zero and its steps are not read). Run
-/// through [`simd::dispatch`].
+/// `TWO`, from the same read), finished into the row's `N` outputs, and output `g_index`
+/// written on the row's live (windowed) steps of the dense gradient (0 elsewhere) when its
+/// columns are given. Returns the chunk's first row whose window does not fit (its outputs
+/// are zero and its steps are not read). Run through [`simd::dispatch`].
 struct RowTask<'a, 'o, F: Float, Fa, Fb, Fin, const TWO: bool, const N: usize> {
     rows: RowSums<'a, F, Fa, Fb>,
     first: usize,
     outs: [&'o mut [std::mem::MaybeUninit<F>]; N],
     finish: Fin,
+    dense: Option<&'o mut [F]>,
+    g_index: usize,
 }
 
 impl<F: Float, Fa, Fb, Fin, const TWO: bool, const N: usize> simd::Task
@@ -666,6 +686,7 @@ where
             g,
         } = self.rows;
         let mut outs = self.outs;
+        let mut dense = self.dense;
         let mut first_bad = None;
         let len = if N == 0 { 0 } else { outs[0].len() };
         for k in 0..len {
@@ -674,7 +695,8 @@ where
                 prefetch_row(q, p, t, lengths, windows, i + ahead);
             }
             let (s, e) = range(lengths, windows, i);
-            let vals = if windows.is_some() && !super::batch::window_fits(s, e, lengths[i]) {
+            let fits = windows.is_none() || super::batch::window_fits(s, e, lengths[i]);
+            let vals = if !fits {
                 first_bad = first_bad.or(Some(i));
                 [F::ZERO; N]
             } else if lengths[i] == 0 {
@@ -688,6 +710,16 @@ where
                 };
                 (self.finish)(i, x, y)
             };
+            if let Some(cols) = dense.as_deref_mut() {
+                let col = &mut cols[k * t..(k + 1) * t];
+                if !fits {
+                    col.fill(F::ZERO);
+                } else {
+                    col[..s].fill(F::ZERO);
+                    col[s..e].fill(vals[self.g_index]);
+                    col[e..].fill(F::ZERO);
+                }
+            }
             for (out, v) in outs.iter_mut().zip(vals) {
                 out[k].write(v);
             }
@@ -1040,6 +1072,7 @@ pub(crate) fn compute<F: Float>(
     kernel: &Kernel<'_, F>,
     shape: &Shape,
     pass: &impl RowPass<F>,
+    mut dense: Option<&mut DMatrix<F>>,
 ) -> Result<KernelOutput<F>, BatchError> {
     let n = F::from_usize(batch.live());
     let alpha = batch.alpha();
@@ -1075,6 +1108,8 @@ pub(crate) fn compute<F: Float>(
         grad_start: None,
         grad_end: None,
     };
+    // Whether the pass wrote the dense gradient (kernels whose `g_i` needs only row `i`).
+    let mut wrote = false;
     let out = match *kernel {
         Kernel::Rtb { log_z } => {
             check_scalar("log_z", log_z)?;
@@ -1086,14 +1121,21 @@ pub(crate) fn compute<F: Float>(
             } else {
                 d_scale
             };
-            let [delta, g] = pass.rows(None, diff, None, |i, s, _| {
-                let d = if beta_on_ratio {
-                    (log_z - log_r[i]) + beta * s
-                } else {
-                    (log_z - beta * log_r[i]) + s
-                };
-                [d, (w * d) / n]
-            })?;
+            let ([delta, g], fused) = pass.rows(
+                None,
+                diff,
+                None,
+                |i, s, _| {
+                    let d = if beta_on_ratio {
+                        (log_z - log_r[i]) + beta * s
+                    } else {
+                        (log_z - beta * log_r[i]) + s
+                    };
+                    [d, (w * d) / n]
+                },
+                dense.as_deref_mut().map(|d| (d, 1)),
+            )?;
+            wrote = fused;
             let loss = mean(batch, |i| sq_scale * (delta[i] * delta[i]));
             let gz = mean(batch, |i| d_scale * delta[i]);
             empty(delta.into(), g.into(), loss, gz)
@@ -1103,10 +1145,17 @@ pub(crate) fn compute<F: Float>(
             let lam = lam_of(shape.tpcl_lambda);
             let (sq_scale, d_scale) = scales(shape.tpcl_half);
             // Σ_t r_t = log r(x) (paid on the step into the terminal), V(terminal) = 0.
-            let [c, g] = pass.rows(None, Term { a: -lam, b: lam }, None, |i, s, _| {
-                let c = (s + log_r[i]) - v0;
-                [c, (-(d_scale * lam) * c) / n]
-            })?;
+            let ([c, g], fused) = pass.rows(
+                None,
+                Term { a: -lam, b: lam },
+                None,
+                |i, s, _| {
+                    let c = (s + log_r[i]) - v0;
+                    [c, (-(d_scale * lam) * c) / n]
+                },
+                dense.as_deref_mut().map(|d| (d, 1)),
+            )?;
+            wrote = fused;
             let loss = mean(batch, |i| sq_scale * (c[i] * c[i]));
             let gv = -mean(batch, |i| d_scale * c[i]);
             empty(c.into(), g.into(), loss, gv)
@@ -1114,11 +1163,17 @@ pub(crate) fn compute<F: Float>(
         Kernel::TpclSurrogate { v0 } => {
             check_scalar("v0", v0)?;
             let lam = lam_of(shape.tpcl_surrogate_lambda);
-            let [c, g, slq] =
-                pass.rows(None, Term { a: -lam, b: lam }, Some(just_q), |i, s, slq| {
+            let ([c, g, slq], fused) = pass.rows(
+                None,
+                Term { a: -lam, b: lam },
+                Some(just_q),
+                |i, s, slq| {
                     let c = (s + log_r[i]) - v0;
                     [c, -c / n, slq]
-                })?;
+                },
+                dense.as_deref_mut().map(|d| (d, 1)),
+            )?;
+            wrote = fused;
             let loss = mean(batch, |i| -(c[i] * slq[i]));
             empty(c.into(), g.into(), loss, F::ZERO)
         }
@@ -1127,8 +1182,11 @@ pub(crate) fn compute<F: Float>(
             let lam = lam_of(shape.tpcl_windowed_lambda);
             let (sq_scale, d_scale) = scales(shape.tpcl_windowed_half);
             let (vs, ve, end) = (windows.value_start(), windows.value_end(), windows.end());
-            let [c, g, gs, ge] =
-                pass.rows(Some(windows), Term { a: -lam, b: lam }, None, |i, s, _| {
+            let ([c, g, gs, ge], fused) = pass.rows(
+                Some(windows),
+                Term { a: -lam, b: lam },
+                None,
+                |i, s, _| {
                     let c = if end[i] == lengths[i] {
                         (s + log_r[i]) - vs[i]
                     } else {
@@ -1140,7 +1198,10 @@ pub(crate) fn compute<F: Float>(
                         (d_scale * c) / n
                     };
                     [c, (-(d_scale * lam) * c) / n, -(d_scale * c) / n, ge]
-                })?;
+                },
+                dense.as_deref_mut().map(|d| (d, 1)),
+            )?;
+            wrote = fused;
             let loss = mean(batch, |i| sq_scale * (c[i] * c[i]));
             KernelOutput {
                 grad_start: Some(gs.into()),
@@ -1156,21 +1217,28 @@ pub(crate) fn compute<F: Float>(
             // log-ratio: log F(x) = log r, weight β.
             let on_ratio = shape.subtb_beta_on_ratio;
             let w = if on_ratio { d_scale * beta } else { d_scale };
-            let [d, g, gs, ge] = pass.rows(Some(windows), diff, None, |i, s, _| {
-                let ratio = if on_ratio { beta * s } else { s };
-                let d = if end[i] == lengths[i] {
-                    let end_flow = if on_ratio { log_r[i] } else { beta * log_r[i] };
-                    (fs[i] + ratio) - end_flow
-                } else {
-                    (fs[i] + ratio) - fe[i]
-                };
-                let ge = if end[i] == lengths[i] {
-                    F::ZERO
-                } else {
-                    -(d_scale * d) / n
-                };
-                [d, (w * d) / n, (d_scale * d) / n, ge]
-            })?;
+            let ([d, g, gs, ge], fused) = pass.rows(
+                Some(windows),
+                diff,
+                None,
+                |i, s, _| {
+                    let ratio = if on_ratio { beta * s } else { s };
+                    let d = if end[i] == lengths[i] {
+                        let end_flow = if on_ratio { log_r[i] } else { beta * log_r[i] };
+                        (fs[i] + ratio) - end_flow
+                    } else {
+                        (fs[i] + ratio) - fe[i]
+                    };
+                    let ge = if end[i] == lengths[i] {
+                        F::ZERO
+                    } else {
+                        -(d_scale * d) / n
+                    };
+                    [d, (w * d) / n, (d_scale * d) / n, ge]
+                },
+                dense.as_deref_mut().map(|d| (d, 1)),
+            )?;
+            wrote = fused;
             let loss = mean(batch, |i| sq_scale * (d[i] * d[i]));
             KernelOutput {
                 grad_start: Some(gs.into()),
@@ -1181,9 +1249,13 @@ pub(crate) fn compute<F: Float>(
         Kernel::ReinforceKl => {
             let lam = lam_of(shape.reinforce_lambda);
             // The KL-regularized reward needs only the row; the baseline needs the batch.
-            let [reward, slq] = pass.rows(None, diff, Some(just_q), |i, sd, slq| {
-                [log_r[i] - lam * sd, slq]
-            })?;
+            let ([reward, slq], _) = pass.rows(
+                None,
+                diff,
+                Some(just_q),
+                |i, sd, slq| [log_r[i] - lam * sd, slq],
+                None,
+            )?;
             let b = mean(batch, |i| reward[i]);
             let (a, g) = per_row2(batch, |i| {
                 let a = reward[i] - b;
@@ -1194,9 +1266,13 @@ pub(crate) fn compute<F: Float>(
         }
         Kernel::Flawed { kappa } => {
             check_scalar("kappa", kappa)?;
-            let [sd, slq, r] = pass.rows(None, diff, Some(just_q), |i, sd, slq| {
-                [sd, slq, log_r[i].exp()]
-            })?;
+            let ([sd, slq, r], _) = pass.rows(
+                None,
+                diff,
+                Some(just_q),
+                |i, sd, slq| [sd, slq, log_r[i].exp()],
+                None,
+            )?;
             if !r.iter().all(|x| x.is_finite()) {
                 return Err(BatchError::Overflow {
                     kernel: "flawed",
@@ -1213,6 +1289,15 @@ pub(crate) fn compute<F: Float>(
             empty(a, g, loss, F::ZERO)
         }
     };
+    if let Some(d) = dense {
+        if !wrote {
+            let windows = match kernel {
+                Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(*windows),
+                _ => None,
+            };
+            fill_dense(batch, windows, out.g.as_slice(), d);
+        }
+    }
     finite(out, id.name())
 }
 
@@ -1332,6 +1417,33 @@ mod tests {
                     let bits = |v: &[F]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
                     assert_eq!(bits(&x.0), bits(&y.0), "{} {batch}x{steps}", F::NAME);
                     assert_eq!(bits(&x.1), bits(&y.1), "{} {batch}x{steps}", F::NAME);
+                }
+            }
+        }
+    }
+
+    /// The dense gradient written into a caller's buffer full of NaN (as a reused buffer
+    /// holds anything) is `g_i` on each row's live (windowed) steps and 0 elsewhere, for every
+    /// kernel: those whose pass writes it and those filled after the batch means.
+    #[test]
+    fn dense_into_a_dirty_buffer_is_g_on_the_steps_and_zero_elsewhere() {
+        for (batch, steps) in [(700, 40), (257, 9)] {
+            let g = gen::<f64>(batch, steps, 21);
+            let b = &g.batch;
+            for id in KernelId::ALL {
+                let kernel = crate::kernels::bench::bench_kernel(&g, id);
+                let windows = match kernel {
+                    Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(windows),
+                    _ => None,
+                };
+                let mut buf = DMatrix::from_element(steps, batch, f64::NAN);
+                let out = evaluate_into(b, &kernel, None, Some(&mut buf)).unwrap();
+                for i in 0..batch {
+                    let (s, e) = range(b.lengths(), windows, i);
+                    for t in 0..steps {
+                        let want = if (s..e).contains(&t) { out.g[i] } else { 0.0 };
+                        assert_eq!(buf[(t, i)].to_bits(), want.to_bits(), "{id:?} ({t}, {i})");
+                    }
                 }
             }
         }

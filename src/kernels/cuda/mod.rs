@@ -253,7 +253,7 @@ impl CudaBackend {
             dev: &dev,
             batch,
         };
-        let mut out = compute(batch, kernel, &shape, &pass)?;
+        let mut out = compute(batch, kernel, &shape, &pass, None)?;
         if form == GradForm::Dense {
             let windows = match kernel {
                 Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(*windows),
@@ -330,7 +330,8 @@ impl<F: CudaFloat> RowPass<F> for CudaPass<'_, F> {
         t1: Term<F>,
         t2: Option<Term<F>>,
         finish: Fin,
-    ) -> Result<[Vec<F>; N], BatchError>
+        _dense: Option<(&mut DMatrix<F>, usize)>,
+    ) -> Result<([Vec<F>; N], bool), BatchError>
     where
         Fin: Fn(usize, F, F) -> [F; N] + Sync + Copy,
     {
@@ -354,6 +355,7 @@ impl<F: CudaFloat> RowPass<F> for CudaPass<'_, F> {
         } else {
             vec![F::ZERO; batch.batch()]
         };
-        Ok(per_row_n(batch, |i| finish(i, s1[i], s2[i])))
+        // The dense gradient is filled on the device afterwards (`evaluate_with`).
+        Ok((per_row_n(batch, |i| finish(i, s1[i], s2[i])), false))
     }
 }
