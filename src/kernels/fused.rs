@@ -7,6 +7,14 @@
 //!    scalar / boundary gradients;
 //! 3. (dense form only) one write of the `T × B` gradient `∂L/∂log q[t, i] = g_i · live[t, i]`.
 //!
+//! On the CPU they run as **one pass** where they can ([`RowPass`]): each row's part of
+//! phase 2 (its residual, `g_i`, its boundary gradients) is computed from its sums while
+//! they are in registers, its window checked as it is reached, and, for the kernels whose
+//! `g_i` needs only row `i` (all but REINFORCE-KL and the flawed baseline, whose baselines
+//! are batch means), its dense column written in the same pass. What is left of phase 2 is
+//! the batch means. The per-row arithmetic is one closure per kernel in [`compute`], run by
+//! the CPU pass and, on the host, after the CUDA backend's device sums.
+//!
 //! Every objective here depends on `log q` only through sums over a trajectory's steps, so the
 //! gradient has per-trajectory structure; [`GradForm::PerTrajectory`] returns `g` alone and
 //! the kernel only reads its inputs.
@@ -309,10 +317,15 @@ pub fn evaluate_into<F: Float>(
         }
     }
     let shape = Shape::for_batch(batch, defs)?;
+    let windows = match kernel {
+        Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(*windows),
+        _ => None,
+    };
     let pass = CpuPass {
         batch,
         level: Level::Dispatched,
         ahead: PREFETCH_ROWS,
+        stores: dense_stores(batch, windows),
     };
     compute(batch, kernel, &shape, &pass, dense)
 }
@@ -417,6 +430,8 @@ pub(crate) struct CpuPass<'b, F: Float> {
     pub level: Level,
     /// Prefetch distance in rows.
     pub ahead: usize,
+    /// The stores of a dense gradient written in the pass ([`dense_stores`]).
+    pub stores: Stores,
 }
 
 impl<F: Float> RowPass<F> for CpuPass<'_, F> {
@@ -500,6 +515,7 @@ impl<F: Float> CpuPass<'_, F> {
         let t = batch.steps();
         let wrote_dense = dense.is_some() && t > 0;
         let g_index = dense.as_ref().map_or(0, |d| d.1);
+        let stores = self.stores;
         let first_bad = {
             let mut parts: [&mut [std::mem::MaybeUninit<F>]; N] =
                 outs.each_mut().map(|v| &mut v.spare_capacity_mut()[..b]);
@@ -527,6 +543,7 @@ impl<F: Float> CpuPass<'_, F> {
                             outs,
                             finish,
                             dense,
+                            stores,
                             g_index,
                         },
                     )
@@ -578,6 +595,7 @@ pub(crate) fn cpu_row_sums_tuned<F: Float>(
         batch,
         level,
         ahead,
+        stores: Stores::Regular,
     };
     if t2.is_some() {
         let ([s1, s2], _) = pass.rows(windows, t1, t2, |_, x, y| [x, y], None)?;
@@ -662,6 +680,7 @@ struct RowTask<'a, 'o, F: Float, Fa, Fb, Fin, const TWO: bool, const N: usize> {
     outs: [&'o mut [std::mem::MaybeUninit<F>]; N],
     finish: Fin,
     dense: Option<&'o mut [F]>,
+    stores: Stores,
     g_index: usize,
 }
 
@@ -686,7 +705,7 @@ where
             g,
         } = self.rows;
         let mut outs = self.outs;
-        let mut dense = self.dense;
+        let mut dense = DenseColumns::new(self.dense, self.stores);
         let mut first_bad = None;
         let len = if N == 0 { 0 } else { outs[0].len() };
         for k in 0..len {
@@ -710,21 +729,66 @@ where
                 };
                 (self.finish)(i, x, y)
             };
-            if let Some(cols) = dense.as_deref_mut() {
-                let col = &mut cols[k * t..(k + 1) * t];
-                if !fits {
-                    col.fill(F::ZERO);
-                } else {
-                    col[..s].fill(F::ZERO);
-                    col[s..e].fill(vals[self.g_index]);
-                    col[e..].fill(F::ZERO);
-                }
+            if fits {
+                dense.column(t, s, e, vals[self.g_index]);
+            } else {
+                dense.column(t, 0, 0, F::ZERO);
             }
             for (out, v) in outs.iter_mut().zip(vals) {
                 out[k].write(v);
             }
         }
+        dense.finish();
         first_bad
+    }
+}
+
+/// The dense gradient's columns of one chunk of rows, written column after column (`0` before
+/// the row's range, `g_i` on it, `0` after) with ordinary or streaming stores.
+enum DenseColumns<'o, F: Float> {
+    /// No dense form asked for (or the kernel fills it later).
+    None,
+    /// Ordinary stores; `next` is the first element of the next column.
+    Plain { cols: &'o mut [F], next: usize },
+    /// Streaming stores.
+    Stream(LineSink<'o, F>),
+}
+
+impl<'o, F: Float> DenseColumns<'o, F> {
+    #[inline(always)]
+    fn new(cols: Option<&'o mut [F]>, stores: Stores) -> Self {
+        match (cols, stores) {
+            (None, _) => Self::None,
+            (Some(cols), Stores::Regular) => Self::Plain { cols, next: 0 },
+            (Some(cols), Stores::NonTemporal) => Self::Stream(LineSink::new(cols)),
+        }
+    }
+
+    /// Writes the next column (`t` steps, `g` on `s..e`).
+    #[inline(always)]
+    fn column(&mut self, t: usize, s: usize, e: usize, g: F) {
+        match self {
+            Self::None => {}
+            Self::Plain { cols, next } => {
+                let col = &mut cols[*next..*next + t];
+                col[..s].fill(F::ZERO);
+                col[s..e].fill(g);
+                col[e..].fill(F::ZERO);
+                *next += t;
+            }
+            Self::Stream(sink) => {
+                sink.run(F::ZERO, s);
+                sink.run(g, e - s);
+                sink.run(F::ZERO, t - e);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn finish(self) {
+        if let Self::Stream(sink) = self {
+            sink.finish();
+        }
     }
 }
 
@@ -789,9 +853,52 @@ pub enum Stores {
     NonTemporal,
 }
 
-/// The stores [`evaluate_into`] uses for the dense gradient (measured by `bench`: see
-/// `docs/performance.md`).
-pub const DENSE_STORES: Stores = Stores::Regular;
+/// The last-level cache's size in bytes (Linux: sysfs; elsewhere, or unreadable: 32 MiB).
+pub fn last_level_cache_bytes() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| {
+        let read = |path: String| std::fs::read_to_string(path).ok();
+        let mut best = None;
+        for index in 0..8 {
+            let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
+            let (Some(level), Some(size)) =
+                (read(format!("{dir}/level")), read(format!("{dir}/size")))
+            else {
+                continue;
+            };
+            let size = size.trim();
+            let bytes = if let Some(k) = size.strip_suffix('K') {
+                k.parse::<usize>().ok().map(|k| k << 10)
+            } else if let Some(m) = size.strip_suffix('M') {
+                m.parse::<usize>().ok().map(|m| m << 20)
+            } else {
+                size.parse::<usize>().ok()
+            };
+            if let (Ok(level), Some(bytes)) = (level.trim().parse::<u32>(), bytes) {
+                if best.is_none_or(|(l, _)| level > l) {
+                    best = Some((level, bytes));
+                }
+            }
+        }
+        best.map_or(32 << 20, |(_, bytes)| bytes)
+    })
+}
+
+/// The stores [`evaluate_into`] uses for the dense gradient of `batch`: ordinary stores while
+/// the call's working set (the inputs read and the gradient written, `3·B·T·s` bytes) fits in
+/// the last-level cache, where the written lines are cheap to read first and may be used
+/// again; streaming stores above it, where the read of every written line is a second trip
+/// to memory — for whole rows only: around windows the columns are three runs with random
+/// ends, whose partial lines the streaming writer assembles element by element (slower in
+/// `bench`'s `dense-write-win` rows). Measured both ways by `bench`: `docs/performance.md`.
+pub fn dense_stores<F: Float>(batch: &TrajectoryBatch<F>, windows: Option<&Windows<F>>) -> Stores {
+    let working_set = 3 * batch.batch() * batch.steps() * F::BYTES;
+    if windows.is_none() && working_set > last_level_cache_bytes() {
+        Stores::NonTemporal
+    } else {
+        Stores::Regular
+    }
+}
 
 /// Phase 3: writes `g_i` on row `i`'s live (windowed) steps and 0 elsewhere.
 pub(crate) fn fill_dense<F: Float>(
@@ -800,7 +907,7 @@ pub(crate) fn fill_dense<F: Float>(
     g: &[F],
     dense: &mut DMatrix<F>,
 ) {
-    fill_dense_with(batch, windows, g, dense, DENSE_STORES)
+    fill_dense_with(batch, windows, g, dense, dense_stores(batch, windows))
 }
 
 /// [`fill_dense`] with the given kind of stores (both are timed by `bench`).
@@ -1436,13 +1543,23 @@ mod tests {
                     Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(windows),
                     _ => None,
                 };
-                let mut buf = DMatrix::from_element(steps, batch, f64::NAN);
-                let out = evaluate_into(b, &kernel, None, Some(&mut buf)).unwrap();
-                for i in 0..batch {
-                    let (s, e) = range(b.lengths(), windows, i);
-                    for t in 0..steps {
-                        let want = if (s..e).contains(&t) { out.g[i] } else { 0.0 };
-                        assert_eq!(buf[(t, i)].to_bits(), want.to_bits(), "{id:?} ({t}, {i})");
+                for stores in [Stores::Regular, Stores::NonTemporal] {
+                    let pass = CpuPass {
+                        batch: b,
+                        level: Level::Dispatched,
+                        ahead: PREFETCH_ROWS,
+                        stores,
+                    };
+                    let shape = Shape::for_batch(b, None).unwrap();
+                    let mut buf = DMatrix::from_element(steps, batch, f64::NAN);
+                    let out = compute(b, &kernel, &shape, &pass, Some(&mut buf)).unwrap();
+                    for i in 0..batch {
+                        let (s, e) = range(b.lengths(), windows, i);
+                        for t in 0..steps {
+                            let want = if (s..e).contains(&t) { out.g[i] } else { 0.0 };
+                            let got = buf[(t, i)].to_bits();
+                            assert_eq!(got, want.to_bits(), "{id:?} {stores:?} ({t}, {i})");
+                        }
                     }
                 }
             }

@@ -36,19 +36,43 @@ enum Isa {
     Avx512,
 }
 
+/// The environment variable that caps the dispatched instruction set (`baseline`, `avx2`,
+/// `avx512`): for measuring what each level gains, or to avoid one on a CPU where it is
+/// slower. A level above what the CPU has, or an unknown value, is ignored (the CPU decides).
+pub const SIMD_ENV: &str = "RTB_TRUSTPCL_SIMD";
+
 fn isa() -> Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
     *ISA.get_or_init(|| {
+        let cap = std::env::var(SIMD_ENV).ok();
+        let allowed = |level: &str| {
+            let rank = |l: &str| match l {
+                "baseline" => Some(0),
+                "avx2" => Some(1),
+                "avx512" => Some(2),
+                _ => None,
+            };
+            match cap.as_deref().and_then(rank) {
+                Some(c) => rank(level).is_some_and(|r| r <= c),
+                None => true,
+            }
+        };
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
-            if has!("avx512f") && has!("avx512vl") && has!("avx512bw") && has!("avx512dq") {
+            if allowed("avx512")
+                && has!("avx512f")
+                && has!("avx512vl")
+                && has!("avx512bw")
+                && has!("avx512dq")
+            {
                 return Isa::Avx512;
             }
-            if has!("avx2") && has!("fma") {
+            if allowed("avx2") && has!("avx2") && has!("fma") {
                 return Isa::Avx2;
             }
         }
+        let _ = allowed;
         Isa::Baseline
     })
 }
