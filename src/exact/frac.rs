@@ -78,6 +78,16 @@ impl FracPoly {
         }))
     }
 
+    /// The terms `(monomial, numerator)` in the order of [`Poly::terms`], not reduced.
+    pub fn numerators(&self) -> impl Iterator<Item = (&Monomial, &BigInt)> {
+        self.numerators.iter().map(|(m, n)| (&**m, n))
+    }
+
+    /// The common (positive) denominator.
+    pub fn denominator(&self) -> &BigInt {
+        &self.denominator
+    }
+
     /// True for the zero polynomial.
     pub fn is_zero(&self) -> bool {
         self.numerators.is_empty()
