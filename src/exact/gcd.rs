@@ -157,13 +157,19 @@ pub fn gcd(a: &BigUint, b: &BigUint) -> BigUint {
         // The cosequence: a' = p·a + q·b, b' = r·a + s·b.
         let (mut p, mut q, mut r, mut s) = (1i128, 0i128, 0i128, 1i128);
         loop {
-            if y + r <= 0 || y + s <= 0 {
+            // The quotient test in machine words: every operand positive and below 2^64
+            // (else stop), so the divisions are hardware `u64` divisions.
+            let word = |v: i128| u64::try_from(v).ok().filter(|&w| w > 0);
+            let (Some(n1), Some(d1), Some(n2), Some(d2)) =
+                (word(x + p), word(y + r), word(x + q), word(y + s))
+            else {
+                break;
+            };
+            let quotient = n1 / d1;
+            if quotient != n2 / d2 {
                 break;
             }
-            let quotient = (x + p) / (y + r);
-            if quotient != (x + q) / (y + s) {
-                break;
-            }
+            let quotient = i128::from(quotient);
             (p, r) = (r, p - quotient * r);
             (q, s) = (s, q - quotient * s);
             (x, y) = (y, x - quotient * y);
