@@ -89,7 +89,7 @@ impl CoprimeBase {
             }
             let r = rem_u64(&rest, *product);
             for &p in primes {
-                if r % u64::from(p) != 0 {
+                if !r.is_multiple_of(u64::from(p)) {
                     continue;
                 }
                 while rem_u64(&rest, u64::from(p)) == 0 {
