@@ -106,7 +106,9 @@ fn symbolic_log_z_and_baselines_drop_out_of_the_expected_gradients() {
             }
         }
         // …while the per-trajectory prefix sums of route 1 do carry them.
-        assert!(!g.rtb.prefix[env.source]
+        assert!(!g
+            .rtb
+            .prefix(env.source)
             .to_poly()
             .derivative(&Var::LogZ)
             .is_zero());
@@ -405,9 +407,24 @@ fn h_transform_routes_equal_the_direct_routes_at_the_optimum() {
                 "{}",
                 env.name
             );
-            assert_eq!(reduce(&h.prefix), reduce(&direct.prefix), "{}", env.name);
-            assert_eq!(reduce(&h.suffix), reduce(&direct.suffix), "{}", env.name);
-            assert_eq!(reduce(&h.joint), reduce(&direct.joint), "{}", env.name);
+            assert_eq!(
+                reduce(&h.prefix_all()),
+                reduce(&direct.prefix_all()),
+                "{}",
+                env.name
+            );
+            assert_eq!(
+                reduce(&h.suffix_all()),
+                reduce(&direct.suffix_all()),
+                "{}",
+                env.name
+            );
+            assert_eq!(
+                reduce(&h.joint_all()),
+                reduce(&direct.joint_all()),
+                "{}",
+                env.name
+            );
             assert_eq!(h.occ, direct.occ, "{}", env.name);
             compared += 1;
         }
@@ -480,8 +497,8 @@ fn a_spent_time_budget_stops_the_dps_with_the_budget_error() {
     let full = c6_expected_gradient::route_one(&env, &q, functional, &generous);
     assert!(generous.exceeded().is_none());
     let nonzero = |g: &[rtb_trustpcl::exact::FracPoly]| g.iter().filter(|p| !p.is_zero()).count();
-    assert!(nonzero(&stopped.suffix) < nonzero(&full.suffix) / 2);
-    assert!(nonzero(&full.suffix) > env.states.len() / 2);
+    assert!(nonzero(&stopped.suffix_all()) < nonzero(&full.suffix_all()) / 2);
+    assert!(nonzero(&full.suffix_all()) > env.states.len() / 2);
     // The whole run reports the budget's error naming the quantity, never a result.
     let options = VerifyOptions {
         budget: spent.restarted(),

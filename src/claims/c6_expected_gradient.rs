@@ -186,16 +186,69 @@ pub struct RouteOne {
     pub functional: Functional,
     /// `occ(s)` under the policy.
     pub occ: Vec<Rational>,
-    /// `P(s) = E[(k + Σ_{prefix to s} c)·1[s ∈ τ]]` (over a common denominator, like every
-    /// value here: reduced by [`FracPoly::to_poly`] only where a derivation shows it).
-    pub prefix: Vec<FracPoly>,
-    /// `B(s) = E[Σ_{suffix from s} c | s]` (0 at terminals).
-    pub suffix: Vec<FracPoly>,
-    /// `E[X·1[e ∈ τ]]` per edge (over a common denominator; [`FracPoly::to_poly`] reduces).
-    pub joint: Vec<FracPoly>,
+    /// `P(s)` before the h-transform's factor (see [`RouteOne::prefix`]).
+    prefix: Vec<FracPoly>,
+    /// `B(s)` before the h-transform's factor (see [`RouteOne::suffix`]).
+    suffix: Vec<FracPoly>,
+    /// `E[X·1[e ∈ τ]]` before the h-transform's factor (see [`RouteOne::joint`]).
+    joint: Vec<FracPoly>,
+    /// The h-transform's `h` and `1/h(s0)` where the values above are those of the prior's DP
+    /// ([`route_one_h_transform`]): the factors are applied on demand, only to the values a
+    /// derivation shows (rescaling every value was 4–5 % of the 9,600-edge profile).
+    h_transform: Option<(Vec<Rational>, Rational)>,
     /// `E[∂L/∂θ_b]` per edge `b`; identities are decided on these without reduction
     /// ([`FracPoly::equals_scaled`]).
     pub gradient: Vec<FracPoly>,
+}
+
+/// `factor·v`, over a common denominator.
+fn scaled(v: &FracPoly, factor: &Rational) -> FracPoly {
+    let mut out = FracPoly::zero();
+    out.add_scaled(v, factor);
+    out
+}
+
+impl RouteOne {
+    /// `P(s) = E[(k + Σ_{prefix to s} c)·1[s ∈ τ]]` (over a common denominator, like every
+    /// value here: reduced by [`FracPoly::to_poly`] only where a derivation shows it).
+    pub fn prefix(&self, s: usize) -> FracPoly {
+        use crate::exact::gcd::mul;
+        match &self.h_transform {
+            None => self.prefix[s].clone(),
+            Some((h, inv_h0)) => scaled(&self.prefix[s], &mul(&h[s], inv_h0)),
+        }
+    }
+
+    /// `B(s) = E[Σ_{suffix from s} c | s]` (0 at terminals).
+    pub fn suffix(&self, s: usize) -> FracPoly {
+        match &self.h_transform {
+            None => self.suffix[s].clone(),
+            Some((h, _)) => scaled(&self.suffix[s], &inverse(&h[s])),
+        }
+    }
+
+    /// `E[X·1[e ∈ τ]]` for edge `e` (over a common denominator).
+    pub fn joint(&self, e: usize) -> FracPoly {
+        match &self.h_transform {
+            None => self.joint[e].clone(),
+            Some((_, inv_h0)) => scaled(&self.joint[e], inv_h0),
+        }
+    }
+
+    /// [`RouteOne::prefix`] of every state.
+    pub fn prefix_all(&self) -> Vec<FracPoly> {
+        (0..self.prefix.len()).map(|s| self.prefix(s)).collect()
+    }
+
+    /// [`RouteOne::suffix`] of every state.
+    pub fn suffix_all(&self) -> Vec<FracPoly> {
+        (0..self.suffix.len()).map(|s| self.suffix(s)).collect()
+    }
+
+    /// [`RouteOne::joint`] of every edge.
+    pub fn joint_all(&self) -> Vec<FracPoly> {
+        (0..self.joint.len()).map(|e| self.joint(e)).collect()
+    }
 }
 
 /// The backward values of per-edge costs under `weights` (0 at terminals), stopped at the
@@ -292,11 +345,7 @@ fn rescale(values: &[FracPoly], factor: &dyn Fn(usize) -> Rational) -> Vec<FracP
     values
         .iter()
         .enumerate()
-        .map(|(i, v)| {
-            let mut out = FracPoly::zero();
-            out.add_scaled(v, &factor(i));
-            out
-        })
+        .map(|(i, v)| scaled(v, &factor(i)))
         .collect()
 }
 
@@ -334,6 +383,7 @@ pub fn route_one(
         prefix,
         suffix: backward.value,
         joint,
+        h_transform: None,
         gradient,
     }
 }
@@ -422,15 +472,13 @@ pub fn route_one_h_transform(
     let occ = (0..env.states.len())
         .map(|s| mul(&mul(&flows.state[s], &h[s]), &inv_h0))
         .collect();
-    let prefix = rescale(&prefix_p, &|s| mul(&h[s], &inv_h0));
-    let suffix = rescale(&backward_h.value, &|s| inverse(&h[s]));
-    let joint = rescale(&scaled_joint, &|_| inv_h0.clone());
     Some(RouteOne {
         functional,
         occ,
-        prefix,
-        suffix,
-        joint,
+        prefix: prefix_p,
+        suffix: backward_h.value,
+        joint: scaled_joint,
+        h_transform: Some((h.to_vec(), inv_h0)),
         gradient,
     })
 }
@@ -462,14 +510,14 @@ impl RouteOne {
                     env.states[to]
                 ),
                 vec![
-                    term(format!("{q}·P({state})"), self.prefix[s].to_poly().scale(q)),
+                    term(format!("{q}·P({state})"), self.prefix(s).to_poly().scale(q)),
                     term(
                         format!("{q}·{}·c_e", self.occ[s]),
                         f.per_edge[e].scale(&(q * &self.occ[s])),
                     ),
                     term(
                         format!("{q}·{}·B({})", self.occ[s], env.states[to]),
-                        self.suffix[to].to_poly().scale(&(q * &self.occ[s])),
+                        self.suffix(to).to_poly().scale(&(q * &self.occ[s])),
                     ),
                 ],
             ));
@@ -486,7 +534,7 @@ impl RouteOne {
                         policy[b],
                         env.edge_name(e)
                     ),
-                    self.joint[e].to_poly().scale(&factor),
+                    self.joint(e).to_poly().scale(&factor),
                 )
             })
             .collect();

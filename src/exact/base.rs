@@ -2,6 +2,7 @@
 //!
 //! Pairwise-coprime integers greater than one are multiplicatively independent, so their
 //! logarithms are linearly independent over Q: a log-form over such a base is canonical.
+use super::gcd::gcd;
 use num_bigint::BigUint;
 use num_integer::Integer;
 use num_traits::{One, Zero};
@@ -13,6 +14,31 @@ static SMALL_PRIMES: std::sync::LazyLock<Vec<u32>> = std::sync::LazyLock::new(||
         .filter(|&n| (2..n).take_while(|d| d * d <= n).all(|d| n % d != 0))
         .collect()
 });
+
+/// The small primes in groups whose product fits a `u64`, with that product: one remainder
+/// of the number by the product (one pass over its words) tells which primes of the group
+/// may divide it.
+static PRIME_GROUPS: std::sync::LazyLock<Vec<(u64, Vec<u32>)>> = std::sync::LazyLock::new(|| {
+    let mut groups: Vec<(u64, Vec<u32>)> = Vec::new();
+    for &p in SMALL_PRIMES.iter() {
+        match groups.last_mut() {
+            Some((product, primes)) if product.checked_mul(u64::from(p)).is_some() => {
+                *product *= u64::from(p);
+                primes.push(p);
+            }
+            _ => groups.push((u64::from(p), vec![p])),
+        }
+    }
+    groups
+});
+
+/// `n mod m` for a machine-word `m > 0`.
+fn rem_u64(n: &BigUint, m: u64) -> u64 {
+    let m = u128::from(m);
+    n.iter_u64_digits()
+        .rev()
+        .fold(0u128, |r, w| ((r << 64) | u128::from(w)) % m) as u64
+}
 
 /// A set of pairwise-coprime integers `> 1`, refined whenever a new integer is inserted so that
 /// every integer ever inserted is a product of powers of the elements.
@@ -57,19 +83,23 @@ impl CoprimeBase {
     /// cofactors. Correctness does not depend on it.
     pub fn insert(&mut self, n: &BigUint) {
         let mut rest = n.clone();
-        for &p in SMALL_PRIMES.iter() {
+        for (product, primes) in PRIME_GROUPS.iter() {
             if rest.is_one() || rest == BigUint::ZERO {
                 return;
             }
-            let prime = BigUint::from(p);
-            let mut divides = false;
-            while (&rest % p) == BigUint::ZERO {
-                rest /= p;
-                divides = true;
+            let r = rem_u64(&rest, *product);
+            for &p in primes {
+                if !r.is_multiple_of(u64::from(p)) {
+                    continue;
+                }
+                while rem_u64(&rest, u64::from(p)) == 0 {
+                    rest /= p;
+                }
+                self.elements.insert(BigUint::from(p));
             }
-            if divides {
-                self.elements.insert(prime);
-            }
+        }
+        if rest.is_one() || rest == BigUint::ZERO {
+            return;
         }
         let mut pending = vec![rest];
         while let Some(m) = pending.pop() {
@@ -79,7 +109,7 @@ impl CoprimeBase {
             if self.large_product.is_zero() {
                 self.large_product = BigUint::one();
             }
-            if (&self.large_product % &m).gcd(&m).is_one() {
+            if gcd(&(&self.large_product % &m), &m).is_one() {
                 self.large_product *= &m;
                 self.elements.insert(m);
                 continue;
@@ -87,7 +117,7 @@ impl CoprimeBase {
             let shared = self
                 .elements
                 .iter()
-                .map(|b| (b.clone(), m.gcd(b)))
+                .map(|b| (b.clone(), gcd(&m, b)))
                 .find(|(_, g)| !g.is_one());
             match shared {
                 None => {
@@ -143,6 +173,28 @@ mod tests {
 
     fn big(n: u64) -> BigUint {
         BigUint::from(n)
+    }
+
+    #[test]
+    fn small_prime_groups_cover_every_small_prime() {
+        let covered: Vec<u32> = PRIME_GROUPS.iter().flat_map(|(_, p)| p.clone()).collect();
+        assert_eq!(covered, *SMALL_PRIMES);
+        for (product, primes) in PRIME_GROUPS.iter() {
+            assert_eq!(
+                *product,
+                primes.iter().map(|&p| u64::from(p)).product::<u64>()
+            );
+        }
+        // A number with large powers of small primes and a large cofactor.
+        let n = BigUint::from(997u32).pow(9)
+            * BigUint::from(2u32).pow(70)
+            * (big(u64::MAX) * 3u32 + 2u32);
+        assert_eq!(rem_u64(&n, 997), 0);
+        let mut base = CoprimeBase::new();
+        base.insert(&n);
+        let f = base.factor(&n).expect("n was inserted");
+        assert_eq!(f.get(&big(997)), Some(&9));
+        assert_eq!(f.get(&big(2)), Some(&70));
     }
 
     #[test]

@@ -10,16 +10,27 @@ use super::gcd::{gcd_int, reduced};
 use super::{Monomial, Poly, Rational};
 use num_bigint::BigInt;
 use num_traits::{One, Zero};
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 /// `Σ_m (numerator_m / denominator)·m`, exact, not reduced. Monomials are shared (`Arc`):
 /// the values of a DP all range over the same few monomials, and cloning one (a vector of
-/// variables, a log atom a big integer) was a heap allocation per term and per `+=`.
+/// variables, a log atom a big integer) was a heap allocation per term and per `+=`. The
+/// terms are a vector sorted by monomial (the order of [`Poly::terms`]), without zero
+/// numerators: `+=` is one merge of two sorted lists, and two shared monomials compare equal
+/// by pointer before their variables are compared.
 #[derive(Debug, Clone)]
 pub struct FracPoly {
-    numerators: BTreeMap<Arc<Monomial>, BigInt>,
+    numerators: Vec<(Arc<Monomial>, BigInt)>,
     denominator: BigInt,
+}
+
+fn compare(a: &Arc<Monomial>, b: &Arc<Monomial>) -> Ordering {
+    if Arc::ptr_eq(a, b) {
+        Ordering::Equal
+    } else {
+        a.cmp(b)
+    }
 }
 
 impl Default for FracPoly {
@@ -32,16 +43,16 @@ impl FracPoly {
     /// Zero.
     pub fn zero() -> Self {
         Self {
-            numerators: BTreeMap::new(),
+            numerators: Vec::new(),
             denominator: BigInt::one(),
         }
     }
 
     /// A rational constant.
     pub fn constant(c: &Rational) -> Self {
-        let mut numerators = BTreeMap::new();
+        let mut numerators = Vec::new();
         if !c.is_zero() {
-            numerators.insert(Arc::new(Monomial::one()), c.numer().clone());
+            numerators.push((Arc::new(Monomial::one()), c.numer().clone()));
         }
         Self {
             numerators,
@@ -78,6 +89,16 @@ impl FracPoly {
         }))
     }
 
+    /// The terms `(monomial, numerator)` in the order of [`Poly::terms`], not reduced.
+    pub fn numerators(&self) -> impl Iterator<Item = (&Monomial, &BigInt)> {
+        self.numerators.iter().map(|(m, n)| (&**m, n))
+    }
+
+    /// The common (positive) denominator.
+    pub fn denominator(&self) -> &BigInt {
+        &self.denominator
+    }
+
     /// True for the zero polynomial.
     pub fn is_zero(&self) -> bool {
         self.numerators.is_empty()
@@ -98,7 +119,7 @@ impl FracPoly {
         self.numerators
             .iter()
             .zip(&other.numerators)
-            .all(|((ma, na), (mb, nb))| ma == mb && na * &left == nb * &right)
+            .all(|((ma, na), (mb, nb))| compare(ma, mb).is_eq() && na * &left == nb * &right)
     }
 
     /// `self += w·x`: one gcd of the denominators, then multiplications only.
@@ -120,24 +141,66 @@ impl FracPoly {
         let widen_self = &incoming / &g;
         let widen_x = w.numer() * (&self.denominator / &g);
         if !widen_self.is_one() {
-            for n in self.numerators.values_mut() {
+            for (_, n) in &mut self.numerators {
                 *n *= &widen_self;
             }
             self.denominator *= &widen_self;
         }
-        for (m, n) in &x.numerators {
-            let add = n * &widen_x;
-            match self.numerators.get_mut(m) {
-                Some(slot) => {
-                    *slot += add;
-                    if slot.is_zero() {
-                        self.numerators.remove(m);
+        // Merge the sorted term lists; in place when every monomial of `x` is already here
+        // (the common case once a DP value has seen its monomials).
+        let mut i = 0;
+        let mut in_place = true;
+        for (m, _) in &x.numerators {
+            while i < self.numerators.len() && compare(&self.numerators[i].0, m).is_lt() {
+                i += 1;
+            }
+            if i == self.numerators.len() || !compare(&self.numerators[i].0, m).is_eq() {
+                in_place = false;
+                break;
+            }
+            i += 1;
+        }
+        if in_place {
+            let mut i = 0;
+            let mut cancelled = false;
+            for (m, n) in &x.numerators {
+                while !compare(&self.numerators[i].0, m).is_eq() {
+                    i += 1;
+                }
+                let slot = &mut self.numerators[i].1;
+                *slot += n * &widen_x;
+                cancelled |= slot.is_zero();
+                i += 1;
+            }
+            if cancelled {
+                self.numerators.retain(|(_, n)| !n.is_zero());
+            }
+        } else {
+            let own = std::mem::take(&mut self.numerators);
+            let mut merged = Vec::with_capacity(own.len() + x.numerators.len());
+            let mut own = own.into_iter().peekable();
+            for (m, n) in &x.numerators {
+                while let Some((mo, _)) = own.peek() {
+                    if compare(mo, m).is_lt() {
+                        merged.push(own.next().expect("peeked"));
+                    } else {
+                        break;
                     }
                 }
-                None => {
-                    self.numerators.insert(m.clone(), add);
+                let add = n * &widen_x;
+                match own.peek() {
+                    Some((mo, _)) if compare(mo, m).is_eq() => {
+                        let (mo, mut slot) = own.next().expect("peeked");
+                        slot += add;
+                        if !slot.is_zero() {
+                            merged.push((mo, slot));
+                        }
+                    }
+                    _ => merged.push((m.clone(), add)),
                 }
             }
+            merged.extend(own);
+            self.numerators = merged;
         }
         if self.numerators.is_empty() {
             self.denominator = BigInt::one();
@@ -152,6 +215,46 @@ mod tests {
 
     fn q(n: i64, d: i64) -> Rational {
         Rational::new(n.into(), d.into())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn merges_agree_with_reduced_arithmetic(
+            ops in proptest::collection::vec(
+                (proptest::collection::vec((0usize..6, -20i64..20), 0..5), -9i64..9, 1i64..9),
+                1..12,
+            ),
+        ) {
+            // Sparse sums over six monomials (some shared, some new, some cancelling).
+            let monomial = |k: usize| match k {
+                0 => Poly::constant(q(1, 1)),
+                1 => Poly::var(Var::LogZ),
+                2 => Poly::var(Var::Atom(2u32.into())),
+                3 => Poly::var(Var::Atom(3u32.into())).mul(&Poly::var(Var::LogZ)),
+                4 => Poly::var(Var::V(1)),
+                _ => Poly::var(Var::Atom(5u32.into())).mul(&Poly::var(Var::Atom(5u32.into()))),
+            };
+            let mut reduced = Poly::zero();
+            let mut frac = FracPoly::zero();
+            let mut previous: Option<FracPoly> = None;
+            for (terms, wn, wd) in ops {
+                let mut x = Poly::zero();
+                for (k, c) in terms {
+                    x.add_scaled(&monomial(k), &q(c, 7));
+                }
+                let w = q(wn, wd);
+                reduced.add_scaled(&x, &w);
+                frac.add_scaled(&FracPoly::from_poly(&x), &w);
+                proptest::prop_assert_eq!(frac.to_poly(), reduced.clone());
+                // Values that share their monomials (`Arc`s) with the accumulator.
+                if let Some(p) = previous.take() {
+                    reduced.add_scaled(&p.to_poly(), &q(-1, 3));
+                    frac.add_scaled(&p, &q(-1, 3));
+                    proptest::prop_assert_eq!(frac.to_poly(), reduced.clone());
+                }
+                previous = Some(frac.clone());
+            }
+        }
     }
 
     #[test]

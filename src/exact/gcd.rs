@@ -18,93 +18,180 @@ use super::Rational;
 use num_bigint::{BigInt, BigUint, Sign};
 use num_traits::{One, Signed, ToPrimitive, Zero};
 
-fn gcd_u64(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        let r = a % b;
-        a = b;
-        b = r;
+/// `gcd(a, b)` of machine integers by the binary algorithm (shifts by the trailing zero
+/// count, no division).
+fn gcd_u128(mut a: u128, mut b: u128) -> u128 {
+    if a == 0 {
+        return b;
     }
-    a
+    if b == 0 {
+        return a;
+    }
+    let shift = (a | b).trailing_zeros();
+    a >>= a.trailing_zeros();
+    loop {
+        b >>= b.trailing_zeros();
+        if a > b {
+            std::mem::swap(&mut a, &mut b);
+        }
+        b -= a;
+        if b == 0 {
+            return a << shift;
+        }
+    }
+}
+
+/// Little-endian 64-bit limbs, without leading zero limbs (zero is empty).
+type Limbs = Vec<u64>;
+
+fn limbs(n: &BigUint) -> Limbs {
+    n.iter_u64_digits().collect()
+}
+
+fn from_limbs(l: &[u64]) -> BigUint {
+    let mut digits = Vec::with_capacity(2 * l.len());
+    for &w in l {
+        digits.push(w as u32);
+        digits.push((w >> 32) as u32);
+    }
+    BigUint::new(digits)
+}
+
+fn trim(l: &mut Limbs) {
+    while l.last() == Some(&0) {
+        l.pop();
+    }
+}
+
+fn bits(l: &[u64]) -> u64 {
+    match l.last() {
+        None => 0,
+        Some(&top) => 64 * l.len() as u64 - u64::from(top.leading_zeros()),
+    }
+}
+
+fn compare(a: &[u64], b: &[u64]) -> std::cmp::Ordering {
+    a.len()
+        .cmp(&b.len())
+        .then_with(|| a.iter().rev().cmp(b.iter().rev()))
 }
 
 /// The leading bits of `n` after dropping `shift` low bits (`n >> shift` must fit a `u64`).
-fn leading(n: &BigUint, shift: u64) -> i128 {
+fn leading(n: &[u64], shift: u64) -> i128 {
     let word = (shift / 64) as usize;
     let bit = (shift % 64) as u32;
-    let mut digits = n.iter_u64_digits().skip(word);
-    let low = digits.next().unwrap_or(0) as u128;
-    let high = digits.next().unwrap_or(0) as u128;
+    let low = n.get(word).copied().unwrap_or(0) as u128;
+    let high = n.get(word + 1).copied().unwrap_or(0) as u128;
     (((high << 64) | low) >> bit) as i128
 }
 
+/// `out = x·a + y·b` for cofactors with `|x|, |y| < 2^61`, in one pass over the limbs (no
+/// allocation beyond `out`'s); false when the result would be negative.
+fn combine(out: &mut Limbs, a: &[u64], x: i128, b: &[u64], y: i128) -> bool {
+    out.clear();
+    let mut carry: i128 = 0;
+    for i in 0..a.len().max(b.len()) {
+        let ai = a.get(i).copied().unwrap_or(0) as i128;
+        let bi = b.get(i).copied().unwrap_or(0) as i128;
+        // |x·ai + y·bi| < 2^126 and |carry| < 2^63: no overflow.
+        let acc = x * ai + y * bi + carry;
+        out.push(acc as u64);
+        carry = acc >> 64;
+    }
+    if carry < 0 {
+        return false;
+    }
+    if carry > 0 {
+        out.push(carry as u64);
+    }
+    trim(out);
+    true
+}
+
+/// `a mod b` by `num-bigint`'s division (the unbalanced and fallback steps).
+fn remainder(a: &[u64], b: &[u64]) -> Limbs {
+    limbs(&(from_limbs(a) % from_limbs(b)))
+}
+
 /// `gcd(a, b)` of non-negative integers (`gcd(0, 0) = 0`).
+///
+/// Works on little-endian `u64` limbs in two buffers that the multi-word steps overwrite in
+/// place (`combine`); the numbers that fit two limbs finish by the binary algorithm on `u128`.
 pub fn gcd(a: &BigUint, b: &BigUint) -> BigUint {
+    if let (Some(x), Some(y)) = (a.to_u128(), b.to_u128()) {
+        return BigUint::from(gcd_u128(x, y));
+    }
     let (mut a, mut b) = if a >= b {
-        (a.clone(), b.clone())
+        (limbs(a), limbs(b))
     } else {
-        (b.clone(), a.clone())
+        (limbs(b), limbs(a))
     };
+    let (mut na, mut nb) = (Limbs::with_capacity(a.len()), Limbs::with_capacity(a.len()));
+    const LIMIT: i128 = 1 << 61;
     loop {
         // Invariant: a ≥ b ≥ 0.
-        if b.is_zero() {
-            return a;
+        if b.is_empty() {
+            return from_limbs(&a);
         }
-        if let Some(small) = b.to_u64() {
-            let r = (&a % small).to_u64().expect("a remainder below a u64");
-            return BigUint::from(gcd_u64(small, r));
+        if b.len() == 1 {
+            let small = b[0] as u128;
+            let r = a
+                .iter()
+                .rev()
+                .fold(0u128, |r, &w| ((r << 64) | w as u128) % small);
+            return BigUint::from(gcd_u128(small, r));
         }
-        let (bits_a, bits_b) = (a.bits(), b.bits());
+        if a.len() <= 2 {
+            let to = |l: &[u64]| l[0] as u128 | (l.get(1).copied().unwrap_or(0) as u128) << 64;
+            return BigUint::from(gcd_u128(to(&a), to(&b)));
+        }
+        let (bits_a, bits_b) = (bits(&a), bits(&b));
         if bits_a - bits_b > 32 {
-            let r = &a % &b;
+            let r = remainder(&a, &b);
             a = std::mem::replace(&mut b, r);
             continue;
         }
-        // bits_a > 64 here (b does not fit a u64 and a ≥ b).
+        // bits_a > 128 here (a has three limbs or more).
         let shift = bits_a - 63;
         let (mut x, mut y) = (leading(&a, shift), leading(&b, shift));
         // The cosequence: a' = p·a + q·b, b' = r·a + s·b.
         let (mut p, mut q, mut r, mut s) = (1i128, 0i128, 0i128, 1i128);
         loop {
-            if y + r <= 0 || y + s <= 0 {
+            // The quotient test in machine words: every operand positive and below 2^64
+            // (else stop), so the divisions are hardware `u64` divisions.
+            let word = |v: i128| u64::try_from(v).ok().filter(|&w| w > 0);
+            let (Some(n1), Some(d1), Some(n2), Some(d2)) =
+                (word(x + p), word(y + r), word(x + q), word(y + s))
+            else {
+                break;
+            };
+            let quotient = n1 / d1;
+            if quotient != n2 / d2 {
                 break;
             }
-            let quotient = (x + p) / (y + r);
-            if quotient != (x + q) / (y + s) {
-                break;
-            }
+            let quotient = i128::from(quotient);
             (p, r) = (r, p - quotient * r);
             (q, s) = (s, q - quotient * s);
             (x, y) = (y, x - quotient * y);
         }
-        let combined = (q != 0)
-            .then(|| {
-                let (p, q, r, s) = (
-                    i64::try_from(p).ok()?,
-                    i64::try_from(q).ok()?,
-                    i64::try_from(r).ok()?,
-                    i64::try_from(s).ok()?,
-                );
-                let (ai, bi) = (
-                    BigInt::from_biguint(Sign::Plus, a.clone()),
-                    BigInt::from_biguint(Sign::Plus, b.clone()),
-                );
-                let na = (&ai * p + &bi * q).to_biguint()?;
-                let nb = (&ai * r + &bi * s).to_biguint()?;
-                // A gcd-preserving step that made progress (always, when the quotients
-                // passed the test): both non-negative and the larger one smaller than `a`.
-                let (na, nb) = if na >= nb { (na, nb) } else { (nb, na) };
-                (na < a).then_some((na, nb))
-            })
-            .flatten();
-        match combined {
-            Some((na, nb)) => {
-                a = na;
-                b = nb;
-            }
-            None => {
-                let rem = &a % &b;
-                a = std::mem::replace(&mut b, rem);
-            }
+        // A gcd-preserving step (unimodular) that made progress: both results non-negative
+        // and the larger one smaller than `a`; otherwise one exact division step.
+        let accepted = q != 0
+            && [p, q, r, s].iter().all(|c| c.abs() < LIMIT)
+            && combine(&mut na, &a, p, &b, q)
+            && combine(&mut nb, &a, r, &b, s)
+            && {
+                if compare(&na, &nb).is_lt() {
+                    std::mem::swap(&mut na, &mut nb);
+                }
+                compare(&na, &a).is_lt()
+            };
+        if accepted {
+            std::mem::swap(&mut a, &mut na);
+            std::mem::swap(&mut b, &mut nb);
+        } else {
+            let rem = remainder(&a, &b);
+            a = std::mem::replace(&mut b, rem);
         }
     }
 }
@@ -271,6 +358,42 @@ mod tests {
                 prop_assert_eq!(gcd(&y, &x), x.gcd(&y));
             }
         }
+    }
+
+    #[test]
+    fn multi_word_steps_on_hard_inputs() {
+        // Consecutive Fibonacci numbers (every quotient 1: the longest cosequences), powers of
+        // two plus small offsets (top words equal: the quotient test decides), and products
+        // with a shared factor of every size from one limb to many.
+        let (mut f, mut g) = (BigUint::one(), BigUint::one());
+        for i in 0..1500 {
+            (f, g) = (g.clone(), f + &g);
+            if i % 50 == 0 {
+                prop_assert_eq_plain(&f, &g);
+                prop_assert_eq_plain(&(&f * &g * 12u32), &(&g * &g * 18u32));
+            }
+        }
+        for k in [130u32, 192, 200, 640, 1000] {
+            let p = BigUint::one() << k;
+            for (x, y) in [
+                (&p + 3u32, &p + 1u32),
+                (&p * 3u32 + 7u32, &p + 5u32),
+                (&p - 1u32, p.clone()),
+            ] {
+                prop_assert_eq_plain(&x, &y);
+            }
+        }
+        let mut c = BigUint::from(u64::MAX);
+        for _ in 0..8 {
+            let x = &c * 1_000_003u32 + 17u32;
+            prop_assert_eq_plain(&(&x * &c), &(&c * (&c + 1u32)));
+            c = &c * &c + 1u32;
+        }
+    }
+
+    fn prop_assert_eq_plain(x: &BigUint, y: &BigUint) {
+        assert_eq!(gcd(x, y), x.gcd(y), "gcd({x}, {y})");
+        assert_eq!(gcd(y, x), x.gcd(y), "gcd({y}, {x})");
     }
 
     #[test]
