@@ -115,7 +115,7 @@ pub fn parallel_read<F: Float>(a: &[F], b: &[F]) -> F {
     // Chunks of 64 blocks: the longest sum `lanes_sum` keeps on the stack (no recursion).
     a.par_chunks(1 << 14)
         .zip(b.par_chunks(1 << 14))
-        .map(|(x, y)| simd::dispatch(ReadTask(x, y)))
+        .map(|(x, y)| simd::dispatch_for(F::BYTES, ReadTask(x, y)))
         .sum()
 }
 
@@ -342,7 +342,7 @@ pub fn run_bench<F: Float>(
     let p1_bytes = input_lines_bytes(setup.batch(), None);
     for (level, name) in [
         (Level::Baseline, "baseline"),
-        (Level::Dispatched, simd::level()),
+        (Level::Dispatched, simd::level_for(F::BYTES)),
     ] {
         cpu_row_sums_at(setup.batch(), None, diff, None, level)?;
         let secs = median_seconds(repeats, || {
@@ -399,7 +399,7 @@ pub fn run_bench<F: Float>(
         dtype: F::NAME,
         repeats,
         threads: rayon::current_num_threads(),
-        simd: simd::level(),
+        simd: simd::level_for(F::BYTES),
         copy_gbps,
         read_gbps,
         measurements: rows,

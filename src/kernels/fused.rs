@@ -535,7 +535,7 @@ impl<F: Float> CpuPass<'_, F> {
                 .zip(dense_chunks)
                 .enumerate()
                 .map(|(c, (outs, dense))| {
-                    run_at(
+                    run_at::<F, _>(
                         level,
                         RowTask::<F, _, _, _, TWO, N> {
                             rows,
@@ -627,9 +627,9 @@ pub(crate) enum Level {
 }
 
 #[inline(always)]
-fn run_at<T: simd::Task>(level: Level, task: T) -> T::Output {
+fn run_at<F: Float, T: simd::Task>(level: Level, task: T) -> T::Output {
     match level {
-        Level::Dispatched => simd::dispatch(task),
+        Level::Dispatched => simd::dispatch_for(F::BYTES, task),
         Level::Baseline => simd::baseline(task),
     }
 }
@@ -939,14 +939,17 @@ pub fn fill_dense_with<F: Float>(
                         col[e..].fill(F::ZERO);
                     }
                 }
-                Stores::NonTemporal => simd::dispatch(StreamFill {
-                    chunk,
-                    t,
-                    first,
-                    lengths,
-                    windows,
-                    g,
-                }),
+                Stores::NonTemporal => simd::dispatch_for(
+                    F::BYTES,
+                    StreamFill {
+                        chunk,
+                        t,
+                        first,
+                        lengths,
+                        windows,
+                        g,
+                    },
+                ),
             }
         });
 }

@@ -102,6 +102,54 @@ pub(crate) fn dispatch<T: Task>(task: T) -> T::Output {
     }
 }
 
+/// Runs `task` with the best instruction set of this CPU, but with vectors of at most 256 bits
+/// (AVX2 where the CPU has AVX-512): the loops over `f64` with eight interleaved lanes. Their
+/// eight accumulators fill one 512-bit register, and `bench` measured the Trust-PCL term
+/// (two products and a sum per step) 1.43× slower at AVX-512 than at the baseline in the
+/// same build, AVX2 at par (`docs/performance.md`, session 6); with `f32` the eight lanes
+/// are 256 bits at either level.
+#[inline(always)]
+pub(crate) fn dispatch_256<T: Task>(task: T) -> T::Output {
+    match isa() {
+        Isa::Baseline => task.run(),
+        // SAFETY: `isa()` returned these only where the CPU reports every enabled feature
+        // (AVX-512 implies AVX2 and FMA on every CPU that has it; checked again here).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { run_avx2(task) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                unsafe { run_avx2(task) }
+            } else {
+                task.run()
+            }
+        }
+    }
+}
+
+/// Runs `task` for elements of `bytes` bytes: [`dispatch_256`] for 8-byte elements,
+/// [`dispatch`] otherwise.
+#[inline(always)]
+pub(crate) fn dispatch_for<T: Task>(bytes: usize, task: T) -> T::Output {
+    if bytes >= 8 {
+        dispatch_256(task)
+    } else {
+        dispatch(task)
+    }
+}
+
+/// The instruction set the loops over elements of `bytes` bytes run with (see
+/// [`dispatch_for`]).
+pub fn level_for(bytes: usize) -> &'static str {
+    match (isa(), bytes >= 8) {
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, true) => "avx2",
+        _ => level(),
+    }
+}
+
 /// Runs `task` compiled for the baseline instruction set (the reference for the bit-identity
 /// test and for measuring what dispatch gains).
 #[inline(always)]
