@@ -1541,7 +1541,19 @@ mod tests {
             let g = gen::<f64>(batch, steps, 21);
             let b = &g.batch;
             for id in KernelId::ALL {
-                let kernel = crate::kernels::bench::bench_kernel(&g, id);
+                let kernel = match id {
+                    KernelId::Rtb => Kernel::Rtb { log_z: g.log_z },
+                    KernelId::Tpcl => Kernel::Tpcl { v0: g.v0 },
+                    KernelId::TpclWindowed => Kernel::TpclWindowed {
+                        windows: &g.windows_v,
+                    },
+                    KernelId::SubTb => Kernel::SubTb {
+                        windows: &g.windows_log_f,
+                    },
+                    KernelId::TpclSurrogate => Kernel::TpclSurrogate { v0: g.v0 },
+                    KernelId::ReinforceKl => Kernel::ReinforceKl,
+                    KernelId::Flawed => Kernel::Flawed { kappa: 0.5 },
+                };
                 let windows = match kernel {
                     Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(windows),
                     _ => None,
