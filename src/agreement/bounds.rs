@@ -161,10 +161,7 @@ pub fn kernel_bounds<F: Float>(
     out: &KernelOutput<F>,
     params: &ParamErrors,
 ) -> KernelBounds {
-    let windows = match kernel {
-        Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(*windows),
-        _ => None,
-    };
+    let windows = kernel.windows();
     let stats = BoundStats::new(batch, windows);
     kernel_bounds_with(summation, batch, kernel, shape, out, params, &stats)
 }

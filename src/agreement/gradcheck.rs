@@ -190,10 +190,7 @@ fn run<F: CudaFloat>(
         None => backend.eval(batch, kernel, GradForm::PerTrajectory, defs, None)?,
         Some((buf, layout)) => {
             let out = backend.eval(batch, kernel, GradForm::Dense, defs, Some(&mut *buf))?;
-            let windows = match kernel {
-                Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(*windows),
-                _ => None,
-            };
+            let windows = kernel.windows();
             let range = |i: usize| match windows {
                 Some(w) => (w.start()[i], w.end()[i]),
                 None => (0, batch.lengths()[i]),

@@ -26,8 +26,8 @@ use super::batch::{TrajectoryBatch, Windows};
 use super::error::BatchError;
 use super::float::Float;
 use super::fused::{
-    cpu_row_sums_at, cpu_row_sums_tuned, evaluate_into, fill_dense_with, GradForm, Kernel,
-    KernelId, KernelOutput, Level, Stores, Term,
+    cpu_row_sums_at, cpu_row_sums_tuned, evaluate_into, fill_dense_with, AllKernelsParams,
+    GradForm, Kernel, KernelId, KernelOutput, Level, Stores, Term,
 };
 use super::generate::{generate, GenConfig, Generated};
 use super::simd;
@@ -135,21 +135,16 @@ pub fn bench_batch<F: Float>(batch: usize, steps: usize) -> Result<Generated<F>,
 
 /// Kernel `id` with the generated batch's parameters (κ = ½ for the flawed baseline).
 pub fn bench_kernel<F: Float>(g: &Generated<F>, id: KernelId) -> Kernel<'_, F> {
-    match id {
-        KernelId::Rtb => Kernel::Rtb { log_z: g.log_z },
-        KernelId::Tpcl => Kernel::Tpcl { v0: g.v0 },
-        KernelId::TpclWindowed => Kernel::TpclWindowed {
-            windows: &g.windows_v,
-        },
-        KernelId::SubTb => Kernel::SubTb {
-            windows: &g.windows_log_f,
-        },
-        KernelId::TpclSurrogate => Kernel::TpclSurrogate { v0: g.v0 },
-        KernelId::ReinforceKl => Kernel::ReinforceKl,
-        KernelId::Flawed => Kernel::Flawed {
-            kappa: F::from_f64(0.5),
-        },
-    }
+    let params = AllKernelsParams {
+        log_z: g.log_z,
+        v0: g.v0,
+        kappa: F::from_f64(0.5),
+        windows_v: Some(&g.windows_v),
+        windows_log_f: Some(&g.windows_log_f),
+    };
+    params
+        .kernel(id)
+        .expect("both windows are given, so every kernel exists")
 }
 
 /// The benchmark's inputs and the dense buffer the kernels write into: one setup for
@@ -186,11 +181,7 @@ impl<F: Float> BenchSetup<F> {
 
     /// The windows kernel `id` reads, if any.
     pub fn windows(&self, id: KernelId) -> Option<&Windows<F>> {
-        match id {
-            KernelId::TpclWindowed => Some(&self.generated.windows_v),
-            KernelId::SubTb => Some(&self.generated.windows_log_f),
-            _ => None,
-        }
+        self.kernel(id).windows()
     }
 
     /// One evaluation of kernel `id` in `form` (the dense form into [`Self::dense`]).

@@ -128,7 +128,15 @@ impl KernelId {
     }
 }
 
-impl<F: Float> Kernel<'_, F> {
+impl<'a, F: Float> Kernel<'a, F> {
+    /// The windows a windowed kernel reads (`None` for the full-trajectory kernels).
+    pub fn windows(&self) -> Option<&'a Windows<F>> {
+        match *self {
+            Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(windows),
+            _ => None,
+        }
+    }
+
     /// The kernel's name.
     pub fn id(&self) -> KernelId {
         match self {
@@ -317,10 +325,7 @@ pub fn evaluate_into<F: Float>(
         }
     }
     let shape = Shape::for_batch(batch, defs)?;
-    let windows = match kernel {
-        Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(*windows),
-        _ => None,
-    };
+    let windows = kernel.windows();
     let pass = CpuPass {
         batch,
         level: Level::Dispatched,
@@ -1401,10 +1406,7 @@ pub(crate) fn compute<F: Float>(
     };
     if let Some(d) = dense {
         if !wrote {
-            let windows = match kernel {
-                Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(*windows),
-                _ => None,
-            };
+            let windows = kernel.windows();
             fill_dense(batch, windows, out.g.as_slice(), d);
         }
     }
@@ -1426,6 +1428,26 @@ pub struct AllKernelsParams<'a, F: Float> {
     pub windows_log_f: Option<&'a Windows<F>>,
 }
 
+impl<'a, F: Float> AllKernelsParams<'a, F> {
+    /// Kernel `id` with these parameters; `None` for a windowed kernel whose windows are not
+    /// given.
+    pub fn kernel(&self, id: KernelId) -> Option<Kernel<'a, F>> {
+        Some(match id {
+            KernelId::Rtb => Kernel::Rtb { log_z: self.log_z },
+            KernelId::Tpcl => Kernel::Tpcl { v0: self.v0 },
+            KernelId::TpclWindowed => Kernel::TpclWindowed {
+                windows: self.windows_v?,
+            },
+            KernelId::SubTb => Kernel::SubTb {
+                windows: self.windows_log_f?,
+            },
+            KernelId::TpclSurrogate => Kernel::TpclSurrogate { v0: self.v0 },
+            KernelId::ReinforceKl => Kernel::ReinforceKl,
+            KernelId::Flawed => Kernel::Flawed { kappa: self.kappa },
+        })
+    }
+}
+
 /// Every kernel's loss and gradients on one batch, in [`KernelId::ALL`] order (windowed
 /// kernels only when their windows are given). Meant for comparing against exact values.
 pub fn all_kernels<F: Float>(
@@ -1433,22 +1455,8 @@ pub fn all_kernels<F: Float>(
     params: &AllKernelsParams<'_, F>,
     form: GradForm,
 ) -> Result<Vec<KernelOutput<F>>, BatchError> {
-    let mut kernels = vec![Kernel::Rtb {
-        log_z: params.log_z,
-    }];
-    kernels.push(Kernel::Tpcl { v0: params.v0 });
-    if let Some(windows) = params.windows_v {
-        kernels.push(Kernel::TpclWindowed { windows });
-    }
-    if let Some(windows) = params.windows_log_f {
-        kernels.push(Kernel::SubTb { windows });
-    }
-    kernels.push(Kernel::TpclSurrogate { v0: params.v0 });
-    kernels.push(Kernel::ReinforceKl);
-    kernels.push(Kernel::Flawed {
-        kappa: params.kappa,
-    });
-    kernels.iter().map(|k| evaluate(batch, k, form)).collect()
+    let kernels = KernelId::ALL.into_iter().filter_map(|id| params.kernel(id));
+    kernels.map(|k| evaluate(batch, &k, form)).collect()
 }
 
 #[cfg(test)]
@@ -1541,23 +1549,16 @@ mod tests {
             let g = gen::<f64>(batch, steps, 21);
             let b = &g.batch;
             for id in KernelId::ALL {
-                let kernel = match id {
-                    KernelId::Rtb => Kernel::Rtb { log_z: g.log_z },
-                    KernelId::Tpcl => Kernel::Tpcl { v0: g.v0 },
-                    KernelId::TpclWindowed => Kernel::TpclWindowed {
-                        windows: &g.windows_v,
-                    },
-                    KernelId::SubTb => Kernel::SubTb {
-                        windows: &g.windows_log_f,
-                    },
-                    KernelId::TpclSurrogate => Kernel::TpclSurrogate { v0: g.v0 },
-                    KernelId::ReinforceKl => Kernel::ReinforceKl,
-                    KernelId::Flawed => Kernel::Flawed { kappa: 0.5 },
-                };
-                let windows = match kernel {
-                    Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(windows),
-                    _ => None,
-                };
+                let kernel = AllKernelsParams {
+                    log_z: g.log_z,
+                    v0: g.v0,
+                    kappa: 0.5,
+                    windows_v: Some(&g.windows_v),
+                    windows_log_f: Some(&g.windows_log_f),
+                }
+                .kernel(id)
+                .unwrap();
+                let windows = kernel.windows();
                 for stores in [Stores::Regular, Stores::NonTemporal] {
                     let pass = CpuPass {
                         batch: b,

@@ -255,10 +255,7 @@ impl CudaBackend {
         };
         let mut out = compute(batch, kernel, &shape, &pass, None)?;
         if form == GradForm::Dense {
-            let windows = match kernel {
-                Kernel::TpclWindowed { windows } | Kernel::SubTb { windows } => Some(*windows),
-                _ => None,
-            };
+            let windows = kernel.windows();
             let (s, e) = self.ranges(batch, windows)?;
             let d = self.fill_dense(out.g.as_slice(), &s, &e, batch.batch(), batch.steps())?;
             let mut host = self
