@@ -10,8 +10,9 @@
 //! On the CPU they run as **one pass** where they can ([`RowPass`]): each row's part of
 //! phase 2 (its residual, `g_i`, its boundary gradients) is computed from its sums while
 //! they are in registers, its window checked as it is reached, and, for the kernels whose
-//! `g_i` needs only row `i` (all but REINFORCE-KL and the flawed baseline, whose baselines
-//! are batch means), its dense column written in the same pass. What is left of phase 2 is
+//! `g_i` needs only row `i` and quantities known before the pass (all but REINFORCE-KL, whose
+//! baseline is the batch mean of a sum over the steps; the flawed baseline's is the mean of
+//! the raw rewards, computed from `log r` first), its dense column written in the same pass. What is left of phase 2 is
 //! the batch means. The per-row arithmetic is one closure per kernel in [`compute`], run by
 //! the CPU pass and, on the host, after the CUDA backend's device sums.
 //!
@@ -1381,13 +1382,9 @@ pub(crate) fn compute<F: Float>(
         }
         Kernel::Flawed { kappa } => {
             check_scalar("kappa", kappa)?;
-            let ([sd, slq, r], _) = pass.rows(
-                None,
-                diff,
-                Some(just_q),
-                |i, sd, slq| [sd, slq, log_r[i].exp()],
-                None,
-            )?;
+            // The raw reward and its batch mean need only `log r`, so they come first and
+            // each row's `g_i` (and its dense column) is finished inside the pass.
+            let [r] = per_row_n(batch, |i| [log_r[i].exp()]);
             if !r.iter().all(|x| x.is_finite()) {
                 return Err(BatchError::Overflow {
                     kernel: "flawed",
@@ -1396,12 +1393,19 @@ pub(crate) fn compute<F: Float>(
                 });
             }
             let b = mean(batch, |i| r[i]);
-            let (a, g) = per_row2(batch, |i| {
-                let a = r[i] - b;
-                (a, ((F::TWO * kappa) * sd[i] - a) / n)
-            });
+            let ([a, g, sd, slq], fused) = pass.rows(
+                None,
+                diff,
+                Some(just_q),
+                |i, sd, slq| {
+                    let a = r[i] - b;
+                    [a, ((F::TWO * kappa) * sd - a) / n, sd, slq]
+                },
+                dense.as_deref_mut().map(|d| (d, 1)),
+            )?;
+            wrote = fused;
             let loss = mean(batch, |i| -(a[i] * slq[i]) + kappa * (sd[i] * sd[i]));
-            empty(a, g, loss, F::ZERO)
+            empty(a.into(), g.into(), loss, F::ZERO)
         }
     };
     if let Some(d) = dense {

@@ -38,24 +38,46 @@ enum Isa {
 
 /// The environment variable that caps the dispatched instruction set (`baseline`, `avx2`,
 /// `avx512`): for measuring what each level gains, or to avoid one on a CPU where it is
-/// slower. A level above what the CPU has, or an unknown value, is ignored (the CPU decides).
+/// slower. A level above what the CPU has is ignored (the CPU decides); an unknown value is
+/// ignored with a warning on stderr naming the variable and the value.
 pub const SIMD_ENV: &str = "RTB_TRUSTPCL_SIMD";
+
+/// The rank of a level name (`baseline` 0, `avx2` 1, `avx512` 2).
+fn rank(level: &str) -> Option<u8> {
+    match level {
+        "baseline" => Some(0),
+        "avx2" => Some(1),
+        "avx512" => Some(2),
+        _ => None,
+    }
+}
+
+/// The cap that the value of [`SIMD_ENV`] sets: `Ok(None)` when unset or empty, `Err` with the
+/// message to print when the value names no level.
+fn parse_cap(value: Option<&str>) -> Result<Option<u8>, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => rank(&v.to_ascii_lowercase()).map(Some).ok_or_else(|| {
+            format!(
+                "warning: {SIMD_ENV}={value:?} is not one of baseline, avx2, avx512; ignored \
+                 (the kernels use the best level of this CPU)",
+                value = value.unwrap_or_default()
+            )
+        }),
+    }
+}
 
 fn isa() -> Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
     *ISA.get_or_init(|| {
-        let cap = std::env::var(SIMD_ENV).ok();
-        let allowed = |level: &str| {
-            let rank = |l: &str| match l {
-                "baseline" => Some(0),
-                "avx2" => Some(1),
-                "avx512" => Some(2),
-                _ => None,
-            };
-            match cap.as_deref().and_then(rank) {
-                Some(c) => rank(level).is_some_and(|r| r <= c),
-                None => true,
-            }
+        let value = std::env::var(SIMD_ENV).ok();
+        let cap = parse_cap(value.as_deref()).unwrap_or_else(|warning| {
+            eprintln!("{warning}");
+            None
+        });
+        let allowed = |level: &str| match (cap, rank(level)) {
+            (Some(c), Some(r)) => r <= c,
+            _ => true,
         };
         #[cfg(target_arch = "x86_64")]
         {
@@ -166,5 +188,23 @@ pub fn level() -> &'static str {
         Isa::Avx2 => "avx2",
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => "avx512",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_names_a_level_or_warns_naming_variable_and_value() {
+        assert_eq!(parse_cap(None), Ok(None));
+        assert_eq!(parse_cap(Some("")), Ok(None));
+        assert_eq!(parse_cap(Some("baseline")), Ok(Some(0)));
+        assert_eq!(parse_cap(Some("AVX2")), Ok(Some(1)));
+        assert_eq!(parse_cap(Some(" avx512 ")), Ok(Some(2)));
+        let warning = parse_cap(Some("avx-512")).unwrap_err();
+        assert!(warning.contains(SIMD_ENV), "{warning}");
+        assert!(warning.contains("\"avx-512\""), "{warning}");
+        assert!(warning.contains("ignored"), "{warning}");
     }
 }
