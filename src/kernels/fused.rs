@@ -464,6 +464,10 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
             None if diff => {
                 self.run::<N, false, _, _, _>(dense, windows, |q, p| q - p, |_, _| zero, finish)
             }
+            // The read reference of `bench` (`log q + log p`).
+            None if t1 == (Term { a: one, b: one }) => {
+                self.run::<N, false, _, _, _>(dense, windows, |q, p| q + p, |_, _| zero, finish)
+            }
             None => self.run::<N, false, _, _, _>(
                 dense,
                 windows,
