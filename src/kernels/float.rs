@@ -56,10 +56,169 @@ pub trait Float:
     fn abs(self) -> Self;
     /// `e^x` (the platform `libm`, assumed faithful: within one ulp).
     fn exp(self) -> Self;
+    /// Adds `c·x[k] + d·y[k]` into lane `k mod 8` of `acc` for every `k` (lengths a multiple
+    /// of 8) with explicit 256-bit vectors on x86-64, in the scalar loop's order and roundings
+    /// (the explicit form of [`super::sum::lanes_sum`]'s lanes for a linear term).
+    ///
+    /// # Safety
+    /// On x86-64 the CPU must have AVX.
+    unsafe fn linear_lanes_avx(x: &[Self], y: &[Self], c: Self, d: Self, acc: &mut [Self; 8]);
+    /// [`Float::linear_lanes_avx`] into `acc`, and `x[k]` alone into lane `k mod 8` of `acc2`
+    /// (the two sums of [`super::sum::lanes_sum2`] when the second term is `log q`).
+    ///
+    /// # Safety
+    /// On x86-64 the CPU must have AVX.
+    unsafe fn linear_q_lanes_avx(
+        x: &[Self],
+        y: &[Self],
+        c: Self,
+        d: Self,
+        acc: &mut [Self; 8],
+        acc2: &mut [Self; 8],
+    );
+}
+
+/// Adds `c·x[k] + d·y[k]` into lane `k mod 8` of `acc` for every `k` (the lengths are a
+/// multiple of 8), with 256-bit vectors: per lane the scalar loop's operations in its order
+/// (two products, their sum, the accumulation; no FMA).
+///
+/// # Safety
+/// The CPU must have AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn linear_lanes_f32(x: &[f32], y: &[f32], c: f32, d: f32, acc: &mut [f32; 8]) {
+    use std::arch::x86_64::*;
+    debug_assert!(x.len() == y.len() && x.len() % 8 == 0);
+    let (vc, vd) = (_mm256_set1_ps(c), _mm256_set1_ps(d));
+    let mut s = _mm256_loadu_ps(acc.as_ptr());
+    for (xs, ys) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
+        // SAFETY: each chunk holds 8 floats.
+        let (vx, vy) = (_mm256_loadu_ps(xs.as_ptr()), _mm256_loadu_ps(ys.as_ptr()));
+        s = _mm256_add_ps(
+            s,
+            _mm256_add_ps(_mm256_mul_ps(vc, vx), _mm256_mul_ps(vd, vy)),
+        );
+    }
+    _mm256_storeu_ps(acc.as_mut_ptr(), s);
+}
+
+/// [`linear_lanes_f32`] for `f64`: lanes 0–3 and 4–7 in two vectors.
+///
+/// # Safety
+/// The CPU must have AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn linear_lanes_f64(x: &[f64], y: &[f64], c: f64, d: f64, acc: &mut [f64; 8]) {
+    use std::arch::x86_64::*;
+    debug_assert!(x.len() == y.len() && x.len() % 8 == 0);
+    let (vc, vd) = (_mm256_set1_pd(c), _mm256_set1_pd(d));
+    let mut lo = _mm256_loadu_pd(acc.as_ptr());
+    let mut hi = _mm256_loadu_pd(acc.as_ptr().add(4));
+    for (xs, ys) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
+        // SAFETY: each chunk holds 8 doubles.
+        let (x0, y0) = (_mm256_loadu_pd(xs.as_ptr()), _mm256_loadu_pd(ys.as_ptr()));
+        let (x1, y1) = (
+            _mm256_loadu_pd(xs.as_ptr().add(4)),
+            _mm256_loadu_pd(ys.as_ptr().add(4)),
+        );
+        lo = _mm256_add_pd(
+            lo,
+            _mm256_add_pd(_mm256_mul_pd(vc, x0), _mm256_mul_pd(vd, y0)),
+        );
+        hi = _mm256_add_pd(
+            hi,
+            _mm256_add_pd(_mm256_mul_pd(vc, x1), _mm256_mul_pd(vd, y1)),
+        );
+    }
+    _mm256_storeu_pd(acc.as_mut_ptr(), lo);
+    _mm256_storeu_pd(acc.as_mut_ptr().add(4), hi);
+}
+
+/// [`linear_lanes_f32`] into `acc`, and `x[k]` alone into lane `k mod 8` of `acc2`.
+///
+/// # Safety
+/// The CPU must have AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn linear_q_lanes_f32(
+    x: &[f32],
+    y: &[f32],
+    c: f32,
+    d: f32,
+    acc: &mut [f32; 8],
+    acc2: &mut [f32; 8],
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(x.len() == y.len() && x.len() % 8 == 0);
+    let (vc, vd) = (_mm256_set1_ps(c), _mm256_set1_ps(d));
+    let mut s = _mm256_loadu_ps(acc.as_ptr());
+    let mut s2 = _mm256_loadu_ps(acc2.as_ptr());
+    for (xs, ys) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
+        let (vx, vy) = (_mm256_loadu_ps(xs.as_ptr()), _mm256_loadu_ps(ys.as_ptr()));
+        s = _mm256_add_ps(
+            s,
+            _mm256_add_ps(_mm256_mul_ps(vc, vx), _mm256_mul_ps(vd, vy)),
+        );
+        s2 = _mm256_add_ps(s2, vx);
+    }
+    _mm256_storeu_ps(acc.as_mut_ptr(), s);
+    _mm256_storeu_ps(acc2.as_mut_ptr(), s2);
+}
+
+/// [`linear_q_lanes_f32`] for `f64` (lanes 0–3 and 4–7 in two vectors each).
+///
+/// # Safety
+/// The CPU must have AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn linear_q_lanes_f64(
+    x: &[f64],
+    y: &[f64],
+    c: f64,
+    d: f64,
+    acc: &mut [f64; 8],
+    acc2: &mut [f64; 8],
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(x.len() == y.len() && x.len() % 8 == 0);
+    let (vc, vd) = (_mm256_set1_pd(c), _mm256_set1_pd(d));
+    let (mut lo, mut hi) = (
+        _mm256_loadu_pd(acc.as_ptr()),
+        _mm256_loadu_pd(acc.as_ptr().add(4)),
+    );
+    let (mut lo2, mut hi2) = (
+        _mm256_loadu_pd(acc2.as_ptr()),
+        _mm256_loadu_pd(acc2.as_ptr().add(4)),
+    );
+    for (xs, ys) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
+        let (x0, y0) = (_mm256_loadu_pd(xs.as_ptr()), _mm256_loadu_pd(ys.as_ptr()));
+        let (x1, y1) = (
+            _mm256_loadu_pd(xs.as_ptr().add(4)),
+            _mm256_loadu_pd(ys.as_ptr().add(4)),
+        );
+        lo = _mm256_add_pd(
+            lo,
+            _mm256_add_pd(_mm256_mul_pd(vc, x0), _mm256_mul_pd(vd, y0)),
+        );
+        hi = _mm256_add_pd(
+            hi,
+            _mm256_add_pd(_mm256_mul_pd(vc, x1), _mm256_mul_pd(vd, y1)),
+        );
+        lo2 = _mm256_add_pd(lo2, x0);
+        hi2 = _mm256_add_pd(hi2, x1);
+    }
+    _mm256_storeu_pd(acc.as_mut_ptr(), lo);
+    _mm256_storeu_pd(acc.as_mut_ptr().add(4), hi);
+    _mm256_storeu_pd(acc2.as_mut_ptr(), lo2);
+    _mm256_storeu_pd(acc2.as_mut_ptr().add(4), hi2);
 }
 
 macro_rules! impl_float {
-    ($t:ty, $u:expr, $lim:expr, $name:expr) => {
+    ($t:ty, $u:expr, $lim:expr, $name:expr, $lanes:ident, $lanes_q:ident) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -94,12 +253,64 @@ macro_rules! impl_float {
             fn exp(self) -> Self {
                 <$t>::exp(self)
             }
+            #[inline(always)]
+            unsafe fn linear_lanes_avx(
+                x: &[Self],
+                y: &[Self],
+                c: Self,
+                d: Self,
+                acc: &mut [Self; 8],
+            ) {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the caller guarantees AVX.
+                unsafe {
+                    $lanes(x, y, c, d, acc)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                for (k, (&xk, &yk)) in x.iter().zip(y).enumerate() {
+                    acc[k % 8] += c * xk + d * yk;
+                }
+            }
+            #[inline(always)]
+            unsafe fn linear_q_lanes_avx(
+                x: &[Self],
+                y: &[Self],
+                c: Self,
+                d: Self,
+                acc: &mut [Self; 8],
+                acc2: &mut [Self; 8],
+            ) {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the caller guarantees AVX.
+                unsafe {
+                    $lanes_q(x, y, c, d, acc, acc2)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                for (k, (&xk, &yk)) in x.iter().zip(y).enumerate() {
+                    acc[k % 8] += c * xk + d * yk;
+                    acc2[k % 8] += xk;
+                }
+            }
         }
     };
 }
 
-impl_float!(f32, 5.960_464_477_539_063e-8, 1 << 24, "f32");
-impl_float!(f64, 1.110_223_024_625_156_5e-16, 1 << 53, "f64");
+impl_float!(
+    f32,
+    5.960_464_477_539_063e-8,
+    1 << 24,
+    "f32",
+    linear_lanes_f32,
+    linear_q_lanes_f32
+);
+impl_float!(
+    f64,
+    1.110_223_024_625_156_5e-16,
+    1 << 53,
+    "f64",
+    linear_lanes_f64,
+    linear_q_lanes_f64
+);
 
 #[cfg(test)]
 mod tests {

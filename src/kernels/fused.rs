@@ -31,7 +31,7 @@ use super::batch::{TrajectoryBatch, Windows};
 use super::error::BatchError;
 use super::float::Float;
 use super::simd;
-use super::sum::{lanes_sum, lanes_sum2, sum_by};
+use super::sum::{lanes_sum, lanes_sum2, lanes_sum2_linear_q, lanes_sum_linear, sum_by};
 use crate::objectives::definition::{Definitions, Objective, Reduction};
 use crate::objectives::rtb::BetaPlacement;
 use num_traits::ToPrimitive;
@@ -459,32 +459,54 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
         let Term { a, b } = t1;
         let diff = t1 == (Term { a: one, b: neg });
         // The common terms get closures without multiplications (the products by ±1 and 0
-        // are exact, so the sums are the same bits either way).
+        // are exact, so the sums are the same bits either way). The dispatched loops sum every
+        // term but the general second one by explicit vectors (`linear`: the first term's
+        // coefficients; the second, if any, is then `log q`): `fl(1·q) + fl(−1·p)` is
+        // exactly `fl(q − p)`, so those are the same bits too.
         match t2 {
-            None if diff => {
-                self.run::<N, false, _, _, _>(dense, windows, |q, p| q - p, |_, _| zero, finish)
-            }
+            None if diff => self.run::<N, false, _, _, _>(
+                dense,
+                windows,
+                |q, p| q - p,
+                |_, _| zero,
+                Some(t1),
+                finish,
+            ),
             // The read reference of `bench` (`log q + log p`).
-            None if t1 == (Term { a: one, b: one }) => {
-                self.run::<N, false, _, _, _>(dense, windows, |q, p| q + p, |_, _| zero, finish)
-            }
+            None if t1 == (Term { a: one, b: one }) => self.run::<N, false, _, _, _>(
+                dense,
+                windows,
+                |q, p| q + p,
+                |_, _| zero,
+                Some(t1),
+                finish,
+            ),
             None => self.run::<N, false, _, _, _>(
                 dense,
                 windows,
                 move |q, p| a * q + b * p,
                 |_, _| zero,
+                Some(t1),
                 finish,
             ),
             Some(t2) => {
                 let Term { a: c, b: d } = t2;
                 if t2 == (Term { a: one, b: zero }) && diff {
-                    self.run::<N, true, _, _, _>(dense, windows, |q, p| q - p, |q, _| q, finish)
+                    self.run::<N, true, _, _, _>(
+                        dense,
+                        windows,
+                        |q, p| q - p,
+                        |q, _| q,
+                        Some(t1),
+                        finish,
+                    )
                 } else if t2 == (Term { a: one, b: zero }) {
                     self.run::<N, true, _, _, _>(
                         dense,
                         windows,
                         move |q, p| a * q + b * p,
                         |q, _| q,
+                        Some(t1),
                         finish,
                     )
                 } else {
@@ -493,6 +515,7 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
                         windows,
                         move |q, p| a * q + b * p,
                         move |q, p| c * q + d * p,
+                        None,
                         finish,
                     )
                 }
@@ -502,12 +525,14 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
 }
 
 impl<F: Float> CpuPass<'_, F> {
+    #[allow(clippy::too_many_arguments)]
     fn run<const N: usize, const TWO: bool, Fa, Fb, Fin>(
         &self,
         dense: Option<(&mut DMatrix<F>, usize)>,
         windows: Option<&Windows<F>>,
         f: Fa,
         g: Fb,
+        linear: Option<Term<F>>,
         finish: Fin,
     ) -> Result<([Vec<F>; N], bool), BatchError>
     where
@@ -520,7 +545,7 @@ impl<F: Float> CpuPass<'_, F> {
         // Uninitialised outputs: every row of every output is written below exactly once
         // (zero-filling them first was a second write of each, and its page faults).
         let mut outs: [Vec<F>; N] = std::array::from_fn(|_| Vec::with_capacity(b));
-        let rows = RowSums::new(batch, windows, self.ahead, f, g);
+        let rows = RowSums::new(batch, windows, self.ahead, (f, g), linear, self.level);
         let level = self.level;
         let t = batch.steps();
         let wrote_dense = dense.is_some() && t > 0;
@@ -656,6 +681,13 @@ struct RowSums<'a, F: Float, Fa, Fb> {
     ahead: usize,
     f: Fa,
     g: Fb,
+    /// The first term's coefficients (`f` is then that term), summed by [`lanes_sum_linear`]
+    /// (one term) or [`lanes_sum2_linear_q`] (two: the second, `g`, is then `log q`); `None`:
+    /// the closures.
+    linear: Option<Term<F>>,
+    /// Whether [`lanes_sum_linear`] may use explicit AVX vectors (a dispatched loop on a CPU
+    /// with AVX).
+    wide: bool,
 }
 
 impl<'a, F: Float, Fa, Fb> RowSums<'a, F, Fa, Fb> {
@@ -663,8 +695,9 @@ impl<'a, F: Float, Fa, Fb> RowSums<'a, F, Fa, Fb> {
         batch: &'a TrajectoryBatch<F>,
         windows: Option<&'a Windows<F>>,
         ahead: usize,
-        f: Fa,
-        g: Fb,
+        (f, g): (Fa, Fb),
+        linear: Option<Term<F>>,
+        level: Level,
     ) -> Self {
         Self {
             q: batch.log_q().as_slice(),
@@ -675,6 +708,8 @@ impl<'a, F: Float, Fa, Fb> RowSums<'a, F, Fa, Fb> {
             ahead,
             f,
             g,
+            linear,
+            wide: level == Level::Dispatched && simd::has_avx(),
         }
     }
 }
@@ -713,6 +748,8 @@ where
             ahead,
             f,
             g,
+            linear,
+            wide,
         } = self.rows;
         let mut outs = self.outs;
         let mut dense = DenseColumns::new(self.dense, self.stores);
@@ -732,10 +769,11 @@ where
                 [F::ZERO; N]
             } else {
                 let (a, b) = (&q[i * t + s..i * t + e], &p[i * t + s..i * t + e]);
-                let (x, y) = if TWO {
-                    lanes_sum2(a, b, f, g)
-                } else {
-                    (lanes_sum(a, b, f), F::ZERO)
+                let (x, y) = match linear {
+                    Some(Term { a: c, b: d }) if TWO => lanes_sum2_linear_q(a, b, c, d, wide),
+                    None if TWO => lanes_sum2(a, b, f, g),
+                    Some(Term { a: c, b: d }) => (lanes_sum_linear(a, b, c, d, wide), F::ZERO),
+                    None => (lanes_sum(a, b, f), F::ZERO),
                 };
                 (self.finish)(i, x, y)
             };

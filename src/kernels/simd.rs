@@ -162,6 +162,11 @@ pub(crate) fn dispatch_for<T: Task>(bytes: usize, task: T) -> T::Output {
     }
 }
 
+/// Whether the dispatched loops may use AVX (256-bit) vectors: the level is AVX2 or AVX-512.
+pub(crate) fn has_avx() -> bool {
+    isa() != Isa::Baseline
+}
+
 /// The instruction set the loops over elements of `bytes` bytes run with (see
 /// [`dispatch_for`]).
 pub fn level_for(bytes: usize) -> &'static str {

@@ -132,6 +132,28 @@ fn block_sum2<F: Float>(
     (combine(acc), combine(acc2))
 }
 
+/// `Σ_t (c·a[t] + d·b[t])` over one block, as [`block_sum`] with `f = |x, y| c·x + d·y`, its
+/// whole chunks of eight by explicit 256-bit vectors ([`Float::linear_lanes_avx`]): the
+/// vectoriser turned that closure's two products into pair loads and shuffles (four times
+/// the instructions of the subtraction's loop; `perf annotate` of Trust-PCL). The vectors add
+/// lane `j`'s terms in the same order with the same roundings (no FMA), so the sum is
+/// bit-identical to [`block_sum`]'s (test: `fused::tests::dispatched_phase1_equals_the_
+/// baseline_bit_for_bit`, whose baseline runs the scalar loop).
+///
+/// # Safety
+/// The CPU must have AVX.
+#[inline(always)]
+unsafe fn block_sum_linear<F: Float>(a: &[F], b: &[F], c: F, d: F) -> F {
+    let mut acc = [F::ZERO; LANES];
+    let whole = a.len() / LANES * LANES;
+    // SAFETY: the caller checked AVX; both slices hold `whole` elements.
+    unsafe { F::linear_lanes_avx(&a[..whole], &b[..whole], c, d, &mut acc) };
+    for j in 0..a.len() - whole {
+        acc[j] += c * a[whole + j] + d * b[whole + j];
+    }
+    combine(acc)
+}
+
 /// `Σ_t f(a[t], b[t])` over two equally long slices, by pairwise summation: blocks of
 /// [`BLOCK`] terms by eight lanes, a balanced tree above them.
 ///
@@ -140,25 +162,126 @@ fn block_sum2<F: Float>(
 /// ([`super::simd`]); a recursive function would be compiled once, for the baseline.
 #[inline(always)]
 pub fn lanes_sum<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F + Copy) -> F {
+    by_blocks(a, b, Closure(f))
+}
+
+/// [`lanes_sum`] of `c·a[t] + d·b[t]`, bit for bit, with explicit vectors where `wide`
+/// (the CPU has AVX and the caller runs a dispatched loop), else the scalar loop.
+#[inline(always)]
+pub(crate) fn lanes_sum_linear<F: Float>(a: &[F], b: &[F], c: F, d: F, wide: bool) -> F {
+    if wide {
+        by_blocks(a, b, Linear { c, d })
+    } else {
+        lanes_sum(a, b, move |x, y| c * x + d * y)
+    }
+}
+
+/// How one block is summed (a trait rather than a closure so that the block's loop is
+/// `#[inline(always)]` into the dispatched callers: a closure was compiled apart, for the
+/// baseline).
+trait Block<F: Float>: Copy {
+    fn sum(self, a: &[F], b: &[F]) -> F;
+}
+
+/// [`block_sum`] of a closure.
+#[derive(Clone, Copy)]
+struct Closure<G>(G);
+
+impl<F: Float, G: Fn(F, F) -> F + Copy> Block<F> for Closure<G> {
+    #[inline(always)]
+    fn sum(self, a: &[F], b: &[F]) -> F {
+        block_sum(a, b, self.0)
+    }
+}
+
+/// [`block_sum_linear`]; built only where the CPU has AVX ([`lanes_sum_linear`]'s `wide`).
+#[derive(Clone, Copy)]
+struct Linear<F> {
+    c: F,
+    d: F,
+}
+
+impl<F: Float> Block<F> for Linear<F> {
+    #[inline(always)]
+    fn sum(self, a: &[F], b: &[F]) -> F {
+        // SAFETY: `Linear` is built only where the CPU has AVX (`simd::has_avx`).
+        unsafe { block_sum_linear(a, b, self.c, self.d) }
+    }
+}
+
+/// The pairwise tree of [`lanes_sum`] over the sums of its blocks.
+#[inline(always)]
+fn by_blocks<F: Float>(a: &[F], b: &[F], block: impl Block<F>) -> F {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len();
     if n <= BLOCK {
-        return block_sum(a, b, f);
+        return block.sum(a, b);
     }
     let blocks = n.div_ceil(BLOCK);
     if blocks > MAX_LEAVES {
-        return lanes_sum_split(a, b, f);
+        return by_blocks_split(a, b, block);
     }
     let mut leaves = [F::ZERO; MAX_LEAVES];
     for (k, (x, y)) in a.chunks(BLOCK).zip(b.chunks(BLOCK)).enumerate() {
-        leaves[k] = block_sum(x, y, f);
+        leaves[k] = block.sum(x, y);
     }
     tree(&leaves[..blocks])
 }
 
-fn lanes_sum_split<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F + Copy) -> F {
+fn by_blocks_split<F: Float>(a: &[F], b: &[F], block: impl Block<F>) -> F {
     let (l, _) = split(a.len());
-    lanes_sum(&a[..l], &b[..l], f) + lanes_sum(&a[l..], &b[l..], f)
+    by_blocks(&a[..l], &b[..l], block) + by_blocks(&a[l..], &b[l..], block)
+}
+
+/// Both sums of [`block_sum2`] with `f = |x, y| c·x + d·y` and `g = |x, _| x`, the whole
+/// chunks by explicit vectors ([`Float::linear_q_lanes_avx`]), bit for bit.
+///
+/// # Safety
+/// The CPU must have AVX.
+#[inline(always)]
+unsafe fn block_sum2_linear_q<F: Float>(a: &[F], b: &[F], c: F, d: F) -> (F, F) {
+    let mut acc = [F::ZERO; LANES];
+    let mut acc2 = [F::ZERO; LANES];
+    let whole = a.len() / LANES * LANES;
+    // SAFETY: the caller checked AVX; both slices hold `whole` elements.
+    unsafe { F::linear_q_lanes_avx(&a[..whole], &b[..whole], c, d, &mut acc, &mut acc2) };
+    for j in 0..a.len() - whole {
+        acc[j] += c * a[whole + j] + d * b[whole + j];
+        acc2[j] += a[whole + j];
+    }
+    (combine(acc), combine(acc2))
+}
+
+/// [`lanes_sum2`] of `c·a[t] + d·b[t]` and `a[t]`, bit for bit, with explicit vectors where
+/// `wide` (see [`lanes_sum_linear`]).
+#[inline(always)]
+pub(crate) fn lanes_sum2_linear_q<F: Float>(a: &[F], b: &[F], c: F, d: F, wide: bool) -> (F, F) {
+    if !wide {
+        return lanes_sum2(a, b, move |x, y| c * x + d * y, |x, _| x);
+    }
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len();
+    // SAFETY (every call below): `wide` is set only where the CPU has AVX.
+    if n <= BLOCK {
+        return unsafe { block_sum2_linear_q(a, b, c, d) };
+    }
+    let blocks = n.div_ceil(BLOCK);
+    if blocks > MAX_LEAVES {
+        return lanes_sum2_linear_q_split(a, b, c, d);
+    }
+    let mut leaves = [F::ZERO; MAX_LEAVES];
+    let mut leaves2 = [F::ZERO; MAX_LEAVES];
+    for (k, (x, y)) in a.chunks(BLOCK).zip(b.chunks(BLOCK)).enumerate() {
+        (leaves[k], leaves2[k]) = unsafe { block_sum2_linear_q(x, y, c, d) };
+    }
+    (tree(&leaves[..blocks]), tree(&leaves2[..blocks]))
+}
+
+fn lanes_sum2_linear_q_split<F: Float>(a: &[F], b: &[F], c: F, d: F) -> (F, F) {
+    let (l, _) = split(a.len());
+    let (x0, y0) = lanes_sum2_linear_q(&a[..l], &b[..l], c, d, true);
+    let (x1, y1) = lanes_sum2_linear_q(&a[l..], &b[l..], c, d, true);
+    (x0 + x1, y0 + y1)
 }
 
 /// Two sums `(Σ f(a,b), Σ g(a,b))` over the same slices in one read, each summed exactly as
