@@ -89,7 +89,7 @@ pub trait Float:
 #[inline]
 unsafe fn linear_lanes_f32(x: &[f32], y: &[f32], c: f32, d: f32, acc: &mut [f32; 8]) {
     use std::arch::x86_64::*;
-    debug_assert!(x.len() == y.len() && x.len() % 8 == 0);
+    debug_assert!(x.len() == y.len() && x.len().is_multiple_of(8));
     let (vc, vd) = (_mm256_set1_ps(c), _mm256_set1_ps(d));
     let mut s = _mm256_loadu_ps(acc.as_ptr());
     for (xs, ys) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
@@ -112,7 +112,7 @@ unsafe fn linear_lanes_f32(x: &[f32], y: &[f32], c: f32, d: f32, acc: &mut [f32;
 #[inline]
 unsafe fn linear_lanes_f64(x: &[f64], y: &[f64], c: f64, d: f64, acc: &mut [f64; 8]) {
     use std::arch::x86_64::*;
-    debug_assert!(x.len() == y.len() && x.len() % 8 == 0);
+    debug_assert!(x.len() == y.len() && x.len().is_multiple_of(8));
     let (vc, vd) = (_mm256_set1_pd(c), _mm256_set1_pd(d));
     let mut lo = _mm256_loadu_pd(acc.as_ptr());
     let mut hi = _mm256_loadu_pd(acc.as_ptr().add(4));
@@ -152,7 +152,7 @@ unsafe fn linear_q_lanes_f32(
     acc2: &mut [f32; 8],
 ) {
     use std::arch::x86_64::*;
-    debug_assert!(x.len() == y.len() && x.len() % 8 == 0);
+    debug_assert!(x.len() == y.len() && x.len().is_multiple_of(8));
     let (vc, vd) = (_mm256_set1_ps(c), _mm256_set1_ps(d));
     let mut s = _mm256_loadu_ps(acc.as_ptr());
     let mut s2 = _mm256_loadu_ps(acc2.as_ptr());
@@ -184,7 +184,7 @@ unsafe fn linear_q_lanes_f64(
     acc2: &mut [f64; 8],
 ) {
     use std::arch::x86_64::*;
-    debug_assert!(x.len() == y.len() && x.len() % 8 == 0);
+    debug_assert!(x.len() == y.len() && x.len().is_multiple_of(8));
     let (vc, vd) = (_mm256_set1_pd(c), _mm256_set1_pd(d));
     let (mut lo, mut hi) = (
         _mm256_loadu_pd(acc.as_ptr()),
