@@ -77,12 +77,24 @@ impl VarNames for IndexNames {
 
 /// A monomial: variables with positive exponents, sorted by variable. Monomials are ordered
 /// by total degree (highest first), then lexicographically, so rendered forms read naturally.
+/// The total degree is kept beside the factors (it is a function of them, so the derived
+/// equality and hash are unchanged): `Poly`'s map recomputed it on every key comparison
+/// (`Monomial::cmp` was 35 % of the 100-edge chain's profile, 8 % at 440 edges).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct Monomial(Vec<(Var, u32)>);
+pub struct Monomial {
+    factors: Vec<(Var, u32)>,
+    degree: u32,
+}
 
 impl Monomial {
+    /// The monomial of sorted factors with positive exponents.
+    fn from_factors(factors: Vec<(Var, u32)>) -> Self {
+        let degree = factors.iter().map(|(_, e)| e).sum();
+        Self { factors, degree }
+    }
+
     fn degree(&self) -> u32 {
-        self.0.iter().map(|(_, e)| e).sum()
+        self.degree
     }
 }
 
@@ -91,7 +103,7 @@ impl Ord for Monomial {
         other.degree().cmp(&self.degree()).then_with(|| {
             // Graded lex: at the first difference, the monomial with the earlier variable
             // or the higher exponent of the same variable comes first.
-            for ((va, ea), (vb, eb)) in self.0.iter().zip(&other.0) {
+            for ((va, ea), (vb, eb)) in self.factors.iter().zip(&other.factors) {
                 let by_var = va.cmp(vb);
                 if by_var != std::cmp::Ordering::Equal {
                     return by_var;
@@ -100,7 +112,7 @@ impl Ord for Monomial {
                     return eb.cmp(ea);
                 }
             }
-            other.0.len().cmp(&self.0.len())
+            other.factors.len().cmp(&self.factors.len())
         })
     }
 }
@@ -114,23 +126,26 @@ impl PartialOrd for Monomial {
 impl Monomial {
     /// The monomial `1`.
     pub fn one() -> Self {
-        Self(Vec::new())
+        Self::default()
     }
 
     /// The monomial of a single variable.
     pub fn var(v: Var) -> Self {
-        Self(vec![(v, 1)])
+        Self {
+            factors: vec![(v, 1)],
+            degree: 1,
+        }
     }
 
     /// The variables and exponents.
     pub fn factors(&self) -> &[(Var, u32)] {
-        &self.0
+        &self.factors
     }
 
     /// The product of two monomials.
     pub fn mul(&self, other: &Self) -> Self {
         // Both factor lists are sorted by variable: merge them.
-        let (a, b) = (&self.0, &other.0);
+        let (a, b) = (&self.factors, &other.factors);
         let mut out = Vec::with_capacity(a.len() + b.len());
         let (mut i, mut j) = (0, 0);
         while i < a.len() && j < b.len() {
@@ -152,21 +167,33 @@ impl Monomial {
         }
         out.extend_from_slice(&a[i..]);
         out.extend_from_slice(&b[j..]);
-        Self(out)
+        Self {
+            factors: out,
+            degree: self.degree + other.degree,
+        }
     }
 
     /// The exponent of `v` (0 when absent).
     pub fn exponent(&self, v: &Var) -> u32 {
-        self.0.iter().find(|(w, _)| w == v).map_or(0, |(_, e)| *e)
+        self.factors
+            .iter()
+            .find(|(w, _)| w == v)
+            .map_or(0, |(_, e)| *e)
     }
 
     fn without(&self, v: &Var) -> Self {
-        Self(self.0.iter().filter(|(w, _)| w != v).cloned().collect())
+        Self::from_factors(
+            self.factors
+                .iter()
+                .filter(|(w, _)| w != v)
+                .cloned()
+                .collect(),
+        )
     }
 
     /// Total degree in log atoms.
     pub fn atom_degree(&self) -> u32 {
-        self.0
+        self.factors
             .iter()
             .filter(|(v, _)| v.is_atom())
             .map(|(_, e)| e)
@@ -175,8 +202,8 @@ impl Monomial {
 
     /// The part of the monomial made of symbols (atoms removed).
     pub fn symbol_part(&self) -> Self {
-        Self(
-            self.0
+        Self::from_factors(
+            self.factors
                 .iter()
                 .filter(|(v, _)| !v.is_atom())
                 .cloned()
@@ -185,7 +212,7 @@ impl Monomial {
     }
 
     fn render(&self, names: &dyn VarNames) -> String {
-        self.0
+        self.factors
             .iter()
             .map(|(v, e)| {
                 if *e == 1 {
@@ -405,7 +432,7 @@ impl Poly {
             }
             let rest = m.without(v);
             let lowered = if e > 1 {
-                rest.mul(&Monomial(vec![(v.clone(), e - 1)]))
+                rest.mul(&Monomial::from_factors(vec![(v.clone(), e - 1)]))
             } else {
                 rest
             };
@@ -449,7 +476,7 @@ impl Poly {
                 }
             }
             let mut rest = Poly::zero();
-            rest.add_term(Monomial(kept), Rational::one());
+            rest.add_term(Monomial::from_factors(kept), Rational::one());
             out.add_assign(&product.mul(&rest));
         }
         out
@@ -526,6 +553,46 @@ mod tests {
         let mut changed = terms.clone();
         changed[7] = changed[7].add(&atom(2));
         assert_ne!(Poly::sum(&changed), pairwise);
+    }
+
+    #[test]
+    fn the_cached_degree_is_the_sum_of_the_exponents() {
+        let a = Poly::var(Var::Atom(2u32.into()));
+        let z = Poly::var(Var::LogZ);
+        let l = Poly::var(Var::LogQ(4));
+        let p = z
+            .mul(&z)
+            .mul(&a)
+            .add(&l.mul(&a))
+            .add(&z)
+            .add(&Poly::constant(q(3, 1)));
+        let built = [
+            p.clone(),
+            p.mul(&p),
+            p.derivative(&Var::LogZ),
+            p.substitute(&Var::LogZ, &l),
+            p.substitute_all(&|v| matches!(v, Var::LogQ(_)).then(|| z.clone())),
+        ];
+        for poly in &built {
+            for m in poly.terms().keys() {
+                let sum: u32 = m.factors().iter().map(|(_, e)| e).sum();
+                assert_eq!(m.degree(), sum, "{m:?}");
+                assert_eq!(m.symbol_part().degree(), sum - m.atom_degree());
+            }
+        }
+        // Graded order: higher total degree first.
+        let degrees: Vec<_> = p.terms().keys().map(Monomial::degree).collect();
+        assert_eq!(degrees, vec![3, 2, 1, 0]);
+        // Negative control: a wrong cached degree would sort the monomial elsewhere.
+        let wrong = Monomial {
+            factors: vec![(Var::LogZ, 1)],
+            degree: 5,
+        };
+        assert_eq!(
+            wrong.cmp(&Monomial::var(Var::LogZ)),
+            std::cmp::Ordering::Less
+        );
+        assert_ne!(wrong, Monomial::var(Var::LogZ));
     }
 
     #[test]
