@@ -685,8 +685,8 @@ struct RowSums<'a, F: Float, Fa, Fb> {
     /// (one term) or [`lanes_sum2_linear_q`] (two: the second, `g`, is then `log q`); `None`:
     /// the closures.
     linear: Option<Term<F>>,
-    /// Whether [`lanes_sum_linear`] may use explicit AVX vectors (a dispatched loop on a CPU
-    /// with AVX).
+    /// Whether [`lanes_sum_linear`] may use explicit AVX vectors (a dispatched loop over full
+    /// rows on a CPU with AVX).
     wide: bool,
 }
 
@@ -709,7 +709,10 @@ impl<'a, F: Float, Fa, Fb> RowSums<'a, F, Fa, Fb> {
             f,
             g,
             linear,
-            wide: level == Level::Dispatched && simd::has_avx(),
+            // Full rows only: around the short windows the vectoriser's masked remainders
+            // beat the explicit loop's scalar ones (SubTB per-trajectory 2.44 against 3.02 ms,
+            // f32, B = 65536, best of 11 alternated runs; docs/performance.md, session 7).
+            wide: level == Level::Dispatched && simd::has_avx() && windows.is_none(),
         }
     }
 }
@@ -769,11 +772,17 @@ where
                 [F::ZERO; N]
             } else {
                 let (a, b) = (&q[i * t + s..i * t + e], &p[i * t + s..i * t + e]);
+                // The explicit vectors where they apply, else the closures (the scalar
+                // loop's own form of the term: `q − p` without products).
                 let (x, y) = match linear {
-                    Some(Term { a: c, b: d }) if TWO => lanes_sum2_linear_q(a, b, c, d, wide),
-                    None if TWO => lanes_sum2(a, b, f, g),
-                    Some(Term { a: c, b: d }) => (lanes_sum_linear(a, b, c, d, wide), F::ZERO),
-                    None => (lanes_sum(a, b, f), F::ZERO),
+                    Some(Term { a: c, b: d }) if wide && TWO => {
+                        lanes_sum2_linear_q(a, b, c, d, true)
+                    }
+                    Some(Term { a: c, b: d }) if wide => {
+                        (lanes_sum_linear(a, b, c, d, true), F::ZERO)
+                    }
+                    _ if TWO => lanes_sum2(a, b, f, g),
+                    _ => (lanes_sum(a, b, f), F::ZERO),
                 };
                 (self.finish)(i, x, y)
             };
