@@ -7,6 +7,7 @@
 //! term goes through; for a sum computed this way, `|ŝ − s| ≤ γ_depth · Σ|x_i|` with
 //! `γ_k = k u / (1 − k u)` (Higham, *Accuracy and Stability of Numerical Algorithms*, §4.2).
 use super::float::Float;
+use super::simd::has_avx;
 
 /// Number of interleaved lanes.
 pub const LANES: usize = 8;
@@ -169,7 +170,8 @@ pub fn lanes_sum<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F + Copy) -> F 
 /// (the CPU has AVX and the caller runs a dispatched loop), else the scalar loop.
 #[inline(always)]
 pub(crate) fn lanes_sum_linear<F: Float>(a: &[F], b: &[F], c: F, d: F, wide: bool) -> F {
-    if wide {
+    // The CPU is asked too, so that no caller's flag can reach AVX code on a CPU without it.
+    if wide && has_avx() {
         by_blocks(a, b, Linear { c, d })
     } else {
         lanes_sum(a, b, move |x, y| c * x + d * y)
@@ -194,7 +196,7 @@ impl<F: Float, G: Fn(F, F) -> F + Copy> Block<F> for Closure<G> {
     }
 }
 
-/// [`block_sum_linear`]; built only where the CPU has AVX ([`lanes_sum_linear`]'s `wide`).
+/// [`block_sum_linear`]; built only where the CPU has AVX ([`lanes_sum_linear`] checks).
 #[derive(Clone, Copy)]
 struct Linear<F> {
     c: F,
@@ -204,7 +206,8 @@ struct Linear<F> {
 impl<F: Float> Block<F> for Linear<F> {
     #[inline(always)]
     fn sum(self, a: &[F], b: &[F]) -> F {
-        // SAFETY: `Linear` is built only where the CPU has AVX (`simd::has_avx`).
+        // SAFETY: `Linear` is built only where the CPU has AVX (`has_avx`, checked by
+        // `lanes_sum_linear`).
         unsafe { block_sum_linear(a, b, self.c, self.d) }
     }
 }
@@ -256,12 +259,12 @@ unsafe fn block_sum2_linear_q<F: Float>(a: &[F], b: &[F], c: F, d: F) -> (F, F) 
 /// `wide` (see [`lanes_sum_linear`]).
 #[inline(always)]
 pub(crate) fn lanes_sum2_linear_q<F: Float>(a: &[F], b: &[F], c: F, d: F, wide: bool) -> (F, F) {
-    if !wide {
+    if !(wide && has_avx()) {
         return lanes_sum2(a, b, move |x, y| c * x + d * y, |x, _| x);
     }
     debug_assert_eq!(a.len(), b.len());
     let n = a.len();
-    // SAFETY (every call below): `wide` is set only where the CPU has AVX.
+    // SAFETY (every call below): the CPU has AVX (checked above).
     if n <= BLOCK {
         return unsafe { block_sum2_linear_q(a, b, c, d) };
     }
