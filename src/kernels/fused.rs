@@ -775,12 +775,8 @@ where
                 // The explicit vectors where they apply, else the closures (the scalar
                 // loop's own form of the term: `q − p` without products).
                 let (x, y) = match linear {
-                    Some(Term { a: c, b: d }) if wide && TWO => {
-                        lanes_sum2_linear_q(a, b, c, d, true)
-                    }
-                    Some(Term { a: c, b: d }) if wide => {
-                        (lanes_sum_linear(a, b, c, d, true), F::ZERO)
-                    }
+                    Some(Term { a: c, b: d }) if wide && TWO => lanes_sum2_linear_q(a, b, c, d),
+                    Some(Term { a: c, b: d }) if wide => (lanes_sum_linear(a, b, c, d), F::ZERO),
                     _ if TWO => lanes_sum2(a, b, f, g),
                     _ => (lanes_sum(a, b, f), F::ZERO),
                 };

@@ -166,12 +166,12 @@ pub fn lanes_sum<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F + Copy) -> F 
     by_blocks(a, b, Closure(f))
 }
 
-/// [`lanes_sum`] of `c·a[t] + d·b[t]`, bit for bit, with explicit vectors where `wide`
-/// (the CPU has AVX and the caller runs a dispatched loop), else the scalar loop.
+/// [`lanes_sum`] of `c·a[t] + d·b[t]`, bit for bit, by explicit vectors where the CPU has
+/// AVX. The caller (`fused::RowTask`) decides where the vectors pay; this function asks the
+/// CPU itself so that no caller can reach AVX code on a CPU without it.
 #[inline(always)]
-pub(crate) fn lanes_sum_linear<F: Float>(a: &[F], b: &[F], c: F, d: F, wide: bool) -> F {
-    // The CPU is asked too, so that no caller's flag can reach AVX code on a CPU without it.
-    if wide && has_avx() {
+pub(crate) fn lanes_sum_linear<F: Float>(a: &[F], b: &[F], c: F, d: F) -> F {
+    if has_avx() {
         by_blocks(a, b, Linear { c, d })
     } else {
         lanes_sum(a, b, move |x, y| c * x + d * y)
@@ -255,35 +255,73 @@ unsafe fn block_sum2_linear_q<F: Float>(a: &[F], b: &[F], c: F, d: F) -> (F, F) 
     (combine(acc), combine(acc2))
 }
 
-/// [`lanes_sum2`] of `c·a[t] + d·b[t]` and `a[t]`, bit for bit, with explicit vectors where
-/// `wide` (see [`lanes_sum_linear`]).
+/// [`lanes_sum2`] of `c·a[t] + d·b[t]` and `a[t]`, bit for bit, by explicit vectors where
+/// the CPU has AVX (see [`lanes_sum_linear`]).
 #[inline(always)]
-pub(crate) fn lanes_sum2_linear_q<F: Float>(a: &[F], b: &[F], c: F, d: F, wide: bool) -> (F, F) {
-    if !(wide && has_avx()) {
-        return lanes_sum2(a, b, move |x, y| c * x + d * y, |x, _| x);
+pub(crate) fn lanes_sum2_linear_q<F: Float>(a: &[F], b: &[F], c: F, d: F) -> (F, F) {
+    if has_avx() {
+        by_blocks2(a, b, LinearQ { c, d })
+    } else {
+        lanes_sum2(a, b, move |x, y| c * x + d * y, |x, _| x)
     }
+}
+
+/// How one block's two sums are summed ([`Block`] for [`lanes_sum2`]).
+trait Block2<F: Float>: Copy {
+    fn sum2(self, a: &[F], b: &[F]) -> (F, F);
+}
+
+/// [`block_sum2`] of two closures.
+#[derive(Clone, Copy)]
+struct Closures<G, H>(G, H);
+
+impl<F: Float, G: Fn(F, F) -> F + Copy, H: Fn(F, F) -> F + Copy> Block2<F> for Closures<G, H> {
+    #[inline(always)]
+    fn sum2(self, a: &[F], b: &[F]) -> (F, F) {
+        block_sum2(a, b, self.0, self.1)
+    }
+}
+
+/// [`block_sum2_linear_q`]; built only where the CPU has AVX ([`lanes_sum2_linear_q`] checks).
+#[derive(Clone, Copy)]
+struct LinearQ<F> {
+    c: F,
+    d: F,
+}
+
+impl<F: Float> Block2<F> for LinearQ<F> {
+    #[inline(always)]
+    fn sum2(self, a: &[F], b: &[F]) -> (F, F) {
+        // SAFETY: `LinearQ` is built only where the CPU has AVX (`has_avx`, checked by
+        // `lanes_sum2_linear_q`).
+        unsafe { block_sum2_linear_q(a, b, self.c, self.d) }
+    }
+}
+
+/// [`by_blocks`] for two sums: each follows the same tree.
+#[inline(always)]
+fn by_blocks2<F: Float>(a: &[F], b: &[F], block: impl Block2<F>) -> (F, F) {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len();
-    // SAFETY (every call below): the CPU has AVX (checked above).
     if n <= BLOCK {
-        return unsafe { block_sum2_linear_q(a, b, c, d) };
+        return block.sum2(a, b);
     }
     let blocks = n.div_ceil(BLOCK);
     if blocks > MAX_LEAVES {
-        return lanes_sum2_linear_q_split(a, b, c, d);
+        return by_blocks2_split(a, b, block);
     }
     let mut leaves = [F::ZERO; MAX_LEAVES];
     let mut leaves2 = [F::ZERO; MAX_LEAVES];
     for (k, (x, y)) in a.chunks(BLOCK).zip(b.chunks(BLOCK)).enumerate() {
-        (leaves[k], leaves2[k]) = unsafe { block_sum2_linear_q(x, y, c, d) };
+        (leaves[k], leaves2[k]) = block.sum2(x, y);
     }
     (tree(&leaves[..blocks]), tree(&leaves2[..blocks]))
 }
 
-fn lanes_sum2_linear_q_split<F: Float>(a: &[F], b: &[F], c: F, d: F) -> (F, F) {
+fn by_blocks2_split<F: Float>(a: &[F], b: &[F], block: impl Block2<F>) -> (F, F) {
     let (l, _) = split(a.len());
-    let (x0, y0) = lanes_sum2_linear_q(&a[..l], &b[..l], c, d, true);
-    let (x1, y1) = lanes_sum2_linear_q(&a[l..], &b[l..], c, d, true);
+    let (x0, y0) = by_blocks2(&a[..l], &b[..l], block);
+    let (x1, y1) = by_blocks2(&a[l..], &b[l..], block);
     (x0 + x1, y0 + y1)
 }
 
@@ -296,33 +334,7 @@ pub fn lanes_sum2<F: Float>(
     f: impl Fn(F, F) -> F + Copy,
     g: impl Fn(F, F) -> F + Copy,
 ) -> (F, F) {
-    debug_assert_eq!(a.len(), b.len());
-    let n = a.len();
-    if n <= BLOCK {
-        return block_sum2(a, b, f, g);
-    }
-    let blocks = n.div_ceil(BLOCK);
-    if blocks > MAX_LEAVES {
-        return lanes_sum2_split(a, b, f, g);
-    }
-    let mut leaves = [F::ZERO; MAX_LEAVES];
-    let mut leaves2 = [F::ZERO; MAX_LEAVES];
-    for (k, (x, y)) in a.chunks(BLOCK).zip(b.chunks(BLOCK)).enumerate() {
-        (leaves[k], leaves2[k]) = block_sum2(x, y, f, g);
-    }
-    (tree(&leaves[..blocks]), tree(&leaves2[..blocks]))
-}
-
-fn lanes_sum2_split<F: Float>(
-    a: &[F],
-    b: &[F],
-    f: impl Fn(F, F) -> F + Copy,
-    g: impl Fn(F, F) -> F + Copy,
-) -> (F, F) {
-    let (l, _) = split(a.len());
-    let (x0, y0) = lanes_sum2(&a[..l], &b[..l], f, g);
-    let (x1, y1) = lanes_sum2(&a[l..], &b[l..], f, g);
-    (x0 + x1, y0 + y1)
+    by_blocks2(a, b, Closures(f, g))
 }
 
 /// `Σ_{i<n} f(i)` by the same pairwise scheme (used over the batch dimension).
