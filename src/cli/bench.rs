@@ -130,7 +130,8 @@ pub fn run(args: &BenchArgs) -> u8 {
         print_table(report);
     }
     println!(
-        "every kernel's % of its floor (per-trajectory: read reference; dense: copy reference):"
+        "every kernel's % of its floor (per-trajectory: read reference; dense: copy reference; \
+         the windowed kernels: the same references over the windows' lines):"
     );
     println!(
         "{:<16} {:<15} {:>9} {:>9}",

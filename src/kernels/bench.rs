@@ -18,6 +18,15 @@
 //! second buffer (`4·B·T·s` bytes: read + write). A per-trajectory kernel only reads, so its
 //! floor is the read reference; a dense kernel reads and writes, so its floor is the copy
 //! reference. "Of floor" = the kernel's GB/s over its floor's GB/s from the same run.
+//!
+//! The windowed kernels read only their windows' lines, at a different offset in every row;
+//! the hardware fetches about the whole row anyway, so the contiguous floors' GB/s over the
+//! windows' bytes is out of reach. They are held to the same references over the same lines:
+//! the **windowed read reference** sums every input element inside the windows (the faster of
+//! a plain loop, [`parallel_read_windows`], and the row pass over the windows,
+//! [`parallel_read_rows_in`]), the **windowed copy reference** writes each row's `q + p`
+//! inside its window and zeros around it ([`parallel_copy_windows`]: the windows read, whole
+//! rows written). Their fractions of the contiguous floors are reported beside.
 use std::time::Instant;
 
 use nalgebra::DMatrix;
@@ -47,7 +56,8 @@ pub struct Measurement {
     pub bytes: f64,
     /// `bytes / median_seconds / 1e9`.
     pub gbps: f64,
-    /// `read` or `copy`: the reference this row is held to.
+    /// The reference this row is held to: `read` or `copy`, or for the windowed kernels
+    /// `read-win` or `copy-win` (the same references over the windows' lines).
     pub floor: &'static str,
     /// This row's GB/s over its floor's GB/s from the same run.
     pub fraction_of_floor: f64,
@@ -76,6 +86,10 @@ pub struct BenchReport {
     pub copy_gbps: f64,
     /// The read reference's GB/s.
     pub read_gbps: f64,
+    /// The windowed read reference's GB/s (the windows' lines only).
+    pub read_windows_gbps: f64,
+    /// The windowed copy reference's GB/s (the windows' lines read, whole rows written).
+    pub copy_windows_gbps: f64,
     /// Every measurement, references first.
     pub measurements: Vec<Measurement>,
 }
@@ -127,15 +141,143 @@ pub fn parallel_read_rows<F: Float>(
     batch: &TrajectoryBatch<F>,
     repeats: usize,
 ) -> Result<f64, BatchError> {
+    parallel_read_rows_in(batch, None, repeats)
+}
+
+/// [`parallel_read_rows`] over the windows only where `windows` is given.
+pub fn parallel_read_rows_in<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    windows: Option<&Windows<F>>,
+    repeats: usize,
+) -> Result<f64, BatchError> {
     let both = Term {
         a: F::ONE,
         b: F::ONE,
     };
-    cpu_row_sums_at(batch, None, both, None, Level::Dispatched)?;
+    cpu_row_sums_at(batch, windows, both, None, Level::Dispatched)?;
     Ok(median_seconds(repeats, || {
         // Checked just above: the same inputs cannot fail here.
-        let _ = std::hint::black_box(cpu_row_sums_at(batch, None, both, None, Level::Dispatched));
+        let _ = std::hint::black_box(cpu_row_sums_at(
+            batch,
+            windows,
+            both,
+            None,
+            Level::Dispatched,
+        ));
     }))
+}
+
+/// Rows per parallel task in the windowed references (as the kernels' row pass).
+const REFERENCE_ROWS: usize = 256;
+
+/// The windowed read reference's loop: the sum of every input element inside the windows of
+/// rows `first..first + len` (the lines the windowed kernels read, nothing else).
+struct WindowReadTask<'a, F> {
+    q: &'a [F],
+    p: &'a [F],
+    t: usize,
+    start: &'a [usize],
+    end: &'a [usize],
+}
+
+impl<F: Float> simd::Task for WindowReadTask<'_, F> {
+    type Output = F;
+    #[inline(always)]
+    fn run(self) -> F {
+        let mut total = F::ZERO;
+        for (i, (&s, &e)) in self.start.iter().zip(self.end).enumerate() {
+            let (a, b) = (i * self.t + s, i * self.t + e);
+            total += super::sum::lanes_sum(&self.q[a..b], &self.p[a..b], |x, y| x + y);
+        }
+        total
+    }
+}
+
+/// The windowed read reference: [`parallel_read`] over the windows only, in chunks of rows.
+pub fn parallel_read_windows<F: Float>(batch: &TrajectoryBatch<F>, windows: &Windows<F>) -> F {
+    let t = batch.steps();
+    let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
+    let rows = t * REFERENCE_ROWS;
+    q.par_chunks(rows.max(1))
+        .zip(p.par_chunks(rows.max(1)))
+        .enumerate()
+        .map(|(c, (q, p))| {
+            let first = c * REFERENCE_ROWS;
+            let last = first + q.len() / t.max(1);
+            simd::dispatch_for(
+                F::BYTES,
+                WindowReadTask {
+                    q,
+                    p,
+                    t,
+                    start: &windows.start()[first..last],
+                    end: &windows.end()[first..last],
+                },
+            )
+        })
+        .sum()
+}
+
+/// The windowed copy reference's loop: each row of `dst` gets `q + p` inside its window and
+/// zeros around it (the windowed dense kernels' traffic: the windows read, whole rows written).
+struct WindowCopyTask<'a, F> {
+    q: &'a [F],
+    p: &'a [F],
+    dst: &'a mut [F],
+    t: usize,
+    start: &'a [usize],
+    end: &'a [usize],
+}
+
+impl<F: Float> simd::Task for WindowCopyTask<'_, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        for (i, row) in self.dst.chunks_exact_mut(self.t).enumerate() {
+            let (s, e) = (self.start[i], self.end[i]);
+            let (q, p) = (
+                &self.q[i * self.t + s..i * self.t + e],
+                &self.p[i * self.t + s..],
+            );
+            row[..s].fill(F::ZERO);
+            for ((d, &x), &y) in row[s..e].iter_mut().zip(q).zip(p) {
+                *d = x + y;
+            }
+            row[e..].fill(F::ZERO);
+        }
+    }
+}
+
+/// The windowed copy reference: [`WindowCopyTask`] over every row, in chunks of rows.
+pub fn parallel_copy_windows<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    windows: &Windows<F>,
+    dst: &mut [F],
+) {
+    let t = batch.steps();
+    if t == 0 {
+        return;
+    }
+    let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
+    let rows = t * REFERENCE_ROWS;
+    dst.par_chunks_mut(rows)
+        .zip(q.par_chunks(rows).zip(p.par_chunks(rows)))
+        .enumerate()
+        .for_each(|(c, (dst, (q, p)))| {
+            let first = c * REFERENCE_ROWS;
+            let last = first + dst.len() / t;
+            simd::dispatch_for(
+                F::BYTES,
+                WindowCopyTask {
+                    q,
+                    p,
+                    dst,
+                    t,
+                    start: &windows.start()[first..last],
+                    end: &windows.end()[first..last],
+                },
+            )
+        });
 }
 
 /// A full-length benchmark batch (every trajectory has `T` steps).
@@ -304,12 +446,34 @@ pub fn run_bench<F: Float>(
     let read_rows_s = parallel_read_rows(setup.batch(), repeats)?;
     let read_s = read_plain_s.min(read_rows_s);
     let read_gbps = in_bytes / read_s / 1e9;
+    // The windowed kernels' floors: the same references over the windows' lines only (both
+    // windowed kernels use the same windows). Reading a window at a random offset in a row of
+    // 6–13 lines costs about what the whole row costs (docs/performance.md, session 7), so
+    // the contiguous floors' GB/s over the windows' bytes cannot be reached by any code;
+    // these can. Both kinds of fraction are reported.
+    let w = &setup.generated.windows_log_f;
+    let w_bytes = input_lines_bytes(setup.batch(), Some(w));
+    let read_win_plain_s = median_seconds(repeats, || {
+        sink += parallel_read_windows(setup.batch(), w);
+    });
+    std::hint::black_box(sink);
+    let read_win_rows_s = parallel_read_rows_in(setup.batch(), Some(w), repeats)?;
+    let read_win_s = read_win_plain_s.min(read_win_rows_s);
+    let read_win_gbps = w_bytes / read_win_s / 1e9;
+    let mut dst = vec![F::ZERO; n];
+    let copy_win_s = median_seconds(repeats, || {
+        parallel_copy_windows(setup.batch(), w, &mut dst);
+    });
+    drop(dst);
+    let copy_win_bytes = w_bytes + (n * F::BYTES) as f64;
+    let copy_win_gbps = copy_win_bytes / copy_win_s / 1e9;
     let row = |name: &str, form: &str, floor: &'static str, secs: f64, bytes: f64| {
         let gbps = bytes / secs / 1e9;
-        let floor_gbps = if floor == "read" {
-            read_gbps
-        } else {
-            copy_gbps
+        let floor_gbps = match floor {
+            "read" => read_gbps,
+            "read-win" => read_win_gbps,
+            "copy-win" => copy_win_gbps,
+            _ => copy_gbps,
         };
         Measurement {
             name: name.into(),
@@ -328,6 +492,28 @@ pub fn run_bench<F: Float>(
         row("read", "reference", "read", read_s, in_bytes),
         row("read", "plain-sum", "read", read_plain_s, in_bytes),
         row("read", "rows-prefetch", "read", read_rows_s, in_bytes),
+        row("read-win", "reference", "read-win", read_win_s, w_bytes),
+        row(
+            "read-win",
+            "plain-sum",
+            "read-win",
+            read_win_plain_s,
+            w_bytes,
+        ),
+        row(
+            "read-win",
+            "rows-prefetch",
+            "read-win",
+            read_win_rows_s,
+            w_bytes,
+        ),
+        row(
+            "copy-win",
+            "reference",
+            "copy-win",
+            copy_win_s,
+            copy_win_bytes,
+        ),
     ];
     for id in KernelId::ALL {
         for form in [GradForm::PerTrajectory, GradForm::Dense] {
@@ -338,9 +524,11 @@ pub fn run_bench<F: Float>(
                 }
             });
             result?;
-            let (form_name, floor) = match form {
-                GradForm::Dense => ("dense", "copy"),
-                GradForm::PerTrajectory => ("per-trajectory", "read"),
+            let (form_name, floor) = match (form, id.windowed()) {
+                (GradForm::Dense, false) => ("dense", "copy"),
+                (GradForm::Dense, true) => ("dense", "copy-win"),
+                (GradForm::PerTrajectory, false) => ("per-trajectory", "read"),
+                (GradForm::PerTrajectory, true) => ("per-trajectory", "read-win"),
             };
             rows.push(row(
                 id.name(),
@@ -370,7 +558,6 @@ pub fn run_bench<F: Float>(
     }
     // Phase 1 of SubTB alone (the same sums over the windows), at three prefetch distances.
     let w = &setup.generated.windows_log_f;
-    let w_bytes = input_lines_bytes(setup.batch(), Some(w));
     for ahead in [0, 4, 16] {
         cpu_row_sums_tuned(setup.batch(), Some(w), diff, None, Level::Dispatched, ahead)?;
         let secs = median_seconds(repeats, || {
@@ -419,6 +606,68 @@ pub fn run_bench<F: Float>(
         simd: simd::level_for(F::BYTES),
         copy_gbps,
         read_gbps,
+        read_windows_gbps: read_win_gbps,
+        copy_windows_gbps: copy_win_gbps,
         measurements: rows,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch of integer-valued log-probabilities (every sum exact in f64) with its generated windows.
+    fn integer_setup(batch: usize, steps: usize) -> BenchSetup<f64> {
+        let mut setup = BenchSetup::<f64>::new(batch, steps).expect("a valid bench batch");
+        let g = &mut setup.generated;
+        let q: Vec<f64> = (0..batch * steps).map(|k| -((k % 7) as f64)).collect();
+        let p: Vec<f64> = (0..batch * steps).map(|k| -((k % 5) as f64)).collect();
+        g.batch = TrajectoryBatch::from_row_major(
+            batch,
+            steps,
+            q,
+            p,
+            g.batch.lengths().to_vec(),
+            g.batch.log_r().as_slice().to_vec(),
+            g.batch.beta(),
+        )
+        .expect("same shape as the generated batch");
+        setup
+    }
+
+    #[test]
+    fn the_windowed_references_touch_exactly_the_windows() {
+        let (b, t) = (600, 37);
+        let setup = integer_setup(b, t);
+        let batch = setup.batch();
+        let w = &setup.generated.windows_log_f;
+        let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
+        let (mut want, mut whole) = (0.0, 0.0);
+        for i in 0..b {
+            for k in 0..t {
+                let x = q[i * t + k] + p[i * t + k];
+                whole += x;
+                if (w.start()[i]..w.end()[i]).contains(&k) {
+                    want += x;
+                }
+            }
+        }
+        assert_eq!(parallel_read_windows(batch, w), want);
+        // Negative control: the windows are a strict part of the rows, so the whole rows'
+        // sum differs.
+        assert_ne!(want, whole);
+        let mut dst = vec![f64::NAN; b * t];
+        parallel_copy_windows(batch, w, &mut dst);
+        for i in 0..b {
+            for k in 0..t {
+                let inside = (w.start()[i]..w.end()[i]).contains(&k);
+                let want = if inside {
+                    q[i * t + k] + p[i * t + k]
+                } else {
+                    0.0
+                };
+                assert_eq!(dst[i * t + k], want, "row {i}, step {k}");
+            }
+        }
+    }
 }
