@@ -152,22 +152,40 @@ fn remainder(a: &[u64], b: &[u64]) -> Limbs {
 /// Works on little-endian `u64` limbs in two buffers that the multi-word steps overwrite in
 /// place (`combine`); the numbers that fit two limbs finish by the binary algorithm on `u128`.
 pub fn gcd(a: &BigUint, b: &BigUint) -> BigUint {
-    if let (Some(x), Some(y)) = (a.to_u128(), b.to_u128()) {
-        return BigUint::from(gcd_u128(x, y));
+    match gcd_of_words(a, b) {
+        Some(g) => BigUint::from(g),
+        None => gcd_multi_word(a, b),
     }
-    gcd_multi_word(a, b)
+}
+
+/// `gcd(a, b)` without allocating when it fits two words: both operands of at most two words,
+/// or one of them a single non-zero word (the other is then reduced modulo it in one pass over
+/// its words, as the multi-word path would after copying it). `None` otherwise.
+fn gcd_of_words(a: &BigUint, b: &BigUint) -> Option<u128> {
+    if let (Some(x), Some(y)) = (a.to_u128(), b.to_u128()) {
+        return Some(gcd_u128(x, y));
+    }
+    let (large, small) = match (a.to_u64(), b.to_u64()) {
+        (_, Some(s)) if s != 0 => (a, s),
+        (Some(s), _) if s != 0 => (b, s),
+        _ => return None,
+    };
+    let small = u128::from(small);
+    let r = large
+        .iter_u64_digits()
+        .rev()
+        .fold(0u128, |r, w| ((r << 64) | u128::from(w)) % small);
+    Some(gcd_u128(small, r))
 }
 
 /// `gcd(a, b)`, or `None` when it is 1 (no allocation then: most cross gcds of the DPs' products
 /// and sums are 1, and building the `BigUint` 1 allocates).
 fn gcd_unless_one(a: &BigUint, b: &BigUint) -> Option<BigUint> {
-    if let (Some(x), Some(y)) = (a.to_u128(), b.to_u128()) {
-        return match gcd_u128(x, y) {
-            1 => None,
-            g => Some(BigUint::from(g)),
-        };
+    match gcd_of_words(a, b) {
+        Some(1) => None,
+        Some(g) => Some(BigUint::from(g)),
+        None => Some(gcd_multi_word(a, b)).filter(|g| !g.is_one()),
     }
-    Some(gcd_multi_word(a, b)).filter(|g| !g.is_one())
 }
 
 /// `gcd(|a|, |b|)` as a non-negative integer, or `None` when it is 1.
@@ -478,6 +496,19 @@ mod tests {
                 prop_assert_eq!(unless.is_none(), expected.is_one());
                 if let Some(g) = unless {
                     prop_assert_eq!(g, expected);
+                }
+            }
+            // A multi-word operand against one word (the remainder pass), zero and one.
+            let wide = (BigUint::from(a) << 128u32) + BigUint::from(b) * c;
+            for s in [small, small >> shift, 0, 1, u64::MAX, c as u64] {
+                let s = BigUint::from(s);
+                for w in [&wide, &(&wide * &s)] {
+                    let expected = w.gcd(&s);
+                    prop_assert_eq!(gcd(w, &s), expected.clone());
+                    prop_assert_eq!(gcd(&s, w), expected.clone());
+                    let unless = gcd_unless_one(w, &s);
+                    prop_assert_eq!(unless.clone().is_none(), expected.is_one());
+                    prop_assert_eq!(unless.unwrap_or_else(BigUint::one), expected);
                 }
             }
         }
