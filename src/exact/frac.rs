@@ -129,10 +129,11 @@ impl FracPoly {
         }
         let incoming = w.denom() * &x.denominator;
         if self.numerators.is_empty() {
+            let unit = w.numer().is_one();
             self.numerators = x
                 .numerators
                 .iter()
-                .map(|(m, n)| (m.clone(), n * w.numer()))
+                .map(|(m, n)| (m.clone(), if unit { n.clone() } else { n * w.numer() }))
                 .collect();
             self.denominator = incoming;
             return;

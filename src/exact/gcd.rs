@@ -290,6 +290,16 @@ pub fn mul(a: &Rational, b: &Rational) -> Rational {
     if a.is_zero() || b.is_zero() {
         return Rational::zero();
     }
+    // A factor ±1 (negations, unit weights): no gcd, no product.
+    for (x, y) in [(a, b), (b, a)] {
+        if x.denom().is_one() && x.numer().magnitude().is_one() {
+            return if x.is_positive() {
+                y.clone()
+            } else {
+                -y.clone()
+            };
+        }
+    }
     let g1 = gcd_int_unless_one(a.numer(), b.denom());
     let g2 = gcd_int_unless_one(a.denom(), b.numer());
     // Most cross gcds are 1 (coprime operands): no division then (num-bigint's division
@@ -313,6 +323,9 @@ pub fn add(a: &Rational, b: &Rational) -> Rational {
     }
     if b.is_zero() {
         return a.clone();
+    }
+    if a.denom().is_one() && b.denom().is_one() {
+        return Rational::from_integer(a.numer() + b.numer());
     }
     let Some(g) = gcd_int_unless_one(a.denom(), b.denom()) else {
         let n = a.numer() * b.denom() + b.numer() * a.denom();
@@ -510,6 +523,53 @@ mod tests {
                     prop_assert_eq!(unless.clone().is_none(), expected.is_one());
                     prop_assert_eq!(unless.unwrap_or_else(BigUint::one), expected);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn unit_factors_and_integer_sums_agree_with_num_rational() {
+        // The shortcuts of `mul` (a factor ±1) and `add` (two integers), at the word limits,
+        // signed, against num-rational's operators; and the cases just beside them.
+        let mut values: Vec<Rational> = Vec::new();
+        for v in edge_values() {
+            for sign in [1i64, -1] {
+                let n = BigInt::from(v) * sign;
+                values.push(Rational::from_integer(n.clone()));
+                values.push(Rational::new(n.clone(), 3.into()));
+                values.push(Rational::new(n, BigInt::from(u128::MAX)));
+            }
+        }
+        let units = [1i64, -1, 2, -2].map(|k| Rational::from_integer(k.into()));
+        let halves = [
+            Rational::new(1.into(), 2.into()),
+            Rational::new((-1).into(), 2.into()),
+        ];
+        for x in &values {
+            if !x.is_zero() {
+                // The reciprocal by swapping (the routes' `1/h`) is the canonical `1 / x`.
+                let r = x.recip();
+                assert_eq!(r, Rational::one() / x);
+                assert_eq!(
+                    r.clone(),
+                    Rational::new(r.numer().clone(), r.denom().clone())
+                );
+                assert!(r.denom().is_positive());
+            }
+            for u in units.iter().chain(&halves) {
+                assert_eq!(mul(x, u), x * u, "{x} · {u}");
+                assert_eq!(mul(u, x), x * u, "{u} · {x}");
+            }
+            for y in &values {
+                let (s, m) = (add(x, y), mul(x, y));
+                assert_eq!(s, x + y, "{x} + {y}");
+                assert_eq!(m, x * y, "{x} · {y}");
+                // Canonical as stored (new_raw / from_integer).
+                assert_eq!(
+                    s.clone(),
+                    Rational::new(s.numer().clone(), s.denom().clone())
+                );
+                assert!(s.denom().is_positive() && m.denom().is_positive());
             }
         }
     }
