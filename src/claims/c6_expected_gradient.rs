@@ -354,7 +354,9 @@ fn inverse(r: &Rational) -> Rational {
     if r.is_zero() {
         Rational::zero()
     } else {
-        Rational::one() / r
+        // `recip` swaps numerator and denominator (sign to the numerator): `r` is reduced, so
+        // the result is, without the gcd that `1 / r` takes.
+        r.recip()
     }
 }
 
@@ -436,7 +438,7 @@ pub fn route_one_h_transform(
     if !is_h_transform(env, prior, h, policy) {
         return None;
     }
-    let inv_h0 = Rational::one() / &h[env.source];
+    let inv_h0 = h[env.source].recip();
     let ForwardPass {
         per_edge,
         flows,
@@ -614,7 +616,7 @@ pub fn route_two_h_transform(
     if !is_h_transform(env, prior, h, policy) {
         return None;
     }
-    let inv_h0 = Rational::one() / &h[env.source];
+    let inv_h0 = h[env.source].recip();
     let flows = flows_of(env, prior, budget);
     let cost_h: Vec<FracPoly> = env
         .edges

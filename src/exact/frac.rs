@@ -6,7 +6,7 @@
 //! and one positive denominator `d`: `self += w·x` costs one gcd of two denominators and then
 //! only multiplications and additions per coefficient (fraction-free accumulation, as in
 //! Bareiss-style exact linear algebra). Reduction happens once, in [`FracPoly::to_poly`].
-use super::gcd::{gcd_int, reduced};
+use super::gcd::{gcd_int, gcd_int_unless_one, reduced};
 use super::{Monomial, Poly, Rational};
 use num_bigint::BigInt;
 use num_traits::{One, Zero};
@@ -129,17 +129,20 @@ impl FracPoly {
         }
         let incoming = w.denom() * &x.denominator;
         if self.numerators.is_empty() {
+            let unit = w.numer().is_one();
             self.numerators = x
                 .numerators
                 .iter()
-                .map(|(m, n)| (m.clone(), n * w.numer()))
+                .map(|(m, n)| (m.clone(), if unit { n.clone() } else { n * w.numer() }))
                 .collect();
             self.denominator = incoming;
             return;
         }
-        let g = gcd_int(&self.denominator, &incoming);
-        let widen_self = &incoming / &g;
-        let widen_x = w.numer() * (&self.denominator / &g);
+        // Most denominators met here are coprime or equal: no division by a gcd of 1.
+        let (widen_self, widen_x) = match gcd_int_unless_one(&self.denominator, &incoming) {
+            None => (incoming, w.numer() * &self.denominator),
+            Some(g) => (&incoming / &g, w.numer() * (&self.denominator / &g)),
+        };
         if !widen_self.is_one() {
             for (_, n) in &mut self.numerators {
                 *n *= &widen_self;
@@ -168,7 +171,11 @@ impl FracPoly {
                     i += 1;
                 }
                 let slot = &mut self.numerators[i].1;
-                *slot += n * &widen_x;
+                if widen_x.is_one() {
+                    *slot += n;
+                } else {
+                    *slot += n * &widen_x;
+                }
                 cancelled |= slot.is_zero();
                 i += 1;
             }
@@ -187,7 +194,11 @@ impl FracPoly {
                         break;
                     }
                 }
-                let add = n * &widen_x;
+                let add = if widen_x.is_one() {
+                    n.clone()
+                } else {
+                    n * &widen_x
+                };
                 match own.peek() {
                     Some((mo, _)) if compare(mo, m).is_eq() => {
                         let (mo, mut slot) = own.next().expect("peeked");

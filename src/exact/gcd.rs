@@ -18,9 +18,9 @@ use super::Rational;
 use num_bigint::{BigInt, BigUint, Sign};
 use num_traits::{One, Signed, ToPrimitive, Zero};
 
-/// `gcd(a, b)` of machine integers by the binary algorithm (shifts by the trailing zero
+/// `gcd(a, b)` of one-word integers by the binary algorithm (shifts by the trailing zero
 /// count, no division).
-fn gcd_u128(mut a: u128, mut b: u128) -> u128 {
+fn gcd_u64(mut a: u64, mut b: u64) -> u64 {
     if a == 0 {
         return b;
     }
@@ -33,6 +33,40 @@ fn gcd_u128(mut a: u128, mut b: u128) -> u128 {
         b >>= b.trailing_zeros();
         if a > b {
             std::mem::swap(&mut a, &mut b);
+        }
+        b -= a;
+        if b == 0 {
+            return a << shift;
+        }
+    }
+}
+
+/// `gcd(a, b)` of two-word integers. A divisor of one word takes one remainder (a `u128` by
+/// `u64` division) and finishes in [`gcd_u64`]; otherwise the binary algorithm runs on `u128`
+/// only until both fit one word (most of the DPs' gcds are of a ~100-bit number and a small
+/// one, where the binary algorithm alone took one iteration per bit or two).
+fn gcd_u128(a: u128, b: u128) -> u128 {
+    let (mut a, mut b) = if a <= b { (a, b) } else { (b, a) };
+    // a ≤ b.
+    if a <= u128::from(u64::MAX) {
+        if a <= 1 {
+            return if a == 0 { b } else { 1 };
+        }
+        if b > u128::from(u64::MAX) {
+            b %= a;
+        }
+        return u128::from(gcd_u64(a as u64, b as u64));
+    }
+    let shift = (a | b).trailing_zeros();
+    a >>= a.trailing_zeros();
+    loop {
+        b >>= b.trailing_zeros();
+        if a > b {
+            std::mem::swap(&mut a, &mut b);
+        }
+        // a ≤ b, both odd.
+        if b <= u128::from(u64::MAX) {
+            return u128::from(gcd_u64(a as u64, b as u64)) << shift;
         }
         b -= a;
         if b == 0 {
@@ -118,9 +152,49 @@ fn remainder(a: &[u64], b: &[u64]) -> Limbs {
 /// Works on little-endian `u64` limbs in two buffers that the multi-word steps overwrite in
 /// place (`combine`); the numbers that fit two limbs finish by the binary algorithm on `u128`.
 pub fn gcd(a: &BigUint, b: &BigUint) -> BigUint {
-    if let (Some(x), Some(y)) = (a.to_u128(), b.to_u128()) {
-        return BigUint::from(gcd_u128(x, y));
+    match gcd_of_words(a, b) {
+        Some(g) => BigUint::from(g),
+        None => gcd_multi_word(a, b),
     }
+}
+
+/// `gcd(a, b)` without allocating when it fits two words: both operands of at most two words,
+/// or one of them a single non-zero word (the other is then reduced modulo it in one pass over
+/// its words, as the multi-word path would after copying it). `None` otherwise.
+fn gcd_of_words(a: &BigUint, b: &BigUint) -> Option<u128> {
+    if let (Some(x), Some(y)) = (a.to_u128(), b.to_u128()) {
+        return Some(gcd_u128(x, y));
+    }
+    let (large, small) = match (a.to_u64(), b.to_u64()) {
+        (_, Some(s)) if s != 0 => (a, s),
+        (Some(s), _) if s != 0 => (b, s),
+        _ => return None,
+    };
+    let small = u128::from(small);
+    let r = large
+        .iter_u64_digits()
+        .rev()
+        .fold(0u128, |r, w| ((r << 64) | u128::from(w)) % small);
+    Some(gcd_u128(small, r))
+}
+
+/// `gcd(a, b)`, or `None` when it is 1 (no allocation then: most cross gcds of the DPs' products
+/// and sums are 1, and building the `BigUint` 1 allocates).
+fn gcd_unless_one(a: &BigUint, b: &BigUint) -> Option<BigUint> {
+    match gcd_of_words(a, b) {
+        Some(1) => None,
+        Some(g) => Some(BigUint::from(g)),
+        None => Some(gcd_multi_word(a, b)).filter(|g| !g.is_one()),
+    }
+}
+
+/// `gcd(|a|, |b|)` as a non-negative integer, or `None` when it is 1.
+pub fn gcd_int_unless_one(a: &BigInt, b: &BigInt) -> Option<BigInt> {
+    gcd_unless_one(a.magnitude(), b.magnitude()).map(|g| BigInt::from_biguint(Sign::Plus, g))
+}
+
+/// [`gcd`] of inputs of which one at least exceeds two words.
+fn gcd_multi_word(a: &BigUint, b: &BigUint) -> BigUint {
     let (mut a, mut b) = if a >= b {
         (limbs(a), limbs(b))
     } else {
@@ -204,12 +278,10 @@ pub fn gcd_int(a: &BigInt, b: &BigInt) -> BigInt {
 /// The reduced rational `n/d` for `d > 0`, reduced with [`gcd`] (no other gcd taken).
 pub fn reduced(n: BigInt, d: BigInt) -> Rational {
     debug_assert!(d.is_positive());
-    let g = gcd(n.magnitude(), d.magnitude());
-    if g.is_one() {
-        return Rational::new_raw(n, d);
+    match gcd_int_unless_one(&n, &d) {
+        None => Rational::new_raw(n, d),
+        Some(g) => Rational::new_raw(n / &g, d / &g),
     }
-    let g = BigInt::from_biguint(Sign::Plus, g);
-    Rational::new_raw(n / &g, d / &g)
 }
 
 /// `a·b` of reduced rationals, by cross-cancellation with [`gcd`]: `gcd(n_a, d_b)` and
@@ -218,15 +290,24 @@ pub fn mul(a: &Rational, b: &Rational) -> Rational {
     if a.is_zero() || b.is_zero() {
         return Rational::zero();
     }
-    let g1 = gcd_int(a.numer(), b.denom());
-    let g2 = gcd_int(a.denom(), b.numer());
+    // A factor ±1 (negations, unit weights): no gcd, no product.
+    for (x, y) in [(a, b), (b, a)] {
+        if x.denom().is_one() && x.numer().magnitude().is_one() {
+            return if x.is_positive() {
+                y.clone()
+            } else {
+                -y.clone()
+            };
+        }
+    }
+    let g1 = gcd_int_unless_one(a.numer(), b.denom());
+    let g2 = gcd_int_unless_one(a.denom(), b.numer());
     // Most cross gcds are 1 (coprime operands): no division then (num-bigint's division
     // allocates its quotient even for the divisor 1; it was 10 % of the 440-edge profile).
-    fn cancel<'a>(x: &'a BigInt, g: &BigInt) -> std::borrow::Cow<'a, BigInt> {
-        if g.is_one() {
-            std::borrow::Cow::Borrowed(x)
-        } else {
-            std::borrow::Cow::Owned(x / g)
+    fn cancel<'a>(x: &'a BigInt, g: &Option<BigInt>) -> std::borrow::Cow<'a, BigInt> {
+        match g {
+            None => std::borrow::Cow::Borrowed(x),
+            Some(g) => std::borrow::Cow::Owned(x / g),
         }
     }
     let n = &*cancel(a.numer(), &g1) * &*cancel(b.numer(), &g2);
@@ -243,18 +324,22 @@ pub fn add(a: &Rational, b: &Rational) -> Rational {
     if b.is_zero() {
         return a.clone();
     }
-    let g = gcd_int(a.denom(), b.denom());
-    if g.is_one() {
+    if a.denom().is_one() && b.denom().is_one() {
+        return Rational::from_integer(a.numer() + b.numer());
+    }
+    let Some(g) = gcd_int_unless_one(a.denom(), b.denom()) else {
         let n = a.numer() * b.denom() + b.numer() * a.denom();
         return Rational::new_raw(n, a.denom() * b.denom());
-    }
+    };
     let (da, db) = (a.denom() / &g, b.denom() / &g);
     let t = a.numer() * &db + b.numer() * &da;
     if t.is_zero() {
         return Rational::zero();
     }
-    let g2 = gcd_int(&t, &g);
-    Rational::new_raw(t / &g2, da * (b.denom() / &g2))
+    match gcd_int_unless_one(&t, &g) {
+        None => Rational::new_raw(t, da * b.denom()),
+        Some(g2) => Rational::new_raw(t / &g2, da * (b.denom() / &g2)),
+    }
 }
 
 /// A rational whose `+`, `−` and `·` are [`add`] and [`mul`] (Lehmer's gcd), where
@@ -385,6 +470,140 @@ mod tests {
                 prop_assert_eq!(gcd(&y, &x), x.gcd(&y));
             }
         }
+    }
+
+    /// Values at and around the word limits, signed, for the one- and two-word paths.
+    fn edge_values() -> Vec<u128> {
+        let mut v = vec![0, 1, 2, 3, 6, 27, 1 << 63, (1 << 63) + 1];
+        for top in [u128::from(u64::MAX), u128::MAX] {
+            v.extend([top, top - 1, top - 2, top / 2, top / 3, top / 2 + 1]);
+        }
+        v.extend([u128::from(u64::MAX) + 1, u128::from(u64::MAX) + 2, 1 << 127]);
+        v
+    }
+
+    proptest! {
+        #[test]
+        fn word_gcds_agree_with_num_bigint(
+            a in any::<u128>(), b in any::<u128>(), c in any::<u64>(),
+            small in any::<u64>(), shift in 0u32..64,
+        ) {
+            // One-word and two-word operands, balanced and not, with and without a shared
+            // factor; the shortcut for 1 only where the gcd is 1.
+            let c = u128::from(c.max(1));
+            let cases = [
+                (a, b),
+                (a >> shift, b),
+                (u128::from(small), b),
+                (a, u128::from(small)),
+                ((a >> 64).wrapping_mul(c), (b >> 64).wrapping_mul(c)),
+                ((a >> 70) * c, u128::from(small >> 1) * c),
+                (a >> 64, b >> 64),
+                (u128::from(small), u128::from(small) + 1),
+            ];
+            for (x, y) in cases {
+                let expected = BigUint::from(x).gcd(&BigUint::from(y));
+                prop_assert_eq!(BigUint::from(gcd_u128(x, y)), expected.clone());
+                prop_assert_eq!(gcd(&BigUint::from(x), &BigUint::from(y)), expected.clone());
+                let unless = gcd_unless_one(&BigUint::from(x), &BigUint::from(y));
+                prop_assert_eq!(unless.is_none(), expected.is_one());
+                if let Some(g) = unless {
+                    prop_assert_eq!(g, expected);
+                }
+            }
+            // A multi-word operand against one word (the remainder pass), zero and one.
+            let wide = (BigUint::from(a) << 128u32) + BigUint::from(b) * c;
+            for s in [small, small >> shift, 0, 1, u64::MAX, c as u64] {
+                let s = BigUint::from(s);
+                for w in [&wide, &(&wide * &s)] {
+                    let expected = w.gcd(&s);
+                    prop_assert_eq!(gcd(w, &s), expected.clone());
+                    prop_assert_eq!(gcd(&s, w), expected.clone());
+                    let unless = gcd_unless_one(w, &s);
+                    prop_assert_eq!(unless.clone().is_none(), expected.is_one());
+                    prop_assert_eq!(unless.unwrap_or_else(BigUint::one), expected);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unit_factors_and_integer_sums_agree_with_num_rational() {
+        // The shortcuts of `mul` (a factor ±1) and `add` (two integers), at the word limits,
+        // signed, against num-rational's operators; and the cases just beside them.
+        let mut values: Vec<Rational> = Vec::new();
+        for v in edge_values() {
+            for sign in [1i64, -1] {
+                let n = BigInt::from(v) * sign;
+                values.push(Rational::from_integer(n.clone()));
+                values.push(Rational::new(n.clone(), 3.into()));
+                values.push(Rational::new(n, BigInt::from(u128::MAX)));
+            }
+        }
+        let units = [1i64, -1, 2, -2].map(|k| Rational::from_integer(k.into()));
+        let halves = [
+            Rational::new(1.into(), 2.into()),
+            Rational::new((-1).into(), 2.into()),
+        ];
+        for x in &values {
+            if !x.is_zero() {
+                // The reciprocal by swapping (the routes' `1/h`) is the canonical `1 / x`.
+                let r = x.recip();
+                assert_eq!(r, Rational::one() / x);
+                assert_eq!(
+                    r.clone(),
+                    Rational::new(r.numer().clone(), r.denom().clone())
+                );
+                assert!(r.denom().is_positive());
+            }
+            for u in units.iter().chain(&halves) {
+                assert_eq!(mul(x, u), x * u, "{x} · {u}");
+                assert_eq!(mul(u, x), x * u, "{u} · {x}");
+            }
+            for y in &values {
+                let (s, m) = (add(x, y), mul(x, y));
+                assert_eq!(s, x + y, "{x} + {y}");
+                assert_eq!(m, x * y, "{x} · {y}");
+                // Canonical as stored (new_raw / from_integer).
+                assert_eq!(
+                    s.clone(),
+                    Rational::new(s.numer().clone(), s.denom().clone())
+                );
+                assert!(s.denom().is_positive() && m.denom().is_positive());
+            }
+        }
+    }
+
+    #[test]
+    fn word_gcds_at_the_limits() {
+        let values = edge_values();
+        for &x in &values {
+            for &y in &values {
+                let expected = BigUint::from(x).gcd(&BigUint::from(y));
+                assert_eq!(BigUint::from(gcd_u128(x, y)), expected, "gcd({x}, {y})");
+                // Signed: the gcd of the magnitudes, `None` exactly when it is 1.
+                for (sx, sy) in [(1, 1), (-1, 1), (1, -1), (-1, -1)] {
+                    let bx = BigInt::from(x) * sx;
+                    let by = BigInt::from(y) * sy;
+                    match gcd_int_unless_one(&bx, &by) {
+                        None => assert!(expected.is_one(), "gcd({bx}, {by})"),
+                        Some(g) => {
+                            assert!(!expected.is_one());
+                            assert_eq!(g, BigInt::from(expected.clone()));
+                        }
+                    }
+                }
+                if x > 0 {
+                    let y = BigInt::from(y) - BigInt::from(u128::MAX / 5);
+                    let r = reduced(y.clone(), BigInt::from(x));
+                    assert_eq!(r, Rational::new(y, BigInt::from(x)));
+                }
+            }
+        }
+        // Negative control: a gcd that is not 1 is reported as such.
+        assert!(gcd_int_unless_one(&BigInt::from(6), &BigInt::from(-4)).is_some());
+        assert_eq!(gcd_u64(u64::MAX, u64::MAX - 1), 1);
+        assert_eq!(gcd_u64(0, 12), 12);
     }
 
     #[test]
