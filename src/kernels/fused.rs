@@ -755,7 +755,7 @@ where
             wide,
         } = self.rows;
         let mut outs = self.outs;
-        let mut dense = DenseColumns::new(self.dense, self.stores, t, windows.is_some());
+        let mut dense = DenseColumns::new(self.dense, self.stores);
         let mut first_bad = None;
         let len = if N == 0 { 0 } else { outs[0].len() };
         for k in 0..len {
@@ -805,19 +805,14 @@ enum DenseColumns<'o, F: Float> {
     Plain { cols: &'o mut [F], next: usize },
     /// Streaming stores.
     Stream(LineSink<'o, F>),
-    /// Streaming stores, line by line from the rows' ranges (windowed rows).
-    Lines(RowLines<'o, F>),
 }
 
 impl<'o, F: Float> DenseColumns<'o, F> {
     #[inline(always)]
-    fn new(cols: Option<&'o mut [F]>, stores: Stores, t: usize, windowed: bool) -> Self {
+    fn new(cols: Option<&'o mut [F]>, stores: Stores) -> Self {
         match (cols, stores) {
             (None, _) => Self::None,
             (Some(cols), Stores::Regular) => Self::Plain { cols, next: 0 },
-            (Some(cols), Stores::NonTemporal) if windowed && RowLines::<F>::fits(t) => {
-                Self::Lines(RowLines::new(cols, t))
-            }
             (Some(cols), Stores::NonTemporal) => Self::Stream(LineSink::new(cols)),
         }
     }
@@ -839,16 +834,13 @@ impl<'o, F: Float> DenseColumns<'o, F> {
                 sink.run(g, e - s);
                 sink.run(F::ZERO, t - e);
             }
-            Self::Lines(lines) => lines.column(s, e, g),
         }
     }
 
     #[inline(always)]
     fn finish(self) {
-        match self {
-            Self::Stream(sink) => sink.finish(),
-            Self::Lines(lines) => lines.finish(),
-            _ => {}
+        if let Self::Stream(sink) = self {
+            sink.finish();
         }
     }
 }
@@ -949,12 +941,12 @@ pub fn last_level_cache_bytes() -> usize {
 /// the call's working set (the inputs read and the gradient written, `3·B·T·s` bytes) fits in
 /// the last-level cache, where the written lines are cheap to read first and may be used
 /// again; streaming stores above it, where the read of every written line is a second trip
-/// to memory. Around windows, streaming needs rows of at least one line ([`RowLines`]; the
-/// run-by-run writer was slower than ordinary stores there). Measured both ways by `bench`
-/// (`dense-write`, `dense-write-win`): `docs/performance.md`.
+/// to memory — for whole rows only: around windows the columns are three runs with random
+/// ends, whose partial lines the streaming writer assembles element by element (slower in
+/// `bench`'s `dense-write-win` rows). Measured both ways by `bench`: `docs/performance.md`.
 pub fn dense_stores<F: Float>(batch: &TrajectoryBatch<F>, windows: Option<&Windows<F>>) -> Stores {
     let working_set = 3 * batch.batch() * batch.steps() * F::BYTES;
-    if working_set > last_level_cache_bytes() && (windows.is_none() || RowLines::<F>::fits(batch.steps())) {
+    if windows.is_none() && working_set > last_level_cache_bytes() {
         Stores::NonTemporal
     } else {
         Stores::Regular
@@ -1032,15 +1024,6 @@ impl<F: Float> simd::Task for StreamFill<'_, F> {
     #[inline(always)]
     fn run(self) {
         let rows = self.chunk.len() / self.t;
-        if self.windows.is_some() && RowLines::<F>::fits(self.t) {
-            let mut lines = RowLines::new(self.chunk, self.t);
-            for k in 0..rows {
-                let (s, e) = range(self.lengths, self.windows, self.first + k);
-                lines.column(s, e, self.g[self.first + k]);
-            }
-            lines.finish();
-            return;
-        }
         let mut sink = LineSink::new(self.chunk);
         for k in 0..rows {
             let i = self.first + k;
@@ -1055,129 +1038,6 @@ impl<F: Float> simd::Task for StreamFill<'_, F> {
 
 /// Elements per 64-byte line, at most 16 (f32).
 const LINE_BYTES: usize = 64;
-
-/// Writes a chunk's columns (`t` steps each: `0` before the row's range, `g` on it, `0` after)
-/// with streaming stores, one whole aligned line at a time, each line's values computed from
-/// the ranges of the (at most two, as `t` is at least a line) rows it spans: branch-free per
-/// line. [`LineSink`]'s runs of random length around windows took a data-dependent path per
-/// run, three runs per row (`dense-write-win`: slower than ordinary stores).
-struct RowLines<'a, F: Float> {
-    out: &'a mut [F],
-    t: usize,
-    /// `out[..head]` and `out[body_end..]` are the partial lines (ordinary stores).
-    head: usize,
-    body_end: usize,
-    /// First element of the next line to stream.
-    next: usize,
-    /// Rows written so far.
-    row: usize,
-    /// The previous row's range and value.
-    prev: (usize, usize, F),
-}
-
-impl<'a, F: Float> RowLines<'a, F> {
-    /// Elements per line.
-    const PER_LINE: usize = LINE_BYTES / F::BYTES;
-
-    /// Whether rows of `t` steps span at most two rows per line.
-    fn fits(t: usize) -> bool {
-        t >= Self::PER_LINE
-    }
-
-    #[inline(always)]
-    fn new(out: &'a mut [F], t: usize) -> Self {
-        let mis = out.as_ptr() as usize % LINE_BYTES;
-        let head = if mis == 0 {
-            0
-        } else {
-            ((LINE_BYTES - mis) / F::BYTES).min(out.len())
-        };
-        let body_end = head + (out.len() - head) / Self::PER_LINE * Self::PER_LINE;
-        Self {
-            out,
-            t,
-            head,
-            body_end,
-            next: head,
-            row: 0,
-            prev: (0, 0, F::ZERO),
-        }
-    }
-
-    /// The next column: `g` on `s..e`.
-    #[inline(always)]
-    fn column(&mut self, s: usize, e: usize, g: F) {
-        let t = self.t;
-        let start = self.row * t;
-        let end = start + t;
-        let value = |col: usize| if col >= s && col < e { g } else { F::ZERO };
-        // This row's elements in the partial lines at the chunk's ends.
-        for k in start..end.min(self.head) {
-            self.out[k] = value(k - start);
-        }
-        for k in start.max(self.body_end)..end {
-            self.out[k] = value(k - start);
-        }
-        // Every line that ends in this row (it starts in this row or the previous one).
-        let (ps, pe, pg) = self.prev;
-        let stop = end.min(self.body_end);
-        while self.next + Self::PER_LINE <= stop {
-            let at = self.next;
-            let mut line = [F::ZERO; 16];
-            for (j, x) in line.iter_mut().enumerate().take(Self::PER_LINE) {
-                let pos = at + j;
-                let here = pos >= start;
-                let col = if here { pos - start } else { pos + t - start };
-                let (s, e, g) = if here { (s, e, g) } else { (ps, pe, pg) };
-                *x = if col >= s && col < e { g } else { F::ZERO };
-            }
-            stream_line(self.out, &line, at);
-            self.next += Self::PER_LINE;
-        }
-        self.prev = (s, e, g);
-        self.row += 1;
-    }
-
-    /// Orders the streaming stores before anything the thread writes next.
-    #[inline(always)]
-    fn finish(self) {
-        debug_assert_eq!(self.next, self.body_end);
-        store_fence();
-    }
-}
-
-/// Writes one line `out[at..at + 64 bytes]` (64-byte aligned) from `line` with streaming stores.
-#[inline(always)]
-fn stream_line<F: Float>(out: &mut [F], line: &[F; 16], at: usize) {
-    let per_line = LINE_BYTES / F::BYTES;
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
-        let dst = out[at..at + per_line].as_mut_ptr() as *mut __m128i;
-        let src = line.as_ptr() as *const __m128i;
-        debug_assert_eq!(dst as usize % LINE_BYTES, 0);
-        // SAFETY: `dst` points to 64 writable, 64-byte aligned bytes inside `out` (the
-        // slice above is bounds-checked); `src` to 64 readable bytes of `line`
-        // (per_line · size_of::<F>() = 64). SSE2 is part of x86-64.
-        unsafe {
-            for j in 0..4 {
-                _mm_stream_si128(dst.add(j), _mm_loadu_si128(src.add(j)));
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    out[at..at + per_line].copy_from_slice(&line[..per_line]);
-}
-
-/// A store fence after streaming stores (nothing off x86-64).
-#[inline(always)]
-fn store_fence() {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a store fence has no preconditions.
-    unsafe {
-        std::arch::x86_64::_mm_sfence()
-    };
-}
 
 /// Writes a slice front to back as runs of equal values, streaming whole aligned lines.
 struct LineSink<'a, F: Float> {
@@ -1257,14 +1117,34 @@ impl<'a, F: Float> LineSink<'a, F> {
     #[inline(always)]
     fn stream(&mut self, line: &[F; 16], at: usize) {
         debug_assert!(at + self.per_line <= self.body_end);
-        stream_line(self.out, line, at);
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+            let dst = self.out[at..at + self.per_line].as_mut_ptr() as *mut __m128i;
+            let src = line.as_ptr() as *const __m128i;
+            debug_assert_eq!(dst as usize % LINE_BYTES, 0);
+            // SAFETY: `dst` points to 64 writable, 64-byte aligned bytes inside `out` (the
+            // slice above is bounds-checked); `src` to 64 readable bytes of `line`
+            // (per_line · size_of::<F>() = 64). SSE2 is part of x86-64.
+            unsafe {
+                for j in 0..4 {
+                    _mm_stream_si128(dst.add(j), _mm_loadu_si128(src.add(j)));
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        self.out[at..at + self.per_line].copy_from_slice(&line[..self.per_line]);
     }
 
     /// Orders the streaming stores before anything the thread writes next.
     #[inline(always)]
     fn finish(self) {
         debug_assert_eq!(self.k, self.out.len());
-        store_fence();
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a store fence has no preconditions.
+        unsafe {
+            std::arch::x86_64::_mm_sfence()
+        };
     }
 }
 
@@ -1889,57 +1769,18 @@ mod tests {
         sink_writes_every_run::<f64>();
     }
 
-    fn stores_agree<F: Float>() {
-        // Rows shorter than a line (7), exactly one line (16: f32's), longer and ragged.
-        for (batch, steps) in [(600, 100), (300, 7), (513, 33), (257, 16), (300, 8)] {
-            let g = gen::<F>(batch, steps, 9);
-            let gv: Vec<F> = (0..batch).map(|i| F::from_f64(i as f64 + 0.5)).collect();
-            for w in [None, Some(&g.windows_v)] {
-                let mut a = DMatrix::from_element(steps, batch, F::NAN);
-                let mut b = DMatrix::from_element(steps, batch, F::NAN);
-                fill_dense_with(&g.batch, w, &gv, &mut a, Stores::Regular);
-                fill_dense_with(&g.batch, w, &gv, &mut b, Stores::NonTemporal);
-                assert!(a.iter().zip(b.iter()).all(|(x, y)| x == y), "{} {batch}×{steps}", F::NAME);
-            }
-            // The same in the fused pass: every windowed and full-row kernel's dense gradient.
-            let shape = Shape::for_batch(&g.batch, None).expect("the suite's definitions");
-            let params = AllKernelsParams {
-                log_z: g.log_z,
-                v0: g.v0,
-                kappa: F::HALF,
-                windows_v: Some(&g.windows_v),
-                windows_log_f: Some(&g.windows_log_f),
-            };
-            for id in [KernelId::SubTb, KernelId::TpclWindowed, KernelId::Rtb] {
-                let kernel = params.kernel(id).expect("both windows are given");
-                let mut dense = [Stores::Regular, Stores::NonTemporal].map(|stores| {
-                    let pass = CpuPass {
-                        batch: &g.batch,
-                        level: Level::Dispatched,
-                        ahead: PREFETCH_ROWS,
-                        stores,
-                    };
-                    let mut d = DMatrix::from_element(steps, batch, F::NAN);
-                    compute(&g.batch, &kernel, &shape, &pass, Some(&mut d)).expect("valid");
-                    d
-                });
-                let [a, b] = &mut dense;
-                assert!(
-                    a.iter().zip(b.iter()).all(|(x, y)| x == y),
-                    "{} {} {batch}×{steps}",
-                    id.name(),
-                    F::NAME
-                );
-                // Negative control: the comparison sees a single wrong element.
-                b[(steps - 1, batch / 2)] = F::from_f64(7.0);
-                assert!(!a.iter().zip(b.iter()).all(|(x, y)| x == y));
-            }
-        }
-    }
-
     #[test]
     fn both_kinds_of_stores_fill_the_same_dense_gradient() {
-        stores_agree::<f32>();
-        stores_agree::<f64>();
+        for (batch, steps) in [(600, 100), (300, 7), (513, 33)] {
+            let g = gen::<f32>(batch, steps, 9);
+            let gv: Vec<f32> = (0..batch).map(|i| i as f32 + 0.5).collect();
+            for w in [None, Some(&g.windows_v)] {
+                let mut a = DMatrix::from_element(steps, batch, f32::NAN);
+                let mut b = DMatrix::from_element(steps, batch, f32::NAN);
+                fill_dense_with(&g.batch, w, &gv, &mut a, Stores::Regular);
+                fill_dense_with(&g.batch, w, &gv, &mut b, Stores::NonTemporal);
+                assert_eq!(a, b);
+            }
+        }
     }
 }
