@@ -1783,4 +1783,50 @@ mod tests {
             }
         }
     }
+
+    /// The dense gradient written inside the pass: streaming stores (chosen only above the
+    /// last-level cache, so never at the other tests' sizes) give what ordinary stores give,
+    /// for full rows and windows, in f32 and f64.
+    fn fused_pass_stores_agree<F: Float>() {
+        for (batch, steps) in [(600, 100), (300, 7), (513, 33)] {
+            let g = gen::<F>(batch, steps, 9);
+            let shape = Shape::for_batch(&g.batch, None).expect("the suite's definitions");
+            let params = AllKernelsParams {
+                log_z: g.log_z,
+                v0: g.v0,
+                kappa: F::HALF,
+                windows_v: Some(&g.windows_v),
+                windows_log_f: Some(&g.windows_log_f),
+            };
+            for id in KernelId::ALL {
+                let kernel = params.kernel(id).expect("both windows are given");
+                let [a, mut b] = [Stores::Regular, Stores::NonTemporal].map(|stores| {
+                    let pass = CpuPass {
+                        batch: &g.batch,
+                        level: Level::Dispatched,
+                        ahead: PREFETCH_ROWS,
+                        stores,
+                    };
+                    let mut d = DMatrix::from_element(steps, batch, F::NAN);
+                    compute(&g.batch, &kernel, &shape, &pass, Some(&mut d)).expect("valid");
+                    d
+                });
+                let same = |a: &DMatrix<F>, b: &DMatrix<F>| {
+                    a.iter()
+                        .zip(b.iter())
+                        .all(|(x, y)| x.to_f64().to_bits() == y.to_f64().to_bits())
+                };
+                assert!(same(&a, &b), "{} {} {batch}×{steps}", id.name(), F::NAME);
+                // Negative control: one wrong element is seen.
+                b[(steps - 1, batch / 2)] = F::from_f64(7.25);
+                assert!(!same(&a, &b));
+            }
+        }
+    }
+
+    #[test]
+    fn streaming_stores_in_the_pass_write_what_ordinary_stores_write() {
+        fused_pass_stores_agree::<f32>();
+        fused_pass_stores_agree::<f64>();
+    }
 }
