@@ -18,27 +18,64 @@ use super::Rational;
 use num_bigint::{BigInt, BigUint, Sign};
 use num_traits::{One, Signed, ToPrimitive, Zero};
 
-/// `gcd(a, b)` of one-word integers by the binary algorithm (shifts by the trailing zero
-/// count, no division).
-fn gcd_u64(mut a: u64, mut b: u64) -> u64 {
+/// The machine words the binary gcd runs on (`u64`, `u128`).
+trait Word:
+    Copy
+    + Ord
+    + std::ops::Sub<Output = Self>
+    + std::ops::Shr<u32, Output = Self>
+    + std::ops::Shl<u32, Output = Self>
+    + std::ops::BitOr<Output = Self>
+{
+    const ZERO: Self;
+    fn trailing_zeros(self) -> u32;
+}
+
+impl Word for u64 {
+    const ZERO: Self = 0;
+    fn trailing_zeros(self) -> u32 {
+        u64::trailing_zeros(self)
+    }
+}
+
+impl Word for u128 {
+    const ZERO: Self = 0;
+    fn trailing_zeros(self) -> u32 {
+        u128::trailing_zeros(self)
+    }
+}
+
+/// The binary gcd loop (shifts by the trailing zero count, no division) of two non-zero
+/// words. `narrower` is asked after each step, with `a ≤ b` both odd, whether a cheaper
+/// routine can finish (the `u128` loop hands over to the `u64` one once both fit one word).
+fn binary_gcd<W: Word>(mut a: W, mut b: W, narrower: impl Fn(W, W) -> Option<W>) -> W {
+    let shift = (a | b).trailing_zeros();
+    a = a >> a.trailing_zeros();
+    loop {
+        b = b >> b.trailing_zeros();
+        if a > b {
+            std::mem::swap(&mut a, &mut b);
+        }
+        // a ≤ b, both odd.
+        if let Some(g) = narrower(a, b) {
+            return g << shift;
+        }
+        b = b - a;
+        if b == W::ZERO {
+            return a << shift;
+        }
+    }
+}
+
+/// `gcd(a, b)` of one-word integers by the binary algorithm.
+fn gcd_u64(a: u64, b: u64) -> u64 {
     if a == 0 {
         return b;
     }
     if b == 0 {
         return a;
     }
-    let shift = (a | b).trailing_zeros();
-    a >>= a.trailing_zeros();
-    loop {
-        b >>= b.trailing_zeros();
-        if a > b {
-            std::mem::swap(&mut a, &mut b);
-        }
-        b -= a;
-        if b == 0 {
-            return a << shift;
-        }
-    }
+    binary_gcd(a, b, |_, _| None)
 }
 
 /// `gcd(a, b)` of two-word integers. A divisor of one word takes one remainder (a `u128` by
@@ -46,7 +83,7 @@ fn gcd_u64(mut a: u64, mut b: u64) -> u64 {
 /// only until both fit one word (most of the DPs' gcds are of a ~100-bit number and a small
 /// one, where the binary algorithm alone took one iteration per bit or two).
 fn gcd_u128(a: u128, b: u128) -> u128 {
-    let (mut a, mut b) = if a <= b { (a, b) } else { (b, a) };
+    let (a, mut b) = if a <= b { (a, b) } else { (b, a) };
     // a ≤ b.
     if a <= u128::from(u64::MAX) {
         if a <= 1 {
@@ -57,22 +94,9 @@ fn gcd_u128(a: u128, b: u128) -> u128 {
         }
         return u128::from(gcd_u64(a as u64, b as u64));
     }
-    let shift = (a | b).trailing_zeros();
-    a >>= a.trailing_zeros();
-    loop {
-        b >>= b.trailing_zeros();
-        if a > b {
-            std::mem::swap(&mut a, &mut b);
-        }
-        // a ≤ b, both odd.
-        if b <= u128::from(u64::MAX) {
-            return u128::from(gcd_u64(a as u64, b as u64)) << shift;
-        }
-        b -= a;
-        if b == 0 {
-            return a << shift;
-        }
-    }
+    binary_gcd(a, b, |a, b| {
+        (b <= u128::from(u64::MAX)).then(|| u128::from(gcd_u64(a as u64, b as u64)))
+    })
 }
 
 /// Little-endian 64-bit limbs, without leading zero limbs (zero is empty).

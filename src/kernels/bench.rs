@@ -19,12 +19,19 @@
 //! floor is the read reference; a dense kernel reads and writes, so its floor is the copy
 //! reference. "Of floor" = the kernel's GB/s over its floor's GB/s from the same run.
 //!
+//! Timing: this machine's memory system is shared with other tenants, and one binary's
+//! timings move by up to 1.7× between adjacent runs (docs/performance.md). So every figure
+//! is the **best of the repeats** (the run least disturbed; the median is reported beside),
+//! and each kernel is timed **alternately with its floor**, one call of each per repeat
+//! ([`time_alternating`]): its fraction of floor compares two timings taken in the same
+//! seconds, not a kernel timed minutes after its reference.
+//!
 //! The windowed kernels read only their windows' lines, at a different offset in every row;
 //! the hardware fetches about the whole row anyway, so the contiguous floors' GB/s over the
 //! windows' bytes is out of reach. They are held to the same references over the same lines:
 //! the **windowed read reference** sums every input element inside the windows (the faster of
 //! a plain loop, [`parallel_read_windows`], and the row pass over the windows,
-//! [`parallel_read_rows_in`]), the **windowed copy reference** writes each row's `q + p`
+//! [`parallel_read_rows`]), the **windowed copy reference** writes each row's `q + p`
 //! inside its window and zeros around it ([`parallel_copy_windows`]: the windows read, whole
 //! rows written). Their fractions of the contiguous floors are reported beside.
 use std::time::Instant;
@@ -43,6 +50,52 @@ use super::fused::{
 use super::generate::{generate, GenConfig, Generated};
 use super::simd;
 
+/// The reference a row is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Floor {
+    /// The read reference (per-trajectory forms).
+    #[serde(rename = "read")]
+    Read,
+    /// The copy reference (dense forms).
+    #[serde(rename = "copy")]
+    Copy,
+    /// The read reference over the windows' lines (windowed per-trajectory forms).
+    #[serde(rename = "read-win")]
+    ReadWindows,
+    /// The copy reference over the windows' lines (windowed dense forms).
+    #[serde(rename = "copy-win")]
+    CopyWindows,
+}
+
+impl Floor {
+    /// The floor of kernel `id` in `form`: a per-trajectory form only reads, a dense form
+    /// reads and writes; a windowed kernel reads only its windows.
+    pub fn of(id: KernelId, form: GradForm) -> Self {
+        match (form, id.windowed()) {
+            (GradForm::PerTrajectory, false) => Self::Read,
+            (GradForm::PerTrajectory, true) => Self::ReadWindows,
+            (GradForm::Dense, false) => Self::Copy,
+            (GradForm::Dense, true) => Self::CopyWindows,
+        }
+    }
+
+    /// The name printed and written to JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Copy => "copy",
+            Self::ReadWindows => "read-win",
+            Self::CopyWindows => "copy-win",
+        }
+    }
+}
+
+impl std::fmt::Display for Floor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
 /// One measured row.
 #[derive(Debug, Clone, Serialize)]
 pub struct Measurement {
@@ -52,18 +105,23 @@ pub struct Measurement {
     pub form: String,
     /// Median seconds over the repeats.
     pub median_seconds: f64,
+    /// Fewest seconds over the repeats (the run least disturbed by other tenants of the
+    /// memory system; the GB/s and fractions use it).
+    pub best_seconds: f64,
     /// Bytes moved per run (see the module docs).
     pub bytes: f64,
-    /// `bytes / median_seconds / 1e9`.
+    /// `bytes / best_seconds / 1e9`.
     pub gbps: f64,
-    /// The reference this row is held to: `read` or `copy`, or for the windowed kernels
-    /// `read-win` or `copy-win` (the same references over the windows' lines).
-    pub floor: &'static str,
-    /// This row's GB/s over its floor's GB/s from the same run.
+    /// The reference this row is held to.
+    pub floor: Floor,
+    /// The floor's GB/s timed alternately with this row (one call of each per repeat, best
+    /// of the repeats); the kernels' rows only, the other rows use the run's references.
+    pub floor_gbps: f64,
+    /// `gbps / floor_gbps`.
     pub fraction_of_floor: f64,
-    /// This row's GB/s over the read reference's GB/s.
+    /// This row's GB/s over the run's read reference's GB/s.
     pub fraction_of_read: f64,
-    /// This row's GB/s over the copy reference's GB/s.
+    /// This row's GB/s over the run's copy reference's GB/s.
     pub fraction_of_copy: f64,
 }
 
@@ -76,7 +134,7 @@ pub struct BenchReport {
     pub steps: usize,
     /// `"f32"` or `"f64"`.
     pub dtype: &'static str,
-    /// Repeats per measurement (median taken).
+    /// Repeats per measurement (best and median reported).
     pub repeats: usize,
     /// rayon threads.
     pub threads: usize,
@@ -94,18 +152,62 @@ pub struct BenchReport {
     pub measurements: Vec<Measurement>,
 }
 
-/// Median wall-clock seconds of `repeats` calls (after one warm-up call).
-pub fn median_seconds(repeats: usize, mut f: impl FnMut()) -> f64 {
+/// Seconds of repeated calls of one piece of work.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// The fewest seconds.
+    pub best: f64,
+    /// The median seconds.
+    pub median: f64,
+}
+
+impl Timing {
+    fn of(mut seconds: Vec<f64>) -> Self {
+        seconds.sort_by(|a, b| a.total_cmp(b));
+        Self {
+            best: seconds[0],
+            median: seconds[seconds.len() / 2],
+        }
+    }
+}
+
+/// Seconds of `f()` over `repeats` calls (after one warm-up call).
+pub fn time_repeats(repeats: usize, mut f: impl FnMut()) -> Timing {
     f();
-    let mut t: Vec<f64> = (0..repeats.max(1))
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(|a, b| a.total_cmp(b));
-    t[t.len() / 2]
+    Timing::of(
+        (0..repeats.max(1))
+            .map(|_| {
+                let s = Instant::now();
+                f();
+                s.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+/// Seconds of `first` and of `second` over `repeats` rounds of one call each, alternating
+/// (after one warm-up call of each): both see the same state of a memory system shared with
+/// other tenants, whose load moves one binary's timings by up to 1.7× between adjacent runs
+/// on this machine (docs/performance.md), so a kernel is compared with its floor as measured
+/// beside it.
+pub fn time_alternating<S>(
+    repeats: usize,
+    state: &mut S,
+    mut first: impl FnMut(&mut S),
+    mut second: impl FnMut(&mut S),
+) -> (Timing, Timing) {
+    first(state);
+    second(state);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..repeats.max(1) {
+        let s = Instant::now();
+        first(state);
+        a.push(s.elapsed().as_secs_f64());
+        let s = Instant::now();
+        second(state);
+        b.push(s.elapsed().as_secs_f64());
+    }
+    (Timing::of(a), Timing::of(b))
 }
 
 /// The copy reference: `dst ← src`, split across the rayon threads like the kernels.
@@ -135,59 +237,79 @@ pub fn parallel_read<F: Float>(a: &[F], b: &[F]) -> F {
         .sum()
 }
 
-/// The read reference done the kernels' way: median seconds of the row pass summing
-/// `log q + log p` over every row (chunks of rows, software prefetch, one sum written per row).
+/// The read reference done the kernels' way: the row pass summing `log q + log p` over every
+/// row, or over the windows where `windows` is given (chunks of rows, software prefetch, one
+/// sum written per row).
 pub fn parallel_read_rows<F: Float>(
     batch: &TrajectoryBatch<F>,
-    repeats: usize,
-) -> Result<f64, BatchError> {
-    parallel_read_rows_in(batch, None, repeats)
-}
-
-/// [`parallel_read_rows`] over the windows only where `windows` is given.
-pub fn parallel_read_rows_in<F: Float>(
-    batch: &TrajectoryBatch<F>,
     windows: Option<&Windows<F>>,
-    repeats: usize,
-) -> Result<f64, BatchError> {
+) -> Result<(), BatchError> {
     let both = Term {
         a: F::ONE,
         b: F::ONE,
     };
-    cpu_row_sums_at(batch, windows, both, None, Level::Dispatched)?;
-    Ok(median_seconds(repeats, || {
-        // Checked just above: the same inputs cannot fail here.
-        let _ = std::hint::black_box(cpu_row_sums_at(
-            batch,
-            windows,
-            both,
-            None,
-            Level::Dispatched,
-        ));
-    }))
+    std::hint::black_box(cpu_row_sums_at(
+        batch,
+        windows,
+        both,
+        None,
+        Level::Dispatched,
+    )?);
+    Ok(())
 }
 
 /// Rows per parallel task in the windowed references (as the kernels' row pass).
 const REFERENCE_ROWS: usize = 256;
 
-/// The windowed read reference's loop: the sum of every input element inside the windows of
-/// rows `first..first + len` (the lines the windowed kernels read, nothing else).
-struct WindowReadTask<'a, F> {
+/// One chunk of rows of the windowed references: its log q and log p rows and its rows'
+/// window starts and ends.
+struct WindowChunk<'a, F> {
     q: &'a [F],
     p: &'a [F],
-    t: usize,
     start: &'a [usize],
     end: &'a [usize],
+}
+
+/// The batch's rows in chunks of [`REFERENCE_ROWS`] rows (as the kernels' row pass), each
+/// with its windows; `t > 0`.
+fn window_chunks<'a, F: Float>(
+    batch: &'a TrajectoryBatch<F>,
+    windows: &'a Windows<F>,
+) -> impl IndexedParallelIterator<Item = WindowChunk<'a, F>> + 'a {
+    let t = batch.steps();
+    let rows = t * REFERENCE_ROWS;
+    let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
+    q.par_chunks(rows)
+        .zip(p.par_chunks(rows))
+        .enumerate()
+        .map(move |(c, (q, p))| {
+            let first = c * REFERENCE_ROWS;
+            let last = first + q.len() / t;
+            WindowChunk {
+                q,
+                p,
+                start: &windows.start()[first..last],
+                end: &windows.end()[first..last],
+            }
+        })
+}
+
+/// The windowed read reference's loop: the sum of every input element inside the windows of
+/// one chunk's rows (the lines the windowed kernels read, nothing else).
+struct WindowReadTask<'a, F> {
+    chunk: WindowChunk<'a, F>,
+    t: usize,
 }
 
 impl<F: Float> simd::Task for WindowReadTask<'_, F> {
     type Output = F;
     #[inline(always)]
     fn run(self) -> F {
+        let WindowChunk { q, p, start, end } = self.chunk;
         let mut total = F::ZERO;
-        for (i, (&s, &e)) in self.start.iter().zip(self.end).enumerate() {
+        for (i, (&s, &e)) in start.iter().zip(end).enumerate() {
             let (a, b) = (i * self.t + s, i * self.t + e);
-            total += super::sum::lanes_sum(&self.q[a..b], &self.p[a..b], |x, y| x + y);
+            total += super::sum::lanes_sum(&q[a..b], &p[a..b], |x, y| x + y);
         }
         total
     }
@@ -196,49 +318,30 @@ impl<F: Float> simd::Task for WindowReadTask<'_, F> {
 /// The windowed read reference: [`parallel_read`] over the windows only, in chunks of rows.
 pub fn parallel_read_windows<F: Float>(batch: &TrajectoryBatch<F>, windows: &Windows<F>) -> F {
     let t = batch.steps();
-    let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
-    let rows = t * REFERENCE_ROWS;
-    q.par_chunks(rows.max(1))
-        .zip(p.par_chunks(rows.max(1)))
-        .enumerate()
-        .map(|(c, (q, p))| {
-            let first = c * REFERENCE_ROWS;
-            let last = first + q.len() / t.max(1);
-            simd::dispatch_for(
-                F::BYTES,
-                WindowReadTask {
-                    q,
-                    p,
-                    t,
-                    start: &windows.start()[first..last],
-                    end: &windows.end()[first..last],
-                },
-            )
-        })
+    if t == 0 {
+        return F::ZERO;
+    }
+    window_chunks(batch, windows)
+        .map(|chunk| simd::dispatch_for(F::BYTES, WindowReadTask { chunk, t }))
         .sum()
 }
 
 /// The windowed copy reference's loop: each row of `dst` gets `q + p` inside its window and
 /// zeros around it (the windowed dense kernels' traffic: the windows read, whole rows written).
 struct WindowCopyTask<'a, F> {
-    q: &'a [F],
-    p: &'a [F],
+    chunk: WindowChunk<'a, F>,
     dst: &'a mut [F],
     t: usize,
-    start: &'a [usize],
-    end: &'a [usize],
 }
 
 impl<F: Float> simd::Task for WindowCopyTask<'_, F> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
+        let WindowChunk { q, p, start, end } = self.chunk;
         for (i, row) in self.dst.chunks_exact_mut(self.t).enumerate() {
-            let (s, e) = (self.start[i], self.end[i]);
-            let (q, p) = (
-                &self.q[i * self.t + s..i * self.t + e],
-                &self.p[i * self.t + s..],
-            );
+            let (s, e) = (start[i], end[i]);
+            let (q, p) = (&q[i * self.t + s..i * self.t + e], &p[i * self.t + s..]);
             row[..s].fill(F::ZERO);
             for ((d, &x), &y) in row[s..e].iter_mut().zip(q).zip(p) {
                 *d = x + y;
@@ -258,26 +361,9 @@ pub fn parallel_copy_windows<F: Float>(
     if t == 0 {
         return;
     }
-    let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
-    let rows = t * REFERENCE_ROWS;
-    dst.par_chunks_mut(rows)
-        .zip(q.par_chunks(rows).zip(p.par_chunks(rows)))
-        .enumerate()
-        .for_each(|(c, (dst, (q, p)))| {
-            let first = c * REFERENCE_ROWS;
-            let last = first + dst.len() / t;
-            simd::dispatch_for(
-                F::BYTES,
-                WindowCopyTask {
-                    q,
-                    p,
-                    dst,
-                    t,
-                    start: &windows.start()[first..last],
-                    end: &windows.end()[first..last],
-                },
-            )
-        });
+    dst.par_chunks_mut(t * REFERENCE_ROWS)
+        .zip(window_chunks(batch, windows))
+        .for_each(|(dst, chunk)| simd::dispatch_for(F::BYTES, WindowCopyTask { chunk, dst, t }));
 }
 
 /// A full-length benchmark batch (every trajectory has `T` steps).
@@ -412,9 +498,60 @@ pub fn kernel_bytes<F: Float>(
     bytes
 }
 
-/// Measures the references, every kernel in both gradient forms, and two phases alone
-/// (phase 1 of RTB at the baseline and the dispatched instruction set; the dense write with
-/// ordinary and streaming stores).
+/// The references, each done the faster way found when the run measured them, with the
+/// buffers the copies write into.
+struct References<F: Float> {
+    /// The copy reference's destination (`2·B·T`); its first half is the windowed copy's.
+    dst: Vec<F>,
+    /// Whether the read reference is the row pass ([`parallel_read_rows`]) rather than the
+    /// plain sum ([`parallel_read`]).
+    read_by_rows: bool,
+    /// The same choice for the windowed read reference.
+    read_windows_by_rows: bool,
+    /// Keeps the sums from being elided.
+    sink: F,
+}
+
+impl<F: Float> References<F> {
+    /// One call of `floor`'s reference on `setup`'s batch (the windowed ones over the
+    /// windows of the windowed kernels: both use the same windows).
+    fn run(&mut self, floor: Floor, setup: &BenchSetup<F>) {
+        let batch = setup.batch();
+        let n = batch.batch() * batch.steps();
+        let w = &setup.generated.windows_log_f;
+        let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
+        match floor {
+            Floor::Copy => {
+                let (d0, d1) = self.dst.split_at_mut(n);
+                parallel_copy(q, d0);
+                parallel_copy(p, d1);
+            }
+            Floor::CopyWindows => parallel_copy_windows(batch, w, &mut self.dst[..n]),
+            Floor::Read | Floor::ReadWindows => {
+                let windows = (floor == Floor::ReadWindows).then_some(w);
+                let by_rows = match windows {
+                    None => self.read_by_rows,
+                    Some(_) => self.read_windows_by_rows,
+                };
+                if by_rows {
+                    // Checked when the run began: the same inputs cannot fail.
+                    let _ = parallel_read_rows(batch, windows);
+                } else {
+                    self.sink += match windows {
+                        None => parallel_read(q, p),
+                        Some(w) => parallel_read_windows(batch, w),
+                    };
+                }
+            }
+        }
+        std::hint::black_box(self.sink);
+    }
+}
+
+/// Measures the references, every kernel in both gradient forms (each timed alternately
+/// with its floor), and two phases alone (phase 1 of RTB at the baseline and the dispatched
+/// instruction set; the dense write with ordinary and streaming stores). Every figure is the
+/// best of the repeats, the median beside it.
 pub fn run_bench<F: Float>(
     batch: usize,
     steps: usize,
@@ -422,123 +559,150 @@ pub fn run_bench<F: Float>(
 ) -> Result<BenchReport, BatchError> {
     let mut setup = BenchSetup::<F>::new(batch, steps)?;
     let n = batch * steps;
-    let (src_q, src_p) = (
-        setup.batch().log_q().as_slice(),
-        setup.batch().log_p().as_slice(),
-    );
-    let mut dst = vec![F::ZERO; 2 * n];
-    let copy_s = median_seconds(repeats, || {
-        let (d0, d1) = dst.split_at_mut(n);
-        parallel_copy(src_q, d0);
-        parallel_copy(src_p, d1);
-    });
-    drop(dst);
-    let in_bytes = (2 * n * F::BYTES) as f64;
-    let copy_gbps = 2.0 * in_bytes / copy_s / 1e9;
-    let mut sink = F::ZERO;
-    let read_plain_s = median_seconds(repeats, || {
-        sink += parallel_read(src_q, src_p);
-    });
-    std::hint::black_box(sink);
-    // The same read as the kernels' row pass (chunks of rows, software prefetch ahead): on
-    // the DRAM-sized batch it ran faster than the plain sum, so the floor is the faster of the
-    // two (a kernel must not look faster than its floor because the floor read badly).
-    let read_rows_s = parallel_read_rows(setup.batch(), repeats)?;
-    let read_s = read_plain_s.min(read_rows_s);
-    let read_gbps = in_bytes / read_s / 1e9;
-    // The windowed kernels' floors: the same references over the windows' lines only (both
-    // windowed kernels use the same windows). Reading a window at a random offset in a row of
-    // 6–13 lines costs about what the whole row costs (docs/performance.md, session 7), so
-    // the contiguous floors' GB/s over the windows' bytes cannot be reached by any code;
-    // these can. Both kinds of fraction are reported.
+    // The row pass is checked once here; the references' later calls cannot fail.
     let w = &setup.generated.windows_log_f;
+    parallel_read_rows(setup.batch(), None)?;
+    parallel_read_rows(setup.batch(), Some(w))?;
+    let mut refs = References {
+        dst: vec![F::ZERO; 2 * n],
+        read_by_rows: false,
+        read_windows_by_rows: false,
+        sink: F::ZERO,
+    };
+    let copy_t = time_repeats(repeats, || refs.run(Floor::Copy, &setup));
+    let in_bytes = (2 * n * F::BYTES) as f64;
+    let copy_bytes = 2.0 * in_bytes;
+    // The read reference two ways: a plain chunked sum, and the kernels' row pass (chunks of
+    // rows, software prefetch ahead), which ran faster on the DRAM-sized batch. The floor is
+    // the faster of the two (a kernel must not look faster than its floor because the floor
+    // read badly).
+    let read_plain_t = time_repeats(repeats, || refs.run(Floor::Read, &setup));
+    refs.read_by_rows = true;
+    let read_rows_t = time_repeats(repeats, || refs.run(Floor::Read, &setup));
+    refs.read_by_rows = read_rows_t.best < read_plain_t.best;
+    let read_t = if refs.read_by_rows {
+        read_rows_t
+    } else {
+        read_plain_t
+    };
+    // The windowed kernels' floors: the same references over the windows' lines only.
+    // Reading a window at a random offset in a row of 6–13 lines costs about what the whole
+    // row costs (docs/performance.md, session 7), so the contiguous floors' GB/s over the
+    // windows' bytes cannot be reached by any code; these can. Both kinds of fraction are
+    // reported.
     let w_bytes = input_lines_bytes(setup.batch(), Some(w));
-    let read_win_plain_s = median_seconds(repeats, || {
-        sink += parallel_read_windows(setup.batch(), w);
-    });
-    std::hint::black_box(sink);
-    let read_win_rows_s = parallel_read_rows_in(setup.batch(), Some(w), repeats)?;
-    let read_win_s = read_win_plain_s.min(read_win_rows_s);
-    let read_win_gbps = w_bytes / read_win_s / 1e9;
-    let mut dst = vec![F::ZERO; n];
-    let copy_win_s = median_seconds(repeats, || {
-        parallel_copy_windows(setup.batch(), w, &mut dst);
-    });
-    drop(dst);
+    let read_win_plain_t = time_repeats(repeats, || refs.run(Floor::ReadWindows, &setup));
+    refs.read_windows_by_rows = true;
+    let read_win_rows_t = time_repeats(repeats, || refs.run(Floor::ReadWindows, &setup));
+    refs.read_windows_by_rows = read_win_rows_t.best < read_win_plain_t.best;
+    let read_win_t = if refs.read_windows_by_rows {
+        read_win_rows_t
+    } else {
+        read_win_plain_t
+    };
+    let copy_win_t = time_repeats(repeats, || refs.run(Floor::CopyWindows, &setup));
     let copy_win_bytes = w_bytes + (n * F::BYTES) as f64;
-    let copy_win_gbps = copy_win_bytes / copy_win_s / 1e9;
-    let row = |name: &str, form: &str, floor: &'static str, secs: f64, bytes: f64| {
-        let gbps = bytes / secs / 1e9;
-        let floor_gbps = match floor {
-            "read" => read_gbps,
-            "read-win" => read_win_gbps,
-            "copy-win" => copy_win_gbps,
-            _ => copy_gbps,
-        };
+    let floor_bytes = |floor: Floor| match floor {
+        Floor::Read => in_bytes,
+        Floor::Copy => copy_bytes,
+        Floor::ReadWindows => w_bytes,
+        Floor::CopyWindows => copy_win_bytes,
+    };
+    let gbps = |bytes: f64, t: Timing| bytes / t.best / 1e9;
+    let copy_gbps = gbps(copy_bytes, copy_t);
+    let read_gbps = gbps(in_bytes, read_t);
+    let read_win_gbps = gbps(w_bytes, read_win_t);
+    let copy_win_gbps = gbps(copy_win_bytes, copy_win_t);
+    let run_floor_gbps = |floor: Floor| match floor {
+        Floor::Read => read_gbps,
+        Floor::Copy => copy_gbps,
+        Floor::ReadWindows => read_win_gbps,
+        Floor::CopyWindows => copy_win_gbps,
+    };
+    let row = |name: &str, form: &str, floor: Floor, t: Timing, bytes: f64, floor_gbps: f64| {
+        let g = gbps(bytes, t);
         Measurement {
             name: name.into(),
             form: form.into(),
-            median_seconds: secs,
+            median_seconds: t.median,
+            best_seconds: t.best,
             bytes,
-            gbps,
+            gbps: g,
             floor,
-            fraction_of_floor: gbps / floor_gbps,
-            fraction_of_read: gbps / read_gbps,
-            fraction_of_copy: gbps / copy_gbps,
+            floor_gbps,
+            fraction_of_floor: g / floor_gbps,
+            fraction_of_read: g / read_gbps,
+            fraction_of_copy: g / copy_gbps,
         }
     };
+    let reference = |name: &str, form: &str, floor: Floor, t: Timing, bytes: f64| {
+        row(name, form, floor, t, bytes, run_floor_gbps(floor))
+    };
     let mut rows = vec![
-        row("copy", "reference", "copy", copy_s, 2.0 * in_bytes),
-        row("read", "reference", "read", read_s, in_bytes),
-        row("read", "plain-sum", "read", read_plain_s, in_bytes),
-        row("read", "rows-prefetch", "read", read_rows_s, in_bytes),
-        row("read-win", "reference", "read-win", read_win_s, w_bytes),
-        row(
+        reference("copy", "reference", Floor::Copy, copy_t, copy_bytes),
+        reference("read", "reference", Floor::Read, read_t, in_bytes),
+        reference("read", "plain-sum", Floor::Read, read_plain_t, in_bytes),
+        reference("read", "rows-prefetch", Floor::Read, read_rows_t, in_bytes),
+        reference(
+            "read-win",
+            "reference",
+            Floor::ReadWindows,
+            read_win_t,
+            w_bytes,
+        ),
+        reference(
             "read-win",
             "plain-sum",
-            "read-win",
-            read_win_plain_s,
+            Floor::ReadWindows,
+            read_win_plain_t,
             w_bytes,
         ),
-        row(
+        reference(
             "read-win",
             "rows-prefetch",
-            "read-win",
-            read_win_rows_s,
+            Floor::ReadWindows,
+            read_win_rows_t,
             w_bytes,
         ),
-        row(
+        reference(
             "copy-win",
             "reference",
-            "copy-win",
-            copy_win_s,
+            Floor::CopyWindows,
+            copy_win_t,
             copy_win_bytes,
         ),
     ];
     for id in KernelId::ALL {
         for form in [GradForm::PerTrajectory, GradForm::Dense] {
+            let floor = Floor::of(id, form);
             let mut result = Ok(());
-            let secs = median_seconds(repeats, || {
-                if let Err(e) = setup.run(id, form) {
-                    result = Err(e);
-                }
-            });
+            let mut state = (&mut setup, &mut refs);
+            let (floor_t, kernel_t) = time_alternating(
+                repeats,
+                &mut state,
+                |(setup, refs)| refs.run(floor, setup),
+                |(setup, _)| {
+                    if let Err(e) = setup.run(id, form) {
+                        result = Err(e);
+                    }
+                },
+            );
             result?;
-            let (form_name, floor) = match (form, id.windowed()) {
-                (GradForm::Dense, false) => ("dense", "copy"),
-                (GradForm::Dense, true) => ("dense", "copy-win"),
-                (GradForm::PerTrajectory, false) => ("per-trajectory", "read"),
-                (GradForm::PerTrajectory, true) => ("per-trajectory", "read-win"),
+            let form_name = match form {
+                GradForm::PerTrajectory => "per-trajectory",
+                GradForm::Dense => "dense",
             };
             rows.push(row(
                 id.name(),
                 form_name,
                 floor,
-                secs,
+                kernel_t,
                 setup.bytes(id, form),
+                gbps(floor_bytes(floor), floor_t),
             ));
         }
     }
+    drop(refs);
     // Phase 1 of RTB alone (the sums of log q − log p), at each instruction set.
     let diff = Term {
         a: F::ONE,
@@ -550,17 +714,17 @@ pub fn run_bench<F: Float>(
         (Level::Dispatched, simd::level_for(F::BYTES)),
     ] {
         cpu_row_sums_at(setup.batch(), None, diff, None, level)?;
-        let secs = median_seconds(repeats, || {
+        let t = time_repeats(repeats, || {
             // Checked just above: the same inputs cannot fail here.
             let _ = std::hint::black_box(cpu_row_sums_at(setup.batch(), None, diff, None, level));
         });
-        rows.push(row("phase1-rtb", name, "read", secs, p1_bytes));
+        rows.push(reference("phase1-rtb", name, Floor::Read, t, p1_bytes));
     }
     // Phase 1 of SubTB alone (the same sums over the windows), at three prefetch distances.
     let w = &setup.generated.windows_log_f;
     for ahead in [0, 4, 16] {
         cpu_row_sums_tuned(setup.batch(), Some(w), diff, None, Level::Dispatched, ahead)?;
-        let secs = median_seconds(repeats, || {
+        let t = time_repeats(repeats, || {
             // Checked just above.
             let _ = std::hint::black_box(cpu_row_sums_tuned(
                 setup.batch(),
@@ -572,7 +736,7 @@ pub fn run_bench<F: Float>(
             ));
         });
         let form = format!("prefetch-{ahead}-rows");
-        rows.push(row("phase1-subtb", &form, "read", secs, w_bytes));
+        rows.push(reference("phase1-subtb", &form, Floor::Read, t, w_bytes));
     }
     // The dense write alone, with each kind of store.
     let g: Vec<F> = (0..batch).map(|i| F::from_usize(i % 7)).collect();
@@ -585,7 +749,7 @@ pub fn run_bench<F: Float>(
             (None, "dense-write"),
             (Some(&setup.generated.windows_log_f), "dense-write-win"),
         ] {
-            let secs = median_seconds(repeats, || {
+            let t = time_repeats(repeats, || {
                 fill_dense_with(
                     &setup.generated.batch,
                     windows,
@@ -594,7 +758,7 @@ pub fn run_bench<F: Float>(
                     stores,
                 );
             });
-            rows.push(row(what, name, "copy", secs, (n * F::BYTES) as f64));
+            rows.push(reference(what, name, Floor::Copy, t, (n * F::BYTES) as f64));
         }
     }
     Ok(BenchReport {
@@ -669,5 +833,56 @@ mod tests {
                 assert_eq!(dst[i * t + k], want, "row {i}, step {k}");
             }
         }
+    }
+
+    #[test]
+    fn every_kernel_row_is_held_to_its_own_floor_timed_beside_it() {
+        let report = run_bench::<f64>(700, 23, 3).expect("a small bench run");
+        for id in KernelId::ALL {
+            for (form, name) in [
+                (GradForm::PerTrajectory, "per-trajectory"),
+                (GradForm::Dense, "dense"),
+            ] {
+                let m = report
+                    .measurements
+                    .iter()
+                    .find(|m| m.name == id.name() && m.form == name)
+                    .expect("every kernel in both forms");
+                let want = match (form, id.windowed()) {
+                    (GradForm::PerTrajectory, false) => "read",
+                    (GradForm::PerTrajectory, true) => "read-win",
+                    (GradForm::Dense, false) => "copy",
+                    (GradForm::Dense, true) => "copy-win",
+                };
+                assert_eq!(m.floor.name(), want, "{} {name}", id.name());
+                assert!(m.best_seconds > 0.0 && m.best_seconds <= m.median_seconds);
+                assert!(m.floor_gbps.is_finite() && m.floor_gbps > 0.0);
+                assert_eq!(m.fraction_of_floor, m.gbps / m.floor_gbps);
+                assert_eq!(m.gbps, m.bytes / m.best_seconds / 1e9);
+            }
+        }
+        // The JSON names of the floors.
+        let json = serde_json::to_string(&report).expect("serialisable");
+        for name in ["\"read\"", "\"copy\"", "\"read-win\"", "\"copy-win\""] {
+            assert!(json.contains(&format!("\"floor\":{name}")), "{name}");
+        }
+    }
+
+    #[test]
+    fn alternating_timings_are_kept_apart() {
+        // Negative control for a swap of the two timings: the first piece of work sleeps,
+        // the second does not, so only the first's best can reach the sleep.
+        let pause = std::time::Duration::from_millis(3);
+        let (slow, fast) = time_alternating(
+            3,
+            &mut 0u32,
+            |calls| {
+                *calls += 1;
+                std::thread::sleep(pause);
+            },
+            |calls| *calls += 1,
+        );
+        assert!(slow.best >= pause.as_secs_f64());
+        assert!(fast.best < pause.as_secs_f64());
     }
 }
