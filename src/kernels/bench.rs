@@ -513,6 +513,31 @@ struct References<F: Float> {
 }
 
 impl<F: Float> References<F> {
+    /// Whether the read `floor` (`Read` or `ReadWindows`) is done by the row pass.
+    fn by_rows(&mut self, floor: Floor) -> &mut bool {
+        match floor {
+            Floor::ReadWindows => &mut self.read_windows_by_rows,
+            _ => &mut self.read_by_rows,
+        }
+    }
+
+    /// Times the read `floor` both ways, the plain sum and the row pass, and keeps the faster
+    /// for the rest of the run: `[plain, rows, faster]`.
+    fn time_both_ways(
+        &mut self,
+        floor: Floor,
+        setup: &BenchSetup<F>,
+        repeats: usize,
+    ) -> [Timing; 3] {
+        *self.by_rows(floor) = false;
+        let plain = time_repeats(repeats, || self.run(floor, setup));
+        *self.by_rows(floor) = true;
+        let rows = time_repeats(repeats, || self.run(floor, setup));
+        let faster = rows.best < plain.best;
+        *self.by_rows(floor) = faster;
+        [plain, rows, if faster { rows } else { plain }]
+    }
+
     /// One call of `floor`'s reference on `setup`'s batch (the windowed ones over the
     /// windows of the windowed kernels: both use the same windows).
     fn run(&mut self, floor: Floor, setup: &BenchSetup<F>) {
@@ -576,30 +601,15 @@ pub fn run_bench<F: Float>(
     // rows, software prefetch ahead), which ran faster on the DRAM-sized batch. The floor is
     // the faster of the two (a kernel must not look faster than its floor because the floor
     // read badly).
-    let read_plain_t = time_repeats(repeats, || refs.run(Floor::Read, &setup));
-    refs.read_by_rows = true;
-    let read_rows_t = time_repeats(repeats, || refs.run(Floor::Read, &setup));
-    refs.read_by_rows = read_rows_t.best < read_plain_t.best;
-    let read_t = if refs.read_by_rows {
-        read_rows_t
-    } else {
-        read_plain_t
-    };
+    let [read_plain_t, read_rows_t, read_t] = refs.time_both_ways(Floor::Read, &setup, repeats);
     // The windowed kernels' floors: the same references over the windows' lines only.
     // Reading a window at a random offset in a row of 6–13 lines costs about what the whole
     // row costs (docs/performance.md, session 7), so the contiguous floors' GB/s over the
     // windows' bytes cannot be reached by any code; these can. Both kinds of fraction are
     // reported.
     let w_bytes = input_lines_bytes(setup.batch(), Some(w));
-    let read_win_plain_t = time_repeats(repeats, || refs.run(Floor::ReadWindows, &setup));
-    refs.read_windows_by_rows = true;
-    let read_win_rows_t = time_repeats(repeats, || refs.run(Floor::ReadWindows, &setup));
-    refs.read_windows_by_rows = read_win_rows_t.best < read_win_plain_t.best;
-    let read_win_t = if refs.read_windows_by_rows {
-        read_win_rows_t
-    } else {
-        read_win_plain_t
-    };
+    let [read_win_plain_t, read_win_rows_t, read_win_t] =
+        refs.time_both_ways(Floor::ReadWindows, &setup, repeats);
     let copy_win_t = time_repeats(repeats, || refs.run(Floor::CopyWindows, &setup));
     let copy_win_bytes = w_bytes + (n * F::BYTES) as f64;
     let floor_bytes = |floor: Floor| match floor {
