@@ -1222,7 +1222,12 @@ fn finite<F: Float>(
     if !out.loss.is_finite() {
         return Err(bad("loss"));
     }
-    if !out.grad_scalar.is_finite() || !out.g.iter().all(|x| x.is_finite()) {
+    // In parallel, without an early exit (a fold over booleans vectorises).
+    let all_finite = |v: &[F]| {
+        v.par_chunks(1 << 14)
+            .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite()))
+    };
+    if !out.grad_scalar.is_finite() || !all_finite(out.g.as_slice()) {
         return Err(bad("gradient"));
     }
     Ok(out)

@@ -352,7 +352,15 @@ fn sum_range<F: Float>(lo: usize, n: usize, f: &(impl Fn(usize) -> F + Sync)) ->
         return sum_range(lo, l, f) + sum_range(lo + l, r, f);
     }
     let mut acc = [F::ZERO; LANES];
-    for k in 0..n {
+    // Whole groups of `LANES` terms first (lane `j` still adds terms `j, j + LANES, …` in
+    // order, so the sum is the same bits), which the compiler can keep in registers.
+    let whole = n - n % LANES;
+    for k in (0..whole).step_by(LANES) {
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a += f(lo + k + j);
+        }
+    }
+    for k in whole..n {
         acc[k % LANES] += f(lo + k);
     }
     combine(acc)
@@ -426,6 +434,24 @@ mod tests {
             .map(|c| block_sum(c, c, |x, _| x))
             .fold(0.0, |s, x| s + x);
         assert_ne!(left.to_bits(), lanes_sum(&a, &a, |x, _| x).to_bits());
+    }
+
+    #[test]
+    fn batch_sums_follow_the_row_sums_lanes_and_tree() {
+        // `sum_by` (over the batch) and `lanes_sum` (over a row) share one rounding depth, so
+        // they must add in the same order: lane `j` takes terms `j, j + 8, …`, then the tree.
+        for n in [1, 7, 8, 9, 100, 255, 256, 257, 1000, 4099, 100_000] {
+            let a: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919 % 1013) as f32 - 506.0) * 1.000_123e-3)
+                .collect();
+            assert_eq!(sum_slice(&a).to_bits(), recursive(&a).to_bits(), "n={n}");
+        }
+        // Negative control: 1e8 and −1e8 in lane 0 cancel exactly and the 1 in lane 1
+        // survives; a left fold loses the 1 in 1e8 + 1 (f32), so the order is visible.
+        let mut a = vec![0.0f32; 16];
+        (a[0], a[1], a[8]) = (1e8, 1.0, -1e8);
+        assert_eq!(sum_slice(&a), 1.0);
+        assert_eq!(a.iter().fold(0.0f32, |s, x| s + x), 0.0);
     }
 
     #[test]
