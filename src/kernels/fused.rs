@@ -1210,6 +1210,13 @@ pub(crate) fn per_row_n<F: Float, const N: usize>(
     out
 }
 
+/// Whether every value is finite: in parallel, without an early exit (a fold over booleans
+/// vectorises; these are `O(B)` checks after a memory-bound pass).
+fn all_finite<F: Float>(v: &[F]) -> bool {
+    v.par_chunks(1 << 14)
+        .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite()))
+}
+
 fn finite<F: Float>(
     out: KernelOutput<F>,
     kernel: &'static str,
@@ -1222,11 +1229,6 @@ fn finite<F: Float>(
     if !out.loss.is_finite() {
         return Err(bad("loss"));
     }
-    // In parallel, without an early exit (a fold over booleans vectorises).
-    let all_finite = |v: &[F]| {
-        v.par_chunks(1 << 14)
-            .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite()))
-    };
     if !out.grad_scalar.is_finite() || !all_finite(out.g.as_slice()) {
         return Err(bad("gradient"));
     }
@@ -1437,7 +1439,7 @@ pub(crate) fn compute<F: Float>(
             // The raw reward and its batch mean need only `log r`, so they come first and
             // each row's `g_i` (and its dense column) is finished inside the pass.
             let [r] = per_row_n(batch, |i| [log_r[i].exp()]);
-            if !r.iter().all(|x| x.is_finite()) {
+            if !all_finite(&r) {
                 return Err(BatchError::Overflow {
                     kernel: "flawed",
                     dtype: F::NAME,
