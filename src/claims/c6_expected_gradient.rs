@@ -317,17 +317,19 @@ fn chain_rule(
     }
     (0..env.edges.len())
         .map(|b| {
-            let mut g = FracPoly::zero();
-            g.add_scaled(&joint[b], &mul(&weight[b], scale));
-            g.add_scaled(&weighted[env.edges[b].from], &-mul(&policy[b], scale));
-            g
+            FracPoly::combination(
+                &joint[b],
+                &mul(&weight[b], scale),
+                &weighted[env.edges[b].from],
+                &-mul(&policy[b], scale),
+            )
         })
         .collect()
 }
 
 /// True when `policy` is the h-transform `q(e) = p(e)·h(s')/h(s)` of `prior` (exactly, edge by
 /// edge) with `h(s0) ≠ 0`.
-fn is_h_transform(
+pub(super) fn is_h_transform(
     env: &Environment,
     prior: &[Rational],
     h: &[Rational],
@@ -404,10 +406,12 @@ fn joint_of(
         .iter()
         .enumerate()
         .map(|(e, edge)| {
-            let mut j = FracPoly::zero();
-            j.add_scaled(&prefix[edge.from], &prefix_weight[e]);
-            j.add_scaled(&action[e], &edge_flow[e]);
-            j
+            FracPoly::combination(
+                &prefix[edge.from],
+                &prefix_weight[e],
+                &action[e],
+                &edge_flow[e],
+            )
         })
         .collect()
 }
@@ -434,10 +438,23 @@ pub fn route_one_h_transform(
     functional: Functional,
     budget: &Budget,
 ) -> Option<RouteOne> {
+    is_h_transform(env, prior, h, policy)
+        .then(|| route_one_under_prior(env, prior, h, policy, functional, budget))
+}
+
+/// The body of [`route_one_h_transform`] for a `policy` already known to be the h-transform
+/// of `prior` by `h` ([`is_h_transform`]): a caller that checks first keeps its functional for
+/// the direct route instead of cloning it for a route that may not apply.
+pub(super) fn route_one_under_prior(
+    env: &Environment,
+    prior: &[Rational],
+    h: &[Rational],
+    policy: &[Rational],
+    functional: Functional,
+    budget: &Budget,
+) -> RouteOne {
     use crate::exact::gcd::mul;
-    if !is_h_transform(env, prior, h, policy) {
-        return None;
-    }
+    debug_assert!(is_h_transform(env, prior, h, policy));
     let inv_h0 = h[env.source].recip();
     let ForwardPass {
         per_edge,
@@ -474,7 +491,7 @@ pub fn route_one_h_transform(
     let occ = (0..env.states.len())
         .map(|s| mul(&mul(&flows.state[s], &h[s]), &inv_h0))
         .collect();
-    Some(RouteOne {
+    RouteOne {
         functional,
         occ,
         prefix: prefix_p,
@@ -482,7 +499,7 @@ pub fn route_one_h_transform(
         joint: scaled_joint,
         h_transform: Some((h.to_vec(), inv_h0)),
         gradient,
-    })
+    }
 }
 
 fn indicator(b: bool) -> Rational {
@@ -635,9 +652,12 @@ pub fn route_two_h_transform(
             let s = edge.from;
             // flow(b) = π(s)·p(b)·h(s')/h0.
             let flow_b = mul(&mul(&flows.edge[b], &h[edge.to]), &inv_h0);
-            let mut g = FracPoly::zero();
-            g.add_scaled(&backward_h.action[b], &mul(&flows.edge[b], &inv_h0));
-            g.add_scaled(&backward_h.value[s], &-mul(&flow_b, &inverse(&h[s])));
+            let mut g = FracPoly::combination(
+                &backward_h.action[b],
+                &mul(&flows.edge[b], &inv_h0),
+                &backward_h.value[s],
+                &-mul(&flow_b, &inverse(&h[s])),
+            );
             let mean = env.out_edges[s].iter().fold(Rational::zero(), |acc, &e| {
                 add(&acc, &mul(&policy[e], &score_weight[e]))
             });

@@ -211,6 +211,14 @@ pub trait Value<W>: Clone {
     fn constant_value(w: &W) -> Self;
     /// `self += w·x`, in place.
     fn add_scaled(&mut self, x: &Self, w: &W);
+    /// `a + w·b` as a new value: by default a clone of `a` and [`Value::add_scaled`]; a type
+    /// may fuse the two (the exact polynomials do: one product per term instead of a copy and
+    /// a product), and must then return the value the default would, in the same form.
+    fn sum_scaled(a: &Self, b: &Self, w: &W) -> Self {
+        let mut out = a.clone();
+        out.add_scaled(b, w);
+        out
+    }
 }
 
 impl<W: Weight> Value<W> for W {
@@ -246,6 +254,10 @@ impl Value<crate::exact::Rational> for crate::exact::FracPoly {
     }
     fn add_scaled(&mut self, x: &Self, w: &crate::exact::Rational) {
         crate::exact::FracPoly::add_scaled(self, x, w);
+    }
+    fn sum_scaled(a: &Self, b: &Self, w: &crate::exact::Rational) -> Self {
+        // `a.clone()` has `a`'s numerators and denominator, as `0 + 1·a` does.
+        Self::combination(a, &num_traits::One::one(), b, w)
     }
 }
 
@@ -355,8 +367,7 @@ pub fn backward_until<G: Dag + ?Sized, W: Weight, V: Value<W>>(
         }
         let mut v = V::zero_value();
         for &e in out {
-            let mut a = cost[e].clone();
-            a.add_scaled(&value[g.head(e)], &one);
+            let a = V::sum_scaled(&cost[e], &value[g.head(e)], &one);
             v.add_scaled(&a, &weight[e]);
             action[e] = a;
         }
@@ -392,12 +403,15 @@ pub fn prefix_sums_until<G: Dag + ?Sized, W: Weight, V: Value<W>>(
         if !may_continue(i, proceed) {
             break;
         }
+        // `P(s)` is read while its children are written; it is moved out for the loop (a DAG
+        // has no edge from `s` to itself) instead of being cloned per edge.
+        let carried = std::mem::replace(&mut prefix[s], V::zero_value());
         for &e in g.out_edges(s) {
-            let carried = prefix[s].clone();
             let to = g.head(e);
             prefix[to].add_scaled(&carried, &policy[e]);
             prefix[to].add_scaled(&cost[e], &flows.edge[e]);
         }
+        prefix[s] = carried;
     }
     prefix
 }
@@ -472,6 +486,44 @@ mod tests {
         assert_eq!(complete.value[0], q((n - 1) as i64, 1));
         let prefix = prefix_sums_until(&dag, &policy, &full, q(0, 1), &cost, &|| false);
         assert_eq!(prefix[n - 1], q(0, 1));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fused_sums_of_exact_polynomials_equal_a_clone_and_an_addition(
+            a in proptest::collection::vec((0usize..4, -30i64..30, 1i64..20), 0..5),
+            b in proptest::collection::vec((0usize..4, -30i64..30, 1i64..20), 0..5),
+            (wn, wd) in (-9i64..9, 1i64..9),
+        ) {
+            // The backward pass's `cost(e) + 1·V(s')` (`Value::sum_scaled`): the fused form
+            // of the exact polynomials must give the default's numerators and denominator
+            // (the report reads the unreduced form), not only its value.
+            use crate::exact::{FracPoly, Poly, Var};
+            let monomial = |k: usize| match k {
+                0 => Poly::constant(q(1, 1)),
+                1 => Poly::var(Var::LogZ),
+                2 => Poly::var(Var::Atom(3u32.into())),
+                _ => Poly::var(Var::V(0)),
+            };
+            let build = |terms: &[(usize, i64, i64)]| {
+                let mut p = FracPoly::zero();
+                for &(k, n, d) in terms {
+                    p.add_scaled(&FracPoly::from_poly(&monomial(k)), &q(n, d));
+                }
+                p
+            };
+            let (x, y, w) = (build(&a), build(&b), q(wn, wd));
+            let form = |p: &FracPoly| {
+                let terms: Vec<_> = p.numerators().map(|(m, n)| (m.clone(), n.clone())).collect();
+                (terms, p.denominator().clone())
+            };
+            for (u, v) in [(&x, &y), (&y, &x), (&x, &x)] {
+                let mut reference = u.clone();
+                reference.add_scaled(v, &w);
+                let fused = <FracPoly as Value<Rational>>::sum_scaled(u, v, &w);
+                proptest::prop_assert_eq!(form(&fused), form(&reference));
+            }
+        }
     }
 
     #[test]

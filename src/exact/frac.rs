@@ -122,6 +122,69 @@ impl FracPoly {
             .all(|((ma, na), (mb, nb))| compare(ma, mb).is_eq() && na * &left == nb * &right)
     }
 
+    /// `wa·a + wb·b`, the two-term combination of the route DPs (the joints
+    /// `p(e)·P(s) + flow(e)·A(e)`, the softmax chain rule), in one merge: the same numerators
+    /// and denominator, integer for integer, as `zero()` followed by `add_scaled(a, wa)` and
+    /// `add_scaled(b, wb)`, without first copying `wa·a` and then multiplying that copy
+    /// through by the second operand's denominator (one product per term instead of two,
+    /// and no intermediate vector).
+    pub fn combination(a: &Self, wa: &Rational, b: &Self, wb: &Rational) -> Self {
+        if wa.is_zero() || a.is_zero() || wb.is_zero() || b.is_zero() {
+            let mut out = Self::zero();
+            out.add_scaled(a, wa);
+            out.add_scaled(b, wb);
+            return out;
+        }
+        // The two-step sum keeps `da = den(wa)·den(a)` and widens it by `db / g`.
+        let da = wa.denom() * &a.denominator;
+        let db = wb.denom() * &b.denominator;
+        let (fa, fb, denominator) = match gcd_int_unless_one(&da, &db) {
+            None => (wa.numer() * &db, wb.numer() * &da, da * db),
+            Some(g) => {
+                let (ca, cb) = (&db / &g, &da / &g);
+                (wa.numer() * &ca, wb.numer() * cb, da * ca)
+            }
+        };
+        let times = |n: &BigInt, f: &BigInt| if f.is_one() { n.clone() } else { n * f };
+        let mut numerators = Vec::with_capacity(a.numerators.len().max(b.numerators.len()));
+        let (mut i, mut j) = (0, 0);
+        while i < a.numerators.len() || j < b.numerators.len() {
+            let order = match (a.numerators.get(i), b.numerators.get(j)) {
+                (Some((ma, _)), Some((mb, _))) => compare(ma, mb),
+                (Some(_), None) => Ordering::Less,
+                _ => Ordering::Greater,
+            };
+            match order {
+                Ordering::Less => {
+                    let (m, n) = &a.numerators[i];
+                    numerators.push((m.clone(), times(n, &fa)));
+                    i += 1;
+                }
+                Ordering::Greater => {
+                    let (m, n) = &b.numerators[j];
+                    numerators.push((m.clone(), times(n, &fb)));
+                    j += 1;
+                }
+                Ordering::Equal => {
+                    let (m, na) = &a.numerators[i];
+                    let sum = times(na, &fa) + times(&b.numerators[j].1, &fb);
+                    if !sum.is_zero() {
+                        numerators.push((m.clone(), sum));
+                    }
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        if numerators.is_empty() {
+            return Self::zero();
+        }
+        Self {
+            numerators,
+            denominator,
+        }
+    }
+
     /// `self += w·x`: one gcd of the denominators, then multiplications only.
     pub fn add_scaled(&mut self, x: &Self, w: &Rational) {
         if w.is_zero() || x.numerators.is_empty() {
@@ -266,6 +329,96 @@ mod tests {
                 previous = Some(frac.clone());
             }
         }
+    }
+
+    /// The representation itself (monomials, numerators, denominator), not only the value: the
+    /// report's floating-point sums read the unreduced numerators.
+    fn representation(p: &FracPoly) -> (Vec<(Monomial, BigInt)>, BigInt) {
+        let terms = p
+            .numerators()
+            .map(|(m, n)| (m.clone(), n.clone()))
+            .collect();
+        (terms, p.denominator().clone())
+    }
+
+    /// The two-step combination that [`FracPoly::combination`] replaces.
+    fn two_steps(a: &FracPoly, wa: &Rational, b: &FracPoly, wb: &Rational) -> FracPoly {
+        let mut out = FracPoly::zero();
+        out.add_scaled(a, wa);
+        out.add_scaled(b, wb);
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn combinations_equal_two_scaled_additions(
+            terms_a in proptest::collection::vec((0usize..6, -40i64..40, 1i64..30), 0..6),
+            terms_b in proptest::collection::vec((0usize..6, -40i64..40, 1i64..30), 0..6),
+            big in 0u32..3,
+            (wan, wad, wbn, wbd) in (-12i64..12, 1i64..12, -12i64..12, 1i64..12),
+            shared in proptest::bool::ANY,
+        ) {
+            // Sums over six monomials with denominators that share factors or not, scaled by
+            // 2^64·k to reach multi-word numerators; `shared`: b is built from a's values
+            // (the same `Arc` monomials, as in the DPs), else from fresh monomials.
+            let monomial = |k: usize| match k {
+                0 => Poly::constant(q(1, 1)),
+                1 => Poly::var(Var::LogZ),
+                2 => Poly::var(Var::Atom(2u32.into())),
+                3 => Poly::var(Var::Atom(3u32.into())).mul(&Poly::var(Var::LogZ)),
+                4 => Poly::var(Var::V(1)),
+                _ => Poly::var(Var::Atom(5u32.into())).mul(&Poly::var(Var::Atom(5u32.into()))),
+            };
+            let scale = Rational::from_integer(BigInt::from(1u8) << (64 * big));
+            let build = |terms: &[(usize, i64, i64)]| {
+                let mut p = FracPoly::zero();
+                for &(k, n, d) in terms {
+                    p.add_scaled(&FracPoly::from_poly(&monomial(k)), &(q(n, d) * &scale));
+                }
+                p
+            };
+            let a = build(&terms_a);
+            let b = if shared {
+                let mut b = build(&terms_b);
+                b.add_scaled(&a, &q(3, 7));
+                b
+            } else {
+                build(&terms_b)
+            };
+            let (wa, wb) = (q(wan, wad), q(wbn, wbd));
+            for (x, wx, y, wy) in [(&a, &wa, &b, &wb), (&b, &wb, &a, &wa), (&a, &wa, &a, &wb)] {
+                let fused = FracPoly::combination(x, wx, y, wy);
+                let reference = two_steps(x, wx, y, wy);
+                proptest::prop_assert_eq!(representation(&fused), representation(&reference));
+                proptest::prop_assert_eq!(fused.to_poly(), x.to_poly().scale(wx).add(&y.to_poly().scale(wy)));
+            }
+        }
+    }
+
+    #[test]
+    fn combination_keeps_the_unreduced_representation() {
+        // a/6 + b/10 over 30: the two-step form keeps the denominator 30 with numerators 5
+        // and 3; a reduced form of the same value would not, and the comparison sees it.
+        let a = FracPoly::from_poly(&Poly::var(Var::LogZ));
+        let b = FracPoly::from_poly(&Poly::constant(q(1, 1)));
+        let fused = FracPoly::combination(&a, &q(1, 6), &b, &q(1, 10));
+        assert_eq!(
+            representation(&fused),
+            representation(&two_steps(&a, &q(1, 6), &b, &q(1, 10)))
+        );
+        assert_eq!(fused.denominator(), &BigInt::from(30));
+        // Negative controls: the same value in reduced form, and the weights swapped, differ.
+        let mut doubled = FracPoly::zero();
+        doubled.add_scaled(&fused, &q(2, 1));
+        let reduced_value = FracPoly::from_poly(&doubled.to_poly());
+        assert_ne!(representation(&doubled), representation(&reduced_value));
+        assert_eq!(doubled.to_poly(), reduced_value.to_poly());
+        let swapped = FracPoly::combination(&a, &q(1, 10), &b, &q(1, 6));
+        assert_ne!(representation(&swapped), representation(&fused));
+        // Full cancellation is the zero polynomial with denominator 1, as after two additions.
+        let zero = FracPoly::combination(&a, &q(1, 6), &a, &q(-1, 6));
+        assert!(zero.is_zero());
+        assert_eq!(representation(&zero), representation(&FracPoly::zero()));
     }
 
     #[test]
