@@ -291,6 +291,18 @@ mod tests {
         Rational::new(n.into(), d.into())
     }
 
+    /// One of six monomials (a constant, symbols, atoms, products) for the property tests.
+    fn monomial(k: usize) -> Poly {
+        match k {
+            0 => Poly::constant(q(1, 1)),
+            1 => Poly::var(Var::LogZ),
+            2 => Poly::var(Var::Atom(2u32.into())),
+            3 => Poly::var(Var::Atom(3u32.into())).mul(&Poly::var(Var::LogZ)),
+            4 => Poly::var(Var::V(1)),
+            _ => Poly::var(Var::Atom(5u32.into())).mul(&Poly::var(Var::Atom(5u32.into()))),
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn merges_agree_with_reduced_arithmetic(
@@ -300,14 +312,6 @@ mod tests {
             ),
         ) {
             // Sparse sums over six monomials (some shared, some new, some cancelling).
-            let monomial = |k: usize| match k {
-                0 => Poly::constant(q(1, 1)),
-                1 => Poly::var(Var::LogZ),
-                2 => Poly::var(Var::Atom(2u32.into())),
-                3 => Poly::var(Var::Atom(3u32.into())).mul(&Poly::var(Var::LogZ)),
-                4 => Poly::var(Var::V(1)),
-                _ => Poly::var(Var::Atom(5u32.into())).mul(&Poly::var(Var::Atom(5u32.into()))),
-            };
             let mut reduced = Poly::zero();
             let mut frac = FracPoly::zero();
             let mut previous: Option<FracPoly> = None;
@@ -361,14 +365,6 @@ mod tests {
             // Sums over six monomials with denominators that share factors or not, scaled by
             // 2^64·k to reach multi-word numerators; `shared`: b is built from a's values
             // (the same `Arc` monomials, as in the DPs), else from fresh monomials.
-            let monomial = |k: usize| match k {
-                0 => Poly::constant(q(1, 1)),
-                1 => Poly::var(Var::LogZ),
-                2 => Poly::var(Var::Atom(2u32.into())),
-                3 => Poly::var(Var::Atom(3u32.into())).mul(&Poly::var(Var::LogZ)),
-                4 => Poly::var(Var::V(1)),
-                _ => Poly::var(Var::Atom(5u32.into())).mul(&Poly::var(Var::Atom(5u32.into()))),
-            };
             let scale = Rational::from_integer(BigInt::from(1u8) << (64 * big));
             let build = |terms: &[(usize, i64, i64)]| {
                 let mut p = FracPoly::zero();
