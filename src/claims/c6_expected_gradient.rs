@@ -329,7 +329,7 @@ fn chain_rule(
 
 /// True when `policy` is the h-transform `q(e) = p(e)·h(s')/h(s)` of `prior` (exactly, edge by
 /// edge) with `h(s0) ≠ 0`.
-pub(super) fn is_h_transform(
+fn is_h_transform(
     env: &Environment,
     prior: &[Rational],
     h: &[Rational],
@@ -428,8 +428,10 @@ fn joint_of(
 /// `occ(s) = π(s)·h(s)/h0`, `P(s) = h(s)/h0·P_p(s)`, `B(s) = B^h(s)/h(s)` and
 /// `E[X·1[e ∈ τ]] = p(e)·(h(s')·P_p(s) + π(s)·(h(s')·c_e + B^h(s')))/h0`: only the prior's
 /// small denominators accumulate, and each `h` enters once per value. The result is the same
-/// exact [`RouteOne`] (the tests compare it with [`route_one`]); `None` when `policy` is not
-/// the h-transform of `prior` by `h` (checked exactly, edge by edge).
+/// exact [`RouteOne`] (the tests compare it with [`route_one`]). When `policy` is not the
+/// h-transform of `prior` by `h` (checked exactly, edge by edge) the functional is handed back
+/// as the error, so that a caller can run the direct route with it instead of cloning it for a
+/// route that may not apply (440 polynomials at 440 edges).
 pub fn route_one_h_transform(
     env: &Environment,
     prior: &[Rational],
@@ -437,24 +439,11 @@ pub fn route_one_h_transform(
     policy: &[Rational],
     functional: Functional,
     budget: &Budget,
-) -> Option<RouteOne> {
-    is_h_transform(env, prior, h, policy)
-        .then(|| route_one_under_prior(env, prior, h, policy, functional, budget))
-}
-
-/// The body of [`route_one_h_transform`] for a `policy` already known to be the h-transform
-/// of `prior` by `h` ([`is_h_transform`]): a caller that checks first keeps its functional for
-/// the direct route instead of cloning it for a route that may not apply.
-pub(super) fn route_one_under_prior(
-    env: &Environment,
-    prior: &[Rational],
-    h: &[Rational],
-    policy: &[Rational],
-    functional: Functional,
-    budget: &Budget,
-) -> RouteOne {
+) -> Result<RouteOne, Functional> {
     use crate::exact::gcd::mul;
-    debug_assert!(is_h_transform(env, prior, h, policy));
+    if !is_h_transform(env, prior, h, policy) {
+        return Err(functional);
+    }
     let inv_h0 = h[env.source].recip();
     let ForwardPass {
         per_edge,
@@ -491,7 +480,7 @@ pub(super) fn route_one_under_prior(
     let occ = (0..env.states.len())
         .map(|s| mul(&mul(&flows.state[s], &h[s]), &inv_h0))
         .collect();
-    RouteOne {
+    Ok(RouteOne {
         functional,
         occ,
         prefix: prefix_p,
@@ -499,7 +488,7 @@ pub(super) fn route_one_under_prior(
         joint: scaled_joint,
         h_transform: Some((h.to_vec(), inv_h0)),
         gradient,
-    }
+    })
 }
 
 fn indicator(b: bool) -> Rational {

@@ -26,8 +26,7 @@
 use super::c5_fixed_point::optimum_polys;
 use super::c5_fixed_point::OptimumPolys;
 use super::c6_expected_gradient::{
-    is_h_transform, route_one, route_one_under_prior, route_two, route_two_h_transform, Functional,
-    RouteOne,
+    route_one, route_one_h_transform, route_two, route_two_h_transform, Functional, RouteOne,
 };
 use super::{certificate, term, Certificate, ClaimContext, Recorder, SkipReason};
 use crate::exact::{Derivation, FracPoly, Poly, Rational, Step, Var};
@@ -123,8 +122,7 @@ fn prior_and_flow<'c>(ctx: &'c ClaimContext) -> (Vec<Rational>, Option<&'c [Rati
 }
 
 /// Route 1 at `q*`: by the h-transform of the prior with `h = F*`
-/// ([`route_one_h_transform`](super::c6_expected_gradient::route_one_h_transform), small
-/// denominators), or directly where that does not apply.
+/// ([`route_one_h_transform`], small denominators), or directly where that does not apply.
 fn route_one_at_optimum(
     ctx: &ClaimContext,
     opt: &OptimumPolys,
@@ -133,14 +131,13 @@ fn route_one_at_optimum(
     let env = ctx.env;
     let budget = &ctx.options.budget;
     let (prior, flow) = prior_and_flow(ctx);
-    // Checked first, so that the functional moves into the one route that runs (cloning it,
-    // 440 polynomials at 440 edges, for a route that applies was wasted work).
+    // The functional moves into the h-transform route and comes back where it does not
+    // apply, so it is never cloned.
     match flow {
-        Some(h) if is_h_transform(env, &prior, h, &opt.policy) => {
-            route_one_under_prior(env, &prior, h, &opt.policy, functional, budget)
-        }
-        _ => route_one(env, &opt.policy, functional, budget),
+        Some(h) => route_one_h_transform(env, &prior, h, &opt.policy, functional, budget),
+        None => Err(functional),
     }
+    .unwrap_or_else(|functional| route_one(env, &opt.policy, functional, budget))
 }
 
 /// `E_{q*}[∂L_flawed/∂θ_b]` per edge (route 1, reduced), or why `q*` is not rational.
