@@ -173,10 +173,43 @@ fn exact_value(p: &Poly, env: &Environment) -> Option<ExactValue> {
     })
 }
 
+/// What becomes of an environment's claim context (and certificates) once its report is
+/// built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Teardown {
+    /// Freed: library callers, and every environment of a run but its last.
+    #[default]
+    Free,
+    /// Left to the operating system, for a process that exits right after printing the
+    /// report: freeing the exact values one by one (~40 MB at 440 edges, allocated on other
+    /// threads) took 9–14 ms on one core, 8–12 % of `verify`'s wall time
+    /// (docs/performance.md, issue 12, eighth pass).
+    AtExit,
+}
+
+impl Teardown {
+    /// Frees `value` or, for [`Teardown::AtExit`], leaves it to the end of the process.
+    pub fn dispose<T>(self, value: T) {
+        match self {
+            Teardown::Free => drop(value),
+            Teardown::AtExit => std::mem::forget(value),
+        }
+    }
+}
+
 /// Runs every claim on one environment and builds its report section with the certificates.
 pub fn environment_report(
     env: &Environment,
     options: &VerifyOptions,
+) -> Result<(EnvironmentReport, Vec<Certificate>), ExactError> {
+    environment_report_with(env, options, Teardown::Free)
+}
+
+/// [`environment_report`], disposing of the claim context as `teardown` says.
+pub fn environment_report_with(
+    env: &Environment,
+    options: &VerifyOptions,
+    teardown: Teardown,
 ) -> Result<(EnvironmentReport, Vec<Certificate>), ExactError> {
     let ctx = ClaimContext::new(env, options.clone())?;
     let certificates = claims::verify_environment(&ctx);
@@ -244,6 +277,7 @@ pub fn environment_report(
         flawed,
         claims,
     };
+    teardown.dispose(ctx);
     Ok((report, certificates))
 }
 
