@@ -132,7 +132,8 @@ pub fn run(args: &BenchArgs) -> u8 {
     println!(
         "every kernel's % of its floor, both timed alternately, best of the repeats \
          (per-trajectory: read reference; dense: copy reference; the windowed kernels: the \
-         same references over the windows' lines):"
+         same references over the windows' lines; REINFORCE-KL dense, which can only write \
+         after every row is read: the read reference, then the dense write):"
     );
     println!(
         "{:<16} {:<15} {:>9} {:>9}",

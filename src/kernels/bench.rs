@@ -34,6 +34,13 @@
 //! [`parallel_read_rows`]), the **windowed copy reference** writes each row's `q + p`
 //! inside its window and zeros around it ([`parallel_copy_windows`]: the windows read, whole
 //! rows written). Their fractions of the contiguous floors are reported beside.
+//!
+//! REINFORCE-KL's dense gradient `g_i = −(R_i − b)/B` needs the batch mean `b` of rewards that
+//! are sums over the per-step inputs, so nothing can be written before the last row is read
+//! ([`KernelId::dense_after_all_reads`]): it cannot overlap reads and writes as the copy does.
+//! Its floor is the **read-then-write reference**: the read reference, then the same dense
+//! write the kernels do (every row's value over its row, with the stores they choose), timed
+//! as one (`2·B·T·s + B·T·s` bytes). Its fraction of the copy reference is reported beside.
 use std::time::Instant;
 
 use nalgebra::DMatrix;
@@ -44,8 +51,8 @@ use super::batch::{TrajectoryBatch, Windows};
 use super::error::BatchError;
 use super::float::Float;
 use super::fused::{
-    cpu_row_sums_at, cpu_row_sums_tuned, evaluate_into, fill_dense_with, AllKernelsParams,
-    GradForm, Kernel, KernelId, KernelOutput, Level, Stores, Term,
+    cpu_row_sums_at, cpu_row_sums_tuned, dense_stores, evaluate_into, fill_dense_with,
+    AllKernelsParams, GradForm, Kernel, KernelId, KernelOutput, Level, Stores, Term,
 };
 use super::generate::{generate, GenConfig, Generated};
 use super::simd;
@@ -65,15 +72,22 @@ pub enum Floor {
     /// The copy reference over the windows' lines (windowed dense forms).
     #[serde(rename = "copy-win")]
     CopyWindows,
+    /// The read reference, then the dense write alone (dense forms that can only write after
+    /// every row is read: [`KernelId::dense_after_all_reads`]).
+    #[serde(rename = "read-then-write")]
+    ReadThenWrite,
 }
 
 impl Floor {
     /// The floor of kernel `id` in `form`: a per-trajectory form only reads, a dense form
-    /// reads and writes; a windowed kernel reads only its windows.
+    /// reads and writes; a windowed kernel reads only its windows; a dense form whose every
+    /// value needs the whole batch read first cannot overlap its reads and writes, so it is
+    /// held to a read followed by a write.
     pub fn of(id: KernelId, form: GradForm) -> Self {
         match (form, id.windowed()) {
             (GradForm::PerTrajectory, false) => Self::Read,
             (GradForm::PerTrajectory, true) => Self::ReadWindows,
+            (GradForm::Dense, _) if id.dense_after_all_reads() => Self::ReadThenWrite,
             (GradForm::Dense, false) => Self::Copy,
             (GradForm::Dense, true) => Self::CopyWindows,
         }
@@ -86,6 +100,7 @@ impl Floor {
             Self::Copy => "copy",
             Self::ReadWindows => "read-win",
             Self::CopyWindows => "copy-win",
+            Self::ReadThenWrite => "read-then-write",
         }
     }
 }
@@ -510,6 +525,8 @@ struct References<F: Float> {
     read_windows_by_rows: bool,
     /// Keeps the sums from being elided.
     sink: F,
+    /// One value per row, written over each row by the read-then-write reference.
+    row_values: Vec<F>,
 }
 
 impl<F: Float> References<F> {
@@ -552,6 +569,12 @@ impl<F: Float> References<F> {
                 parallel_copy(p, d1);
             }
             Floor::CopyWindows => parallel_copy_windows(batch, w, &mut self.dst[..n]),
+            Floor::ReadThenWrite => {
+                self.run(Floor::Read, setup);
+                // The stores the dense kernels choose for whole rows of this size.
+                let stores = dense_stores(batch, None);
+                fill_dense_with(batch, None, &self.row_values, &mut self.dst[..n], stores);
+            }
             Floor::Read | Floor::ReadWindows => {
                 let windows = (floor == Floor::ReadWindows).then_some(w);
                 let by_rows = match windows {
@@ -593,6 +616,7 @@ pub fn run_bench<F: Float>(
         read_by_rows: false,
         read_windows_by_rows: false,
         sink: F::ZERO,
+        row_values: (0..batch).map(|i| F::from_usize(i % 7)).collect(),
     };
     let copy_t = time_repeats(repeats, || refs.run(Floor::Copy, &setup));
     let in_bytes = (2 * n * F::BYTES) as f64;
@@ -612,22 +636,28 @@ pub fn run_bench<F: Float>(
         refs.time_both_ways(Floor::ReadWindows, &setup, repeats);
     let copy_win_t = time_repeats(repeats, || refs.run(Floor::CopyWindows, &setup));
     let copy_win_bytes = w_bytes + (n * F::BYTES) as f64;
+    // The read reference, then the whole rows written once (after the read's choice of way).
+    let read_write_t = time_repeats(repeats, || refs.run(Floor::ReadThenWrite, &setup));
+    let read_write_bytes = in_bytes + (n * F::BYTES) as f64;
     let floor_bytes = |floor: Floor| match floor {
         Floor::Read => in_bytes,
         Floor::Copy => copy_bytes,
         Floor::ReadWindows => w_bytes,
         Floor::CopyWindows => copy_win_bytes,
+        Floor::ReadThenWrite => read_write_bytes,
     };
     let gbps = |bytes: f64, t: Timing| bytes / t.best / 1e9;
     let copy_gbps = gbps(copy_bytes, copy_t);
     let read_gbps = gbps(in_bytes, read_t);
     let read_win_gbps = gbps(w_bytes, read_win_t);
     let copy_win_gbps = gbps(copy_win_bytes, copy_win_t);
+    let read_write_gbps = gbps(read_write_bytes, read_write_t);
     let run_floor_gbps = |floor: Floor| match floor {
         Floor::Read => read_gbps,
         Floor::Copy => copy_gbps,
         Floor::ReadWindows => read_win_gbps,
         Floor::CopyWindows => copy_win_gbps,
+        Floor::ReadThenWrite => read_write_gbps,
     };
     let row = |name: &str, form: &str, floor: Floor, t: Timing, bytes: f64, floor_gbps: f64| {
         let g = gbps(bytes, t);
@@ -680,6 +710,13 @@ pub fn run_bench<F: Float>(
             Floor::CopyWindows,
             copy_win_t,
             copy_win_bytes,
+        ),
+        reference(
+            "read-then-write",
+            "reference",
+            Floor::ReadThenWrite,
+            read_write_t,
+            read_write_bytes,
         ),
     ];
     for id in KernelId::ALL {
@@ -764,7 +801,7 @@ pub fn run_bench<F: Float>(
                     &setup.generated.batch,
                     windows,
                     &g,
-                    &mut setup.dense,
+                    setup.dense.as_mut_slice(),
                     stores,
                 );
             });
@@ -858,11 +895,14 @@ mod tests {
                     .iter()
                     .find(|m| m.name == id.name() && m.form == name)
                     .expect("every kernel in both forms");
-                let want = match (form, id.windowed()) {
-                    (GradForm::PerTrajectory, false) => "read",
-                    (GradForm::PerTrajectory, true) => "read-win",
-                    (GradForm::Dense, false) => "copy",
-                    (GradForm::Dense, true) => "copy-win",
+                // Written out, not computed by `Floor::of`: REINFORCE-KL's dense gradient
+                // needs the batch mean of row sums, so it alone cannot overlap reads and writes.
+                let want = match (form, id.windowed(), id) {
+                    (GradForm::PerTrajectory, false, _) => "read",
+                    (GradForm::PerTrajectory, true, _) => "read-win",
+                    (GradForm::Dense, _, KernelId::ReinforceKl) => "read-then-write",
+                    (GradForm::Dense, false, _) => "copy",
+                    (GradForm::Dense, true, _) => "copy-win",
                 };
                 assert_eq!(m.floor.name(), want, "{} {name}", id.name());
                 assert!(m.best_seconds > 0.0 && m.best_seconds <= m.median_seconds);
@@ -873,9 +913,46 @@ mod tests {
         }
         // The JSON names of the floors.
         let json = serde_json::to_string(&report).expect("serialisable");
-        for name in ["\"read\"", "\"copy\"", "\"read-win\"", "\"copy-win\""] {
+        for name in [
+            "\"read\"",
+            "\"copy\"",
+            "\"read-win\"",
+            "\"copy-win\"",
+            "\"read-then-write\"",
+        ] {
             assert!(json.contains(&format!("\"floor\":{name}")), "{name}");
         }
+    }
+
+    #[test]
+    fn the_read_then_write_reference_reads_every_input_then_writes_every_row() {
+        let (b, t) = (300, 19);
+        let setup = integer_setup(b, t);
+        let batch = setup.batch();
+        let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
+        let mut refs = References {
+            dst: vec![f64::NAN; 2 * b * t],
+            read_by_rows: false,
+            read_windows_by_rows: false,
+            sink: 0.0,
+            row_values: (0..b).map(|i| (i % 7) as f64 + 1.0).collect(),
+        };
+        refs.run(Floor::ReadThenWrite, &setup);
+        // The plain read's sum of every input (integers: exact in any order).
+        let want: f64 = q.iter().zip(p).map(|(x, y)| x + y).sum();
+        assert_eq!(refs.sink, want);
+        for i in 0..b {
+            for k in 0..t {
+                let want = if k < batch.lengths()[i] {
+                    (i % 7) as f64 + 1.0
+                } else {
+                    0.0
+                };
+                assert_eq!(refs.dst[i * t + k], want, "row {i}, step {k}");
+            }
+        }
+        // Negative control: the second half of the buffer (the copy's) is not written.
+        assert!(refs.dst[b * t..].iter().all(|x| x.is_nan()));
     }
 
     #[test]

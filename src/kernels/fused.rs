@@ -127,6 +127,14 @@ impl KernelId {
     pub fn windowed(self) -> bool {
         matches!(self, KernelId::TpclWindowed | KernelId::SubTb)
     }
+    /// Whether the dense form can only be written after every row has been read: REINFORCE-KL's
+    /// `g_i = −(R_i − b)/B` needs the batch mean `b` of the rewards `R_i = log r_i − λ·Σ_t(log q
+    /// − log p)`, which are sums over the per-step inputs, so no column can be written before
+    /// the last row is read. (The flawed baseline's mean is of `exp(log r)`, an `O(B)` input,
+    /// so its dense form is written inside the pass.)
+    pub fn dense_after_all_reads(self) -> bool {
+        matches!(self, KernelId::ReinforceKl)
+    }
 }
 
 impl<'a, F: Float> Kernel<'a, F> {
@@ -960,7 +968,13 @@ pub(crate) fn fill_dense<F: Float>(
     g: &[F],
     dense: &mut DMatrix<F>,
 ) {
-    fill_dense_with(batch, windows, g, dense, dense_stores(batch, windows))
+    fill_dense_with(
+        batch,
+        windows,
+        g,
+        dense.as_mut_slice(),
+        dense_stores(batch, windows),
+    )
 }
 
 /// [`fill_dense`] with the given kind of stores (both are timed by `bench`).
@@ -968,7 +982,7 @@ pub fn fill_dense_with<F: Float>(
     batch: &TrajectoryBatch<F>,
     windows: Option<&Windows<F>>,
     g: &[F],
-    dense: &mut DMatrix<F>,
+    dense: &mut [F],
     stores: Stores,
 ) {
     let t = batch.steps();
@@ -977,7 +991,6 @@ pub fn fill_dense_with<F: Float>(
     }
     let lengths = batch.lengths();
     dense
-        .as_mut_slice()
         .par_chunks_mut(t * ROWS_PER_TASK)
         .enumerate()
         .for_each(|(c, chunk)| {
@@ -1784,8 +1797,8 @@ mod tests {
             for w in [None, Some(&g.windows_v)] {
                 let mut a = DMatrix::from_element(steps, batch, f32::NAN);
                 let mut b = DMatrix::from_element(steps, batch, f32::NAN);
-                fill_dense_with(&g.batch, w, &gv, &mut a, Stores::Regular);
-                fill_dense_with(&g.batch, w, &gv, &mut b, Stores::NonTemporal);
+                fill_dense_with(&g.batch, w, &gv, a.as_mut_slice(), Stores::Regular);
+                fill_dense_with(&g.batch, w, &gv, b.as_mut_slice(), Stores::NonTemporal);
                 assert_eq!(a, b);
             }
         }
