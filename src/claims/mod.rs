@@ -322,23 +322,74 @@ pub(crate) fn certificate(claim: &str, statement: &str, recorders: Vec<Recorder>
     }
 }
 
+/// C1–C8's checks, in report order.
+pub const CLAIMS: [fn(&ClaimContext) -> Certificate; 8] = [
+    c1_residual::check,
+    c2_loss::check,
+    c3_gradient::check,
+    c4_window::check,
+    c5_fixed_point::check,
+    c6_expected_gradient::check,
+    c7_negative_controls::check,
+    c8_conventions::check,
+];
+
+/// The order the claims are started in: the longest first (by their CPU time on the
+/// 440-edge layered DAGs: C7, C6, C5, C8, then the rest), so that the last to finish is a
+/// short one (docs/performance.md, issue 12, eighth pass).
+const START_ORDER: [usize; 8] = [6, 5, 4, 7, 2, 3, 0, 1];
+
+
 /// Runs C1–C8 on one environment.
 pub fn verify_environment(ctx: &ClaimContext) -> Vec<Certificate> {
-    // The claims are independent: run them on all cores, report them in order.
-    let checks: [fn(&ClaimContext) -> Certificate; 8] = [
-        c1_residual::check,
-        c2_loss::check,
-        c3_gradient::check,
-        c4_window::check,
-        c5_fixed_point::check,
-        c6_expected_gradient::check,
-        c7_negative_controls::check,
-        c8_conventions::check,
-    ];
-    derive_all(&checks, |check| check(ctx))
+    verify_environment_then(ctx, |_| ())
+        .into_iter()
+        .map(|(certificate, ())| certificate)
+        .collect()
+}
+
+/// Runs C1–C8 on one environment, each followed in its own task by `then` on its certificate
+/// (for work that needs what that claim computed, done while other claims still run);
+/// results in report order.
+pub fn verify_environment_then<T: Send>(
+    ctx: &ClaimContext,
+    then: impl Fn(&Certificate) -> T + Sync,
+) -> Vec<(Certificate, T)> {
+    // The claims are independent: one task each, taken by the cores longest first (FIFO),
+    // reported in order.
+    let mut slots: Vec<Option<(Certificate, T)>> = CLAIMS.iter().map(|_| None).collect();
+    let mut cells: Vec<Option<&mut Option<(Certificate, T)>>> =
+        slots.iter_mut().map(Some).collect();
+    let then = &then;
+    rayon::scope_fifo(|scope| {
+        for i in START_ORDER {
+            if let Some(cell) = cells[i].take() {
+                scope.spawn_fifo(move |_| {
+                    let certificate = CLAIMS[i](ctx);
+                    let after = then(&certificate);
+                    *cell = Some((certificate, after));
+                });
+            }
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| slot.expect("every claim's task ran"))
+        .collect()
 }
 
 /// `label = poly` pair for derivation terms.
 pub(crate) fn term(label: impl Into<String>, p: Poly) -> (String, Poly) {
     (label.into(), p)
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    #[test]
+    fn every_claim_is_started_once() {
+        let mut order = super::START_ORDER;
+        order.sort_unstable();
+        assert_eq!(order, [0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(order.len(), super::CLAIMS.len());
+    }
 }
