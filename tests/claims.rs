@@ -202,3 +202,77 @@ fn a_tampered_certificate_is_caught_by_recheck() {
     step.result = step.result.add(&Poly::constant(Rational::one()));
     assert!(cert.recheck().is_err());
 }
+
+#[test]
+fn claims_run_as_tasks_come_back_in_report_order_with_their_follow_ups() {
+    use rtb_trustpcl::claims::verify_environment_then;
+    let outcomes = |c: &Certificate| serde_json::to_string(&c.checks).expect("serialisable");
+    for env in spec_envs() {
+        let ctx = ClaimContext::new(&env, quick(None)).expect("exact logs build");
+        let seen = std::sync::Mutex::new(Vec::new());
+        let results = verify_environment_then(&ctx, |c| {
+            seen.lock().expect("not poisoned").push(c.claim.clone());
+            c.claim.clone()
+        });
+        let ids: Vec<&str> = results.iter().map(|(c, _)| c.claim.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8"],
+            "{}",
+            env.name
+        );
+        for (c, after) in &results {
+            assert_eq!(
+                &c.claim, after,
+                "{}: a follow-up saw another claim",
+                env.name
+            );
+        }
+        let mut seen = seen.into_inner().expect("not poisoned");
+        seen.sort();
+        assert_eq!(seen, ids, "{}: every follow-up ran once", env.name);
+        // The same certificates as the plain run.
+        for ((c, _), plain) in results.iter().zip(run(&env, quick(None))) {
+            assert_eq!(c.holds, plain.holds, "{} {}", env.name, c.claim);
+            assert_eq!(outcomes(c), outcomes(&plain), "{} {}", env.name, c.claim);
+        }
+    }
+}
+
+#[test]
+fn keeping_no_derivations_decides_every_check_the_same_and_keeps_the_failures() {
+    // `verify` runs with `keep: 0` (its report never shows the kept examples): every count and
+    // verdict must be those of a run that keeps them, and a failing check must still carry
+    // its first failure (the report's summary shows it).
+    let outcomes = |c: &Certificate| serde_json::to_string(&c.checks).expect("serialisable");
+    for env in spec_envs().iter().take(4) {
+        for mutant in [None, Some(Mutant::FlippedSign)] {
+            let kept = run(env, quick(mutant));
+            let none = run(
+                env,
+                VerifyOptions {
+                    keep: 0,
+                    ..quick(mutant)
+                },
+            );
+            for (k, n) in kept.iter().zip(&none) {
+                assert_eq!(k.holds, n.holds, "{} {:?} {}", env.name, mutant, k.claim);
+                assert_eq!(
+                    outcomes(k),
+                    outcomes(n),
+                    "{} {:?} {}",
+                    env.name,
+                    mutant,
+                    k.claim
+                );
+                assert_eq!(k.failures.len(), n.failures.len());
+                assert!(n.derivations.len() <= k.derivations.len());
+            }
+            // Negative control: the run that keeps examples does keep some.
+            assert!(kept.iter().any(|c| c.derivations.len() > c.failures.len()));
+            if mutant.is_some() {
+                assert!(none.iter().any(|c| !c.failures.is_empty()), "{}", env.name);
+            }
+        }
+    }
+}

@@ -339,7 +339,6 @@ pub const CLAIMS: [fn(&ClaimContext) -> Certificate; 8] = [
 /// short one (docs/performance.md, issue 12, eighth pass).
 const START_ORDER: [usize; 8] = [6, 5, 4, 7, 2, 3, 0, 1];
 
-
 /// Runs C1–C8 on one environment.
 pub fn verify_environment(ctx: &ClaimContext) -> Vec<Certificate> {
     verify_environment_then(ctx, |_| ())
