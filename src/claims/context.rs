@@ -89,11 +89,17 @@ impl<'a> ClaimContext<'a> {
         budget.stop_if_spent()?;
         let (trajectories, windows) =
             super::budget::enumerations(env, options.max_trajectories, options.max_windows, budget);
-        let log_p = logs.log_prior.iter().map(Poly::from_logform).collect();
-        let log_q = logs.log_posterior.iter().map(Poly::from_logform).collect();
+        // Before any claim can start: on all cores.
+        use rayon::prelude::*;
+        let log_p = logs.log_prior.par_iter().map(Poly::from_logform).collect();
+        let log_q = logs
+            .log_posterior
+            .par_iter()
+            .map(Poly::from_logform)
+            .collect();
         let log_r = logs
             .log_reward
-            .iter()
+            .par_iter()
             .map(|r| r.as_ref().map(Poly::from_logform))
             .collect();
         Ok(Self {

@@ -73,7 +73,7 @@ impl LogTable {
                     opt.flow.par_iter().map(log).collect::<Result<_, _>>()?;
                 let log_policy = env
                     .edges
-                    .iter()
+                    .par_iter()
                     .zip(&log_prior)
                     .map(|(edge, lp): (&crate::dag::Edge, &LogForm)| {
                         lp.add(&log_flow[edge.to]).sub(&log_flow[edge.from])
