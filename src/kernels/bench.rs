@@ -749,7 +749,8 @@ pub fn run_bench<F: Float>(
             ));
         }
     }
-    drop(refs);
+    // The copy's buffer is freed here; the per-row values serve the dense-write rows below.
+    let References { row_values: g, .. } = refs;
     // Phase 1 of RTB alone (the sums of log q − log p), at each instruction set.
     let diff = Term {
         a: F::ONE,
@@ -786,7 +787,6 @@ pub fn run_bench<F: Float>(
         rows.push(reference("phase1-subtb", &form, Floor::Read, t, w_bytes));
     }
     // The dense write alone, with each kind of store.
-    let g: Vec<F> = (0..batch).map(|i| F::from_usize(i % 7)).collect();
     for (stores, name) in [
         (Stores::Regular, "regular-stores"),
         (Stores::NonTemporal, "streaming-stores"),
