@@ -467,6 +467,117 @@ fn h_transform_routes_equal_the_direct_routes_at_the_optimum() {
 }
 
 #[test]
+fn the_constant_route_equals_the_dp_where_the_residual_is_constant_and_refuses_elsewhere() {
+    // C7 collapses route 1 at q* for the correct objectives (one residual value on every
+    // trajectory): every value it shows and every gradient must be the DP's, and a functional
+    // that is not constant (the flawed baseline where rewards differ, RTB at the spec's q, RTB
+    // with a term moved off one edge) must be handed back.
+    use c6_expected_gradient::{route_one, route_one_constant};
+    let (mut collapsed, mut refused) = (0, 0);
+    for env in small_envs() {
+        let ctx = ClaimContext::new(&env, quick(None)).unwrap();
+        let budget = &ctx.options.budget;
+        let Ok(opt) = &ctx.optimum else { continue };
+        let log_q =
+            |e: usize| Poly::from_logform(&ctx.logs.optimum.as_ref().unwrap().log_policy[e]);
+        let occ = route_one(&env, &opt.policy, Functional::rtb(&ctx, &log_q), budget).occ;
+        let reduce = |v: &[rtb_trustpcl::exact::FracPoly]| -> Vec<Poly> {
+            v.iter().map(|p| p.to_poly()).collect()
+        };
+        for functional in [
+            Functional::rtb(&ctx, &log_q),
+            Functional::reinforce(&ctx, &log_q),
+            Functional::trust_pcl(&ctx, &log_q),
+        ] {
+            let direct = route_one(&env, &opt.policy, functional.clone(), budget);
+            let constant = route_one_constant(&env, &opt.policy, &occ, functional)
+                .unwrap_or_else(|f| panic!("{}: {} is constant at q*", env.name, f.loss));
+            assert_eq!(
+                reduce(&constant.gradient),
+                reduce(&direct.gradient),
+                "{}",
+                env.name
+            );
+            assert!(
+                constant.gradient.iter().all(|g| g.is_zero()),
+                "{}",
+                env.name
+            );
+            assert_eq!(
+                reduce(&constant.prefix_all()),
+                reduce(&direct.prefix_all()),
+                "{}",
+                env.name
+            );
+            assert_eq!(
+                reduce(&constant.suffix_all()),
+                reduce(&direct.suffix_all()),
+                "{}",
+                env.name
+            );
+            assert_eq!(
+                reduce(&constant.joint_all()),
+                reduce(&direct.joint_all()),
+                "{}",
+                env.name
+            );
+            collapsed += 1;
+        }
+        // Non-uniform weights on a constant functional: the gradient is K·occ·q·(w_b − w̄),
+        // not zero, and still the DP's.
+        let mut weighted = Functional::rtb(&ctx, &log_q);
+        if let Some(&e) = env
+            .out_edges
+            .iter()
+            .find(|out| out.len() > 1)
+            .map(|out| &out[0])
+        {
+            weighted.weight[e] = Rational::from_integer(3.into());
+            let direct = route_one(&env, &opt.policy, weighted.clone(), budget);
+            let constant = route_one_constant(&env, &opt.policy, &occ, weighted).unwrap();
+            assert_eq!(
+                reduce(&constant.gradient),
+                reduce(&direct.gradient),
+                "{}",
+                env.name
+            );
+            assert!(
+                constant.gradient.iter().any(|g| !g.is_zero()),
+                "{}",
+                env.name
+            );
+        }
+        // Negative controls.
+        let flawed = c7_negative_controls::flawed_functional(&ctx, &log_q);
+        if !c7_negative_controls::rewards_all_equal(&ctx) {
+            assert!(route_one_constant(&env, &opt.policy, &occ, flawed).is_err());
+            refused += 1;
+        }
+        let mut moved = Functional::rtb(&ctx, &log_q);
+        moved.per_edge[0] = moved.per_edge[0].add(&Poly::constant(Rational::one()));
+        if env.edges.len() > 1 && env.terminals().len() > 1 {
+            assert!(
+                route_one_constant(&env, &opt.policy, &occ, moved).is_err(),
+                "{}",
+                env.name
+            );
+            refused += 1;
+        }
+        let q = env.posterior();
+        if q != opt.policy {
+            let at_q = |e: usize| ctx.log_q_concrete(e).clone();
+            let occ_q = route_one(&env, &q, Functional::rtb(&ctx, &at_q), budget).occ;
+            assert!(route_one_constant(&env, &q, &occ_q, Functional::rtb(&ctx, &at_q)).is_err());
+            refused += 1;
+        }
+    }
+    assert!(
+        collapsed > 0 && refused > 0,
+        "{collapsed} collapsed, {refused} refused"
+    );
+}
+
+#[test]
 fn a_spent_time_budget_stops_the_dps_with_the_budget_error() {
     // A generated DAG of issue 12 (440 edges): enumeration is refused by its cost, so before
     // the DPs had checkpoints no checkpoint ran and a spent time budget went unnoticed.

@@ -186,19 +186,42 @@ pub struct RouteOne {
     pub functional: Functional,
     /// `occ(s)` under the policy.
     pub occ: Vec<Rational>,
-    /// `P(s)` before the h-transform's factor (see [`RouteOne::prefix`]).
-    prefix: Vec<FracPoly>,
-    /// `B(s)` before the h-transform's factor (see [`RouteOne::suffix`]).
-    suffix: Vec<FracPoly>,
-    /// `E[X·1[e ∈ τ]]` before the h-transform's factor (see [`RouteOne::joint`]).
-    joint: Vec<FracPoly>,
-    /// The h-transform's `h` and `1/h(s0)` where the values above are those of the prior's DP
-    /// ([`route_one_h_transform`]): the factors are applied on demand, only to the values a
-    /// derivation shows (rescaling every value was 4–5 % of the 9,600-edge profile).
-    h_transform: Option<(Vec<Rational>, Rational)>,
+    /// How the prefix sums, suffix sums and joints are held.
+    values: Values,
     /// `E[∂L/∂θ_b]` per edge `b`; identities are decided on these without reduction
     /// ([`FracPoly::equals_scaled`]).
     pub gradient: Vec<FracPoly>,
+}
+
+/// The values of route 1 that only derivations show, in the form the route computed them.
+#[derive(Debug, Clone)]
+enum Values {
+    /// `P(s)`, `B(s)` and `E[X·1[e ∈ τ]]` of the policy's own DP ([`route_one`]).
+    Direct {
+        prefix: Vec<FracPoly>,
+        suffix: Vec<FracPoly>,
+        joint: Vec<FracPoly>,
+    },
+    /// The prior's DP with the h-transform's `h` and `1/h(s0)` ([`route_one_h_transform`]):
+    /// the factors are applied on demand, only to the values a derivation shows (rescaling
+    /// every value was 4–5 % of the 9,600-edge profile).
+    HTransform {
+        prefix: Vec<FracPoly>,
+        suffix: Vec<FracPoly>,
+        joint: Vec<FracPoly>,
+        h: Vec<Rational>,
+        inv_h0: Rational,
+    },
+    /// A functional with one value `K` on every trajectory ([`route_one_constant`]): `K`, `k`
+    /// and the potential `D`, with `P(s) = occ(s)·(k + D(s))`, `B(s) = K − k − D(s)` and
+    /// `E[X·1[e ∈ τ]] = K·occ(s)·q(e)`, built on demand.
+    Constant {
+        value: Poly,
+        potential: Vec<Poly>,
+        policy: Vec<Rational>,
+        /// The state each edge leaves.
+        tail: Vec<usize>,
+    },
 }
 
 /// `factor·v`, over a common denominator.
@@ -213,41 +236,59 @@ impl RouteOne {
     /// value here: reduced by [`FracPoly::to_poly`] only where a derivation shows it).
     pub fn prefix(&self, s: usize) -> FracPoly {
         use crate::exact::gcd::mul;
-        match &self.h_transform {
-            None => self.prefix[s].clone(),
-            Some((h, inv_h0)) => scaled(&self.prefix[s], &mul(&h[s], inv_h0)),
+        match &self.values {
+            Values::Direct { prefix, .. } => prefix[s].clone(),
+            Values::HTransform {
+                prefix, h, inv_h0, ..
+            } => scaled(&prefix[s], &mul(&h[s], inv_h0)),
+            Values::Constant { potential, .. } => scaled(
+                &FracPoly::from_poly(&self.functional.constant.add(&potential[s])),
+                &self.occ[s],
+            ),
         }
     }
 
     /// `B(s) = E[Σ_{suffix from s} c | s]` (0 at terminals).
     pub fn suffix(&self, s: usize) -> FracPoly {
-        match &self.h_transform {
-            None => self.suffix[s].clone(),
-            Some((h, _)) => scaled(&self.suffix[s], &inverse(&h[s])),
+        match &self.values {
+            Values::Direct { suffix, .. } => suffix[s].clone(),
+            Values::HTransform { suffix, h, .. } => scaled(&suffix[s], &inverse(&h[s])),
+            Values::Constant {
+                value, potential, ..
+            } => FracPoly::from_poly(&value.sub(&self.functional.constant).sub(&potential[s])),
         }
     }
 
     /// `E[X·1[e ∈ τ]]` for edge `e` (over a common denominator).
     pub fn joint(&self, e: usize) -> FracPoly {
-        match &self.h_transform {
-            None => self.joint[e].clone(),
-            Some((_, inv_h0)) => scaled(&self.joint[e], inv_h0),
+        match &self.values {
+            Values::Direct { joint, .. } => joint[e].clone(),
+            Values::HTransform { joint, inv_h0, .. } => scaled(&joint[e], inv_h0),
+            Values::Constant {
+                value,
+                policy,
+                tail,
+                ..
+            } => scaled(
+                &FracPoly::from_poly(value),
+                &(&self.occ[tail[e]] * &policy[e]),
+            ),
         }
     }
 
     /// [`RouteOne::prefix`] of every state.
     pub fn prefix_all(&self) -> Vec<FracPoly> {
-        (0..self.prefix.len()).map(|s| self.prefix(s)).collect()
+        (0..self.occ.len()).map(|s| self.prefix(s)).collect()
     }
 
     /// [`RouteOne::suffix`] of every state.
     pub fn suffix_all(&self) -> Vec<FracPoly> {
-        (0..self.suffix.len()).map(|s| self.suffix(s)).collect()
+        (0..self.occ.len()).map(|s| self.suffix(s)).collect()
     }
 
     /// [`RouteOne::joint`] of every edge.
     pub fn joint_all(&self) -> Vec<FracPoly> {
-        (0..self.joint.len()).map(|e| self.joint(e)).collect()
+        (0..self.gradient.len()).map(|e| self.joint(e)).collect()
     }
 }
 
@@ -384,10 +425,11 @@ pub fn route_one(
     RouteOne {
         functional,
         occ: flows.state,
-        prefix,
-        suffix: backward.value,
-        joint,
-        h_transform: None,
+        values: Values::Direct {
+            prefix,
+            suffix: backward.value,
+            joint,
+        },
         gradient,
     }
 }
@@ -483,10 +525,114 @@ pub fn route_one_h_transform(
     Ok(RouteOne {
         functional,
         occ,
-        prefix: prefix_p,
-        suffix: backward_h.value,
-        joint: scaled_joint,
-        h_transform: Some((h.to_vec(), inv_h0)),
+        values: Values::HTransform {
+            prefix: prefix_p,
+            suffix: backward_h.value,
+            joint: scaled_joint,
+            h: h.to_vec(),
+            inv_h0,
+        },
+        gradient,
+    })
+}
+
+/// `X(τ) = k + Σ_{e∈τ} c_e` when it takes one value `K` on every trajectory, with the
+/// potential `D(s) = Σ_{prefix to s} c` it implies, or `None`. The test is exact and
+/// sufficient: along the topological order `D(s')` is set by the first edge into `s'` and
+/// every other edge must give the same polynomial (`D(s) + c_e = D(s')`, canonical
+/// polynomials, so equal values are equal forms); then `X(τ) = k + D(x)` for the terminal `x`
+/// of `τ`, and every terminal must give the same `K`.
+fn constant_value(env: &Environment, functional: &Functional) -> Option<(Poly, Vec<Poly>)> {
+    let mut potential: Vec<Option<Poly>> = vec![None; env.states.len()];
+    potential[env.source] = Some(Poly::zero());
+    for &s in &env.topo {
+        // A state no edge reaches has no potential: not this route's case.
+        let here = potential[s].take()?;
+        for &e in &env.out_edges[s] {
+            let there = here.add(&functional.per_edge[e]);
+            match &potential[env.edges[e].to] {
+                None => potential[env.edges[e].to] = Some(there),
+                Some(set) if *set == there => {}
+                Some(_) => return None,
+            }
+        }
+        potential[s] = Some(here);
+    }
+    let potential: Vec<Poly> = potential.into_iter().collect::<Option<_>>()?;
+    let mut terminals = env.terminals().into_iter();
+    let value = functional.constant.add(&potential[terminals.next()?]);
+    terminals
+        .all(|x| functional.constant.add(&potential[x]) == value)
+        .then_some((value, potential))
+}
+
+/// Route 1 for a functional whose value `X(τ) = K` is the same on every trajectory (the
+/// correct objectives at `q*`, where every residual is a constant): then
+/// `E[X·1[e ∈ τ]] = K·occ(s)·q(e)`, `P(s) = occ(s)·(k + D(s))` and `B(s) = (K − k) − D(s)`
+/// for the potential `D` of [`constant_value`] (built on demand, for derivations), and route
+/// 1's chain rule gives `E[∂L/∂θ_b] = K·occ(s)·q(b)·(w_b − Σ_{e from s} w_e·q(e))`. Only `K`
+/// is multiplied by rationals, where the DP carries every prefix and suffix sum over all of
+/// the base's atoms (the three correct objectives'
+/// DPs at `q*` were 17 % of `verify`'s CPU at 440 edges, each computing large polynomials
+/// that cancel to zero). `occ` is the policy's occupancy. The result is the same exact
+/// [`RouteOne`] as [`route_one`]'s (the tests compare them); where `X` is not constant the
+/// functional is handed back.
+pub fn route_one_constant(
+    env: &Environment,
+    policy: &[Rational],
+    occ: &[Rational],
+    functional: Functional,
+) -> Result<RouteOne, Functional> {
+    let Some((value, potential)) = constant_value(env, &functional) else {
+        return Err(functional);
+    };
+    // Σ_e w_e·(1[e = b] − q(b))·K·occ(s)·q(e) = K·occ(s)·q(b)·(w_b − Σ_e w_e·q(e)): one
+    // scalar per edge, zero wherever a state's edges have one weight and its policy sums to
+    // one (Lehmer's gcd: `q*` has denominators of many digits).
+    let gradient = {
+        use crate::exact::gcd::{add, mul};
+        let k = FracPoly::from_poly(&value);
+        let mean_weight: Vec<Rational> = env
+            .out_edges
+            .iter()
+            .map(|out| match out.first() {
+                Some(&first)
+                    if out
+                        .iter()
+                        .all(|&e| functional.weight[e] == functional.weight[first]) =>
+                {
+                    let mass = out
+                        .iter()
+                        .fold(Rational::zero(), |m, &e| add(&m, &policy[e]));
+                    mul(&functional.weight[first], &mass)
+                }
+                _ => out.iter().fold(Rational::zero(), |m, &e| {
+                    add(&m, &mul(&functional.weight[e], &policy[e]))
+                }),
+            })
+            .collect();
+        env.edges
+            .iter()
+            .enumerate()
+            .map(|(b, edge)| {
+                let spread = &functional.weight[b] - &mean_weight[edge.from];
+                if spread.is_zero() {
+                    FracPoly::zero()
+                } else {
+                    scaled(&k, &mul(&mul(&occ[edge.from], &policy[b]), &spread))
+                }
+            })
+            .collect()
+    };
+    Ok(RouteOne {
+        functional,
+        occ: occ.to_vec(),
+        values: Values::Constant {
+            value,
+            potential,
+            policy: policy.to_vec(),
+            tail: env.edges.iter().map(|edge| edge.from).collect(),
+        },
         gradient,
     })
 }

@@ -12,7 +12,9 @@
 //! `log q*(τ) − log p(τ) = β log r(x) − log Z*` (so `X(τ)` depends on the terminal only);
 //! `C7.flawed.nonzero` exhibits an edge whose component is provably non-zero
 //! ([`Poly::refutes`]); `C7.correct.zero` shows `E_{q*}[∇L] = 0` for RTB, REINFORCE-KL and
-//! Trust-PCL on every edge. The parts need `q*` and are skipped, with the reason, where it is
+//! Trust-PCL on every edge, by route 1 collapsed where the objective's residual is one
+//! constant on every trajectory ([`route_one_constant`], decided exactly, edge by edge) and
+//! by the full DP where it is not (under a mutant). The parts need `q*` and are skipped, with the reason, where it is
 //! irrational. `C7.mutants.differ` runs everywhere: each of `verify`'s mutants, built
 //! explicitly beside the correct objective on the generic trajectory, differs from it by a
 //! provably non-zero amount (`beta-on-ratio` and `alpha-not-squared` only where β ≠ 1), so a
@@ -26,7 +28,8 @@
 use super::c5_fixed_point::optimum_polys;
 use super::c5_fixed_point::OptimumPolys;
 use super::c6_expected_gradient::{
-    route_one, route_one_h_transform, route_two, route_two_h_transform, Functional, RouteOne,
+    route_one, route_one_constant, route_one_h_transform, route_two, route_two_h_transform,
+    Functional, RouteOne,
 };
 use super::{certificate, term, Certificate, ClaimContext, Recorder, SkipReason};
 use crate::exact::{Derivation, FracPoly, Poly, Rational, Step, Var};
@@ -138,6 +141,28 @@ fn route_one_at_optimum(
         None => Err(functional),
     }
     .unwrap_or_else(|functional| route_one(env, &opt.policy, functional, budget))
+}
+
+/// `occ*(s)`, the occupancy of the optimum: `π(s)·F*(s)/Z*` with the prior's occupancy `π`
+/// (small denominators, see [`route_one_h_transform`]), or the flows of `q*` directly where
+/// `F*` is not at hand.
+fn occupancy_at_optimum(ctx: &ClaimContext, policy: &[Rational]) -> Vec<Rational> {
+    use super::budget::flows_of;
+    use crate::exact::gcd::mul;
+    use num_traits::Zero;
+    let budget = &ctx.options.budget;
+    match prior_and_flow(ctx) {
+        (prior, Some(h)) if !h[ctx.env.source].is_zero() => {
+            let inv_h0 = h[ctx.env.source].recip();
+            flows_of(ctx.env, &prior, budget)
+                .state
+                .iter()
+                .zip(h)
+                .map(|(pi, h)| mul(&mul(pi, h), &inv_h0))
+                .collect()
+        }
+        _ => flows_of(ctx.env, policy, budget).state,
+    }
 }
 
 /// `E_{q*}[∂L_flawed/∂θ_b]` per edge (route 1, reduced), or why `q*` is not rational.
@@ -276,13 +301,20 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
     };
 
     let mut correct = Recorder::new(CHECKS[2], "dp", keep);
-    // Three independent DPs: on all cores.
+    // Each correct objective's residual is one constant on every trajectory at q* (unless a
+    // mutant breaks it): route 1 then collapses to `E[X·1[e ∈ τ]] = K·occ*(s)·q*(e)`, and
+    // the full DP runs only where the residual is not constant.
+    let occ = occupancy_at_optimum(ctx, policy);
+    let correct_route = |functional: Functional| {
+        route_one_constant(env, policy, &occ, functional)
+            .unwrap_or_else(|functional| route_one_at_optimum(ctx, &opt, functional))
+    };
     let (rtb, (reinforce, trust_pcl)) = rayon::join(
-        || route_one_at_optimum(ctx, &opt, Functional::rtb(ctx, &log_q)),
+        || correct_route(Functional::rtb(ctx, &log_q)),
         || {
             rayon::join(
-                || route_one_at_optimum(ctx, &opt, Functional::reinforce(ctx, &log_q)),
-                || route_one_at_optimum(ctx, &opt, Functional::trust_pcl(ctx, &log_q)),
+                || correct_route(Functional::reinforce(ctx, &log_q)),
+                || correct_route(Functional::trust_pcl(ctx, &log_q)),
             )
         },
     );
