@@ -76,9 +76,8 @@ fn square_loss_slope(loss: &dyn Fn(&Poly) -> Poly) -> Rational {
     derivative
         .derivative(&x)
         .terms()
-        .values()
-        .next()
-        .cloned()
+        .first()
+        .map(|(_, c)| c.clone())
         .unwrap_or_default()
 }
 
@@ -86,7 +85,7 @@ fn square_loss_slope(loss: &dyn Fn(&Poly) -> Poly) -> Rational {
 fn constant_of(p: &Poly) -> Rational {
     p.terms()
         .iter()
-        .find(|(m, _)| **m == crate::exact::Monomial::one())
+        .find(|(m, _)| *m == crate::exact::Monomial::one())
         .map(|(_, c)| c.clone())
         .unwrap_or_default()
 }
@@ -569,7 +568,7 @@ fn constant_value(env: &Environment, functional: &Functional) -> Option<(Poly, V
 /// Route 1 for a functional whose value `X(τ) = K` is the same on every trajectory (the
 /// correct objectives at `q*`, where every residual is a constant): then
 /// `E[X·1[e ∈ τ]] = K·occ(s)·q(e)`, `P(s) = occ(s)·(k + D(s))` and `B(s) = (K − k) − D(s)`
-/// for the potential `D` of [`constant_value`] (built on demand, for derivations), and route
+/// for the potential `D` of `constant_value` (built on demand, for derivations), and route
 /// 1's chain rule gives `E[∂L/∂θ_b] = K·occ(s)·q(b)·(w_b − Σ_{e from s} w_e·q(e))`. Only `K`
 /// is multiplied by rationals, where the DP carries every prefix and suffix sum over all of
 /// the base's atoms (the three correct objectives'

@@ -62,10 +62,14 @@ impl FracPoly {
 
     /// The same polynomial over the common denominator of its coefficients.
     pub fn from_poly(p: &Poly) -> Self {
-        let denominator = p.terms().values().fold(BigInt::one(), |acc, c| {
-            let g = gcd_int(&acc, c.denom());
-            acc * (c.denom() / g)
-        });
+        let denominator = p
+            .terms()
+            .iter()
+            .map(|(_, c)| c)
+            .fold(BigInt::one(), |acc, c| {
+                let g = gcd_int(&acc, c.denom());
+                acc * (c.denom() / g)
+            });
         let numerators = p
             .terms()
             .iter()
