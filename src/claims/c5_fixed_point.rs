@@ -9,6 +9,7 @@
 //! of `J` and `KL` as sums over trajectories.
 use super::{certificate, term, Certificate, ClaimContext, Recorder, SkipReason};
 use crate::dag::{dp, LogCombination, LogKey, PolicyLog};
+use crate::exact::gcd::mul;
 use crate::exact::{Derivation, Poly, Rational, Step};
 use crate::objectives::{subtb, trust_pcl};
 use num_traits::{One, Zero};
@@ -250,7 +251,7 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
         for (e, edge) in env.edges.iter().enumerate() {
             steps.push(rational(
                 format!("q*·F*(s) − p·F*(s') on {}", env.edge_name(e)),
-                &o.policy[e] * &o.flow[edge.from] - &edge.prior * &o.flow[edge.to],
+                mul(&o.policy[e], &o.flow[edge.from]) - mul(&edge.prior, &o.flow[edge.to]),
             ));
         }
         steps.push(rational("Z* − F*(s0)".into(), &o.z - &o.flow[env.source]));

@@ -429,6 +429,16 @@ pub fn policy_gradient<G: Dag + ?Sized, W: Weight, V: Value<W>>(
     score: Option<&[W]>,
 ) -> Vec<V> {
     let neg = minus_one::<W>();
+    // `Σ_e q(e)·w_e` once per state, not once per edge.
+    let mean: Option<Vec<W>> = score.map(|w| {
+        (0..g.state_count())
+            .map(|s| {
+                g.out_edges(s)
+                    .iter()
+                    .fold(W::zero(), |acc, &e| acc + policy[e].clone() * &w[e])
+            })
+            .collect()
+    });
     (0..g.edge_count())
         .map(|b| {
             let s = g.tail(b);
@@ -436,12 +446,8 @@ pub fn policy_gradient<G: Dag + ?Sized, W: Weight, V: Value<W>>(
             difference.add_scaled(&values.value[s], &neg);
             let mut out = V::zero_value();
             out.add_scaled(&difference, &flows.edge[b]);
-            if let Some(w) = score {
-                let mean = g
-                    .out_edges(s)
-                    .iter()
-                    .fold(W::zero(), |acc, &e| acc + policy[e].clone() * &w[e]);
-                let centred = w[b].clone() - &mean;
+            if let (Some(w), Some(mean)) = (score, &mean) {
+                let centred = w[b].clone() - &mean[s];
                 out.add_scaled(&V::constant_value(&centred), &flows.edge[b]);
             }
             out

@@ -107,11 +107,11 @@ impl LogForm {
             return Self::zero();
         }
         Self {
-            constant: &self.constant * c,
+            constant: super::gcd::mul(&self.constant, c),
             coefficients: self
                 .coefficients
                 .iter()
-                .map(|(a, k)| (a.clone(), k * c))
+                .map(|(a, k)| (a.clone(), super::gcd::mul(k, c)))
                 .collect(),
         }
     }

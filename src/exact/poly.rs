@@ -500,7 +500,13 @@ impl Poly {
             } else {
                 rest
             };
-            Some((lowered, c * Rational::from_integer(e.into())))
+            // The exponent is almost always 1: no product then.
+            let coefficient = if e == 1 {
+                c.clone()
+            } else {
+                q_mul(c, &Rational::from_integer(e.into()))
+            };
+            Some((lowered, coefficient))
         }))
     }
 
