@@ -41,20 +41,26 @@ pub struct OptimumPolys {
     pub policy: Vec<Rational>,
 }
 
-/// The optimum as polynomials, or why it is not rational.
-pub fn optimum_polys(ctx: &ClaimContext) -> Result<OptimumPolys, SkipReason> {
-    let opt = ctx.optimum.as_ref().map_err(|e| e.clone())?;
-    let logs = ctx
-        .logs
-        .optimum
+/// The optimum as polynomials, or why it is not rational: built once per context (C5, C6,
+/// C7 and the report all read it).
+pub fn optimum_polys<'c>(ctx: &'c ClaimContext) -> Result<&'c OptimumPolys, SkipReason> {
+    ctx.optimum_polys
+        .get_or_init(|| {
+            let opt = ctx.optimum.as_ref().map_err(|e| e.clone())?;
+            let logs = ctx
+                .logs
+                .optimum
+                .as_ref()
+                .ok_or(SkipReason::OptimumLogsMissing)?;
+            Ok(OptimumPolys {
+                log_policy: logs.log_policy.iter().map(Poly::from_logform).collect(),
+                log_flow: logs.log_flow.iter().map(Poly::from_logform).collect(),
+                log_z: Poly::from_logform(&logs.log_z),
+                policy: opt.policy.clone(),
+            })
+        })
         .as_ref()
-        .ok_or(SkipReason::OptimumLogsMissing)?;
-    Ok(OptimumPolys {
-        log_policy: logs.log_policy.iter().map(Poly::from_logform).collect(),
-        log_flow: logs.log_flow.iter().map(Poly::from_logform).collect(),
-        log_z: Poly::from_logform(&logs.log_z),
-        policy: opt.policy.clone(),
-    })
+        .map_err(Clone::clone)
 }
 
 /// The terms of a collected combination of logs, each expanded over the base.
@@ -275,7 +281,7 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
     }
 
     let mut zeros = Recorder::new(CHECKS[1], "structural", keep);
-    for d in structural(ctx, &opt) {
+    for d in structural(ctx, opt) {
         zeros.record(d);
     }
 

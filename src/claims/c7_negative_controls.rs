@@ -108,7 +108,7 @@ pub fn flawed_route_at_optimum<'c>(ctx: &'c ClaimContext) -> Result<&'c RouteOne
             let log_q = |e: usize| opt.log_policy[e].clone();
             Ok(route_one_at_optimum(
                 ctx,
-                &opt,
+                opt,
                 flawed_functional(ctx, &log_q),
             ))
         })
@@ -307,7 +307,7 @@ pub fn check(ctx: &ClaimContext) -> Certificate {
     let occ = occupancy_at_optimum(ctx, policy);
     let correct_route = |functional: Functional| {
         route_one_constant(env, policy, &occ, functional)
-            .unwrap_or_else(|functional| route_one_at_optimum(ctx, &opt, functional))
+            .unwrap_or_else(|functional| route_one_at_optimum(ctx, opt, functional))
     };
     let (rtb, (reinforce, trust_pcl)) = rayon::join(
         || correct_route(Functional::rtb(ctx, &log_q)),

@@ -55,6 +55,9 @@ pub struct ClaimContext<'a> {
     log_p: Vec<Poly>,
     log_q: Vec<Poly>,
     log_r: Vec<Option<Poly>>,
+    /// The optimum's logs as polynomials (`c5_fixed_point::optimum_polys`).
+    pub(crate) optimum_polys:
+        std::sync::OnceLock<Result<super::c5_fixed_point::OptimumPolys, super::SkipReason>>,
     /// `J(q)` at the spec's q with its steps (computed once, used by C5 and the report).
     pub(crate) j_q: std::sync::OnceLock<(Vec<Step>, Poly)>,
     /// `KL(q ‖ q*)` at the spec's q with its steps.
@@ -114,6 +117,7 @@ impl<'a> ClaimContext<'a> {
             log_p,
             log_q,
             log_r,
+            optimum_polys: std::sync::OnceLock::new(),
             j_q: std::sync::OnceLock::new(),
             kl_q_qstar: std::sync::OnceLock::new(),
             gradients: std::sync::OnceLock::new(),
