@@ -376,6 +376,23 @@ fn a_tampered_c6_certificate_is_caught_by_recheck() {
     assert!(c6.recheck().is_err());
 }
 
+/// Two computations of route 1 give the same exact values: every gradient, prefix sum,
+/// suffix sum and joint (reduced), and the occupancy.
+fn assert_same_route(
+    a: &c6_expected_gradient::RouteOne,
+    b: &c6_expected_gradient::RouteOne,
+    name: &str,
+) {
+    let reduce = |v: &[rtb_trustpcl::exact::FracPoly]| -> Vec<Poly> {
+        v.iter().map(|p| p.to_poly()).collect()
+    };
+    assert_eq!(reduce(&a.gradient), reduce(&b.gradient), "{name}");
+    assert_eq!(reduce(&a.prefix_all()), reduce(&b.prefix_all()), "{name}");
+    assert_eq!(reduce(&a.suffix_all()), reduce(&b.suffix_all()), "{name}");
+    assert_eq!(reduce(&a.joint_all()), reduce(&b.joint_all()), "{name}");
+    assert_eq!(a.occ, b.occ, "{name}");
+}
+
 #[test]
 fn h_transform_routes_equal_the_direct_routes_at_the_optimum() {
     // C7 runs routes 1 and 2 at q* under the prior (h = F*); they must give the very values of
@@ -401,31 +418,7 @@ fn h_transform_routes_equal_the_direct_routes_at_the_optimum() {
             let direct = route_one(&env, &opt.policy, functional.clone(), budget);
             let h = route_one_h_transform(&env, &prior, &opt.flow, &opt.policy, functional, budget)
                 .expect("q* is the h-transform of the prior by F*");
-            assert_eq!(
-                reduce(&h.gradient),
-                reduce(&direct.gradient),
-                "{}",
-                env.name
-            );
-            assert_eq!(
-                reduce(&h.prefix_all()),
-                reduce(&direct.prefix_all()),
-                "{}",
-                env.name
-            );
-            assert_eq!(
-                reduce(&h.suffix_all()),
-                reduce(&direct.suffix_all()),
-                "{}",
-                env.name
-            );
-            assert_eq!(
-                reduce(&h.joint_all()),
-                reduce(&direct.joint_all()),
-                "{}",
-                env.name
-            );
-            assert_eq!(h.occ, direct.occ, "{}", env.name);
+            assert_same_route(&h, &direct, &env.name);
             compared += 1;
         }
         let cost: Vec<Poly> = (0..env.edges.len())
@@ -492,32 +485,9 @@ fn the_constant_route_equals_the_dp_where_the_residual_is_constant_and_refuses_e
             let direct = route_one(&env, &opt.policy, functional.clone(), budget);
             let constant = route_one_constant(&env, &opt.policy, &occ, functional)
                 .unwrap_or_else(|f| panic!("{}: {} is constant at q*", env.name, f.loss));
-            assert_eq!(
-                reduce(&constant.gradient),
-                reduce(&direct.gradient),
-                "{}",
-                env.name
-            );
+            assert_same_route(&constant, &direct, &env.name);
             assert!(
                 constant.gradient.iter().all(|g| g.is_zero()),
-                "{}",
-                env.name
-            );
-            assert_eq!(
-                reduce(&constant.prefix_all()),
-                reduce(&direct.prefix_all()),
-                "{}",
-                env.name
-            );
-            assert_eq!(
-                reduce(&constant.suffix_all()),
-                reduce(&direct.suffix_all()),
-                "{}",
-                env.name
-            );
-            assert_eq!(
-                reduce(&constant.joint_all()),
-                reduce(&direct.joint_all()),
                 "{}",
                 env.name
             );

@@ -29,17 +29,7 @@ pub const CHECKS: [&str; 7] = [
     "C5.J-KL.enumeration",
 ];
 
-/// The optimum's logs as polynomials.
-pub struct OptimumPolys {
-    /// `log q*(e)`.
-    pub log_policy: Vec<Poly>,
-    /// `log F*(s)`.
-    pub log_flow: Vec<Poly>,
-    /// `log Z*`.
-    pub log_z: Poly,
-    /// `q*(e)`.
-    pub policy: Vec<Rational>,
-}
+pub use super::context::OptimumPolys;
 
 /// The optimum as polynomials, or why it is not rational: built once per context (C5, C6,
 /// C7 and the report all read it).

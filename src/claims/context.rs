@@ -56,8 +56,7 @@ pub struct ClaimContext<'a> {
     log_q: Vec<Poly>,
     log_r: Vec<Option<Poly>>,
     /// The optimum's logs as polynomials (`c5_fixed_point::optimum_polys`).
-    pub(crate) optimum_polys:
-        std::sync::OnceLock<Result<super::c5_fixed_point::OptimumPolys, super::SkipReason>>,
+    pub(crate) optimum_polys: std::sync::OnceLock<Result<OptimumPolys, super::SkipReason>>,
     /// `J(q)` at the spec's q with its steps (computed once, used by C5 and the report).
     pub(crate) j_q: std::sync::OnceLock<(Vec<Step>, Poly)>,
     /// `KL(q ‖ q*)` at the spec's q with its steps.
@@ -399,4 +398,16 @@ impl<'a> ClaimContext<'a> {
     pub fn zero() -> Poly {
         Poly::constant(Rational::zero())
     }
+}
+
+/// The optimum's logs as polynomials.
+pub struct OptimumPolys {
+    /// `log q*(e)`.
+    pub log_policy: Vec<Poly>,
+    /// `log F*(s)`.
+    pub log_flow: Vec<Poly>,
+    /// `log Z*`.
+    pub log_z: Poly,
+    /// `q*(e)`.
+    pub policy: Vec<Rational>,
 }
