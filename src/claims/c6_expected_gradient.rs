@@ -571,11 +571,10 @@ fn constant_value(env: &Environment, functional: &Functional) -> Option<(Poly, V
 /// for the potential `D` of `constant_value` (built on demand, for derivations), and route
 /// 1's chain rule gives `E[∂L/∂θ_b] = K·occ(s)·q(b)·(w_b − Σ_{e from s} w_e·q(e))`. Only `K`
 /// is multiplied by rationals, where the DP carries every prefix and suffix sum over all of
-/// the base's atoms (the three correct objectives'
-/// DPs at `q*` were 17 % of `verify`'s CPU at 440 edges, each computing large polynomials
-/// that cancel to zero). `occ` is the policy's occupancy. The result is the same exact
-/// [`RouteOne`] as [`route_one`]'s (the tests compare them); where `X` is not constant the
-/// functional is handed back.
+/// the base's atoms (the three correct objectives' DPs at `q*` were 17 % of `verify`'s CPU
+/// at 440 edges, each computing large polynomials that cancel to zero). `occ` is the
+/// policy's occupancy. The result is the same exact [`RouteOne`] as [`route_one`]'s (the
+/// tests compare them); where `X` is not constant the functional is handed back.
 pub fn route_one_constant(
     env: &Environment,
     policy: &[Rational],

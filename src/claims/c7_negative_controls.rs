@@ -14,8 +14,8 @@
 //! ([`Poly::refutes`]); `C7.correct.zero` shows `E_{q*}[∇L] = 0` for RTB, REINFORCE-KL and
 //! Trust-PCL on every edge, by route 1 collapsed where the objective's residual is one
 //! constant on every trajectory ([`route_one_constant`], decided exactly, edge by edge) and
-//! by the full DP where it is not (under a mutant). The parts need `q*` and are skipped, with the reason, where it is
-//! irrational. `C7.mutants.differ` runs everywhere: each of `verify`'s mutants, built
+//! by the full DP where it is not (under a mutant). The parts need `q*` and are skipped,
+//! with the reason, where it is irrational. `C7.mutants.differ` runs everywhere: each of `verify`'s mutants, built
 //! explicitly beside the correct objective on the generic trajectory, differs from it by a
 //! provably non-zero amount (`beta-on-ratio` and `alpha-not-squared` only where β ≠ 1), so a
 //! mutant that leaves a claim holding does so because the claim does not involve it, not
