@@ -457,6 +457,21 @@ fn joint_of(
         .collect()
 }
 
+/// The occupancy of the h-transform `q(e) = p(e)·h(s')/h(s)` from the prior's occupancy `π`:
+/// `occ(s) = π(s)·h(s)/h(s0)` (`inv_h0` = `1/h(s0)`).
+pub(crate) fn h_transform_occupancy(
+    prior_occ: &[Rational],
+    h: &[Rational],
+    inv_h0: &Rational,
+) -> Vec<Rational> {
+    use crate::exact::gcd::mul;
+    prior_occ
+        .iter()
+        .zip(h)
+        .map(|(pi, h)| mul(&mul(pi, h), inv_h0))
+        .collect()
+}
+
 /// Route 1 at a policy that is an h-transform of the prior, `q(e) = p(e)·h(s')/h(s)` (the
 /// optimum `q*` is one, with `h = F*`), by the same DP run under the prior.
 ///
@@ -518,9 +533,7 @@ pub fn route_one_h_transform(
         &flows.edge,
     );
     let gradient = chain_rule(env, &scaled_joint, &functional.weight, policy, &inv_h0);
-    let occ = (0..env.states.len())
-        .map(|s| mul(&mul(&flows.state[s], &h[s]), &inv_h0))
-        .collect();
+    let occ = h_transform_occupancy(&flows.state, h, &inv_h0);
     Ok(RouteOne {
         functional,
         occ,
@@ -801,9 +814,7 @@ pub fn route_two_h_transform(
         .collect();
     let value = rescale(&backward_h.value, &|s| inverse(&h[s]));
     let action = rescale(&backward_h.action, &|e| inverse(&h[env.edges[e].to]));
-    let occ = (0..env.states.len())
-        .map(|s| mul(&mul(&flows.state[s], &h[s]), &inv_h0))
-        .collect();
+    let occ = h_transform_occupancy(&flows.state, h, &inv_h0);
     Some(RouteTwo {
         name: name.into(),
         value,

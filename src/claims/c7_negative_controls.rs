@@ -148,19 +148,15 @@ fn route_one_at_optimum(
 /// `F*` is not at hand.
 fn occupancy_at_optimum(ctx: &ClaimContext, policy: &[Rational]) -> Vec<Rational> {
     use super::budget::flows_of;
-    use crate::exact::gcd::mul;
+    use super::c6_expected_gradient::h_transform_occupancy;
     use num_traits::Zero;
     let budget = &ctx.options.budget;
     match prior_and_flow(ctx) {
-        (prior, Some(h)) if !h[ctx.env.source].is_zero() => {
-            let inv_h0 = h[ctx.env.source].recip();
-            flows_of(ctx.env, &prior, budget)
-                .state
-                .iter()
-                .zip(h)
-                .map(|(pi, h)| mul(&mul(pi, h), &inv_h0))
-                .collect()
-        }
+        (prior, Some(h)) if !h[ctx.env.source].is_zero() => h_transform_occupancy(
+            &flows_of(ctx.env, &prior, budget).state,
+            h,
+            &h[ctx.env.source].recip(),
+        ),
         _ => flows_of(ctx.env, policy, budget).state,
     }
 }

@@ -304,7 +304,7 @@ impl Poly {
     }
 
     /// A polynomial from monomials and coefficients (zeros are dropped, repeats summed): one
-    /// sort, then one pass that sums runs of equal monomials.
+    /// sort, then one pass that sums runs of equal monomials, then the zero sums dropped.
     pub fn from_terms(terms: impl IntoIterator<Item = (Monomial, Rational)>) -> Self {
         let mut terms: Vec<(Monomial, Rational)> =
             terms.into_iter().filter(|(_, c)| !c.is_zero()).collect();
@@ -313,18 +313,11 @@ impl Poly {
         for (m, c) in terms {
             match out.last_mut() {
                 Some((last, sum)) if *last == m => *sum = q_add(sum, &c),
-                _ => {
-                    // A run that summed to zero is dropped before the next one starts.
-                    if out.last().is_some_and(|(_, sum)| sum.is_zero()) {
-                        out.pop();
-                    }
-                    out.push((m, c));
-                }
+                _ => out.push((m, c)),
             }
         }
-        if out.last().is_some_and(|(_, sum)| sum.is_zero()) {
-            out.pop();
-        }
+        // Runs that summed to zero.
+        out.retain(|(_, sum)| !sum.is_zero());
         Self { terms: out }
     }
 
