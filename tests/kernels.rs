@@ -197,7 +197,11 @@ macro_rules! float_tests {
                         let out = evaluate(b, &k, GradForm::Dense).unwrap();
                         compare(Summation::Cpu, b, &k, &Definitions::from_f64(b.beta().to_f64()).unwrap(), &out, &pe);
                         let per = evaluate(b, &k, GradForm::PerTrajectory).unwrap();
+                        // Both forms give the same bits (the flawed kernel takes exp(log r)
+                        // in another order in each).
                         assert_eq!(per.g, out.g);
+                        assert_eq!(per.residual, out.residual);
+                        assert_eq!(per.loss.to_f64().to_bits(), out.loss.to_f64().to_bits());
                         assert!(per.dense.is_none());
                     }
                 }
@@ -317,7 +321,12 @@ macro_rules! float_tests {
                 assert!(matches!(Windows::new(&b, vec![0], vec![2], v.clone(), v.clone()), Err(BatchError::ShapeMismatch { .. })));
                 assert!(matches!(Windows::new(&b, vec![0, 0], vec![1, 1], DVector::from_vec(vec![<$t>::NAN, 0.0]), v.clone()), Err(BatchError::NonFinite { .. })));
                 let huge = TrajectoryBatch::new(q.clone(), p.clone(), l.clone(), DVector::from_vec(vec![800.0, 0.0]), 2.0).unwrap();
-                assert!(matches!(evaluate(&huge, &Kernel::Flawed { kappa: 1.0 }, GradForm::Dense), Err(BatchError::Overflow { .. })));
+                // Both orders of the flawed kernel (exp(log r) before the pass for the dense
+                // form, inside it for the per-trajectory form) refuse the overflow by name.
+                for form in [GradForm::Dense, GradForm::PerTrajectory] {
+                    let e = evaluate(&huge, &Kernel::Flawed { kappa: 1.0 }, form);
+                    assert!(matches!(e, Err(BatchError::Overflow { what: "r = exp(log r)", .. })), "{form:?}: {e:?}");
+                }
                 let mut buf = DMatrix::from_element(3, 3, 0.0);
                 assert!(matches!(rtb_trustpcl::kernels::evaluate_into(&b, &Kernel::ReinforceKl, None, Some(&mut buf)), Err(BatchError::ShapeMismatch { .. })));
             }

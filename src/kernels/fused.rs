@@ -31,13 +31,16 @@ use super::batch::{TrajectoryBatch, Windows};
 use super::error::BatchError;
 use super::float::Float;
 use super::simd;
-use super::sum::{lanes_sum, lanes_sum2, lanes_sum2_linear_q, lanes_sum_linear, sum_by};
+use super::sum::{
+    lanes_sum, lanes_sum2, lanes_sum2_linear_q, lanes_sum_linear, sum_leaves, Leaf, BLOCK,
+};
 use crate::objectives::definition::{Definitions, Objective, Reduction};
 use crate::objectives::rtb::BetaPlacement;
 use num_traits::ToPrimitive;
 
-/// Trajectories per parallel task in the memory-bound phases.
-const ROWS_PER_TASK: usize = 256;
+/// Trajectories per parallel task in the memory-bound phases: one leaf of the batch sums'
+/// pairwise tree ([`super::sum::sum_by`]), so each task sums its rows' terms into one leaf.
+const ROWS_PER_TASK: usize = BLOCK;
 
 /// A kernel and its parameters.
 #[derive(Debug, Clone, Copy)]
@@ -413,8 +416,10 @@ pub(crate) struct Term<F> {
 
 /// Phase 1 of a kernel with its per-row part of phase 2 fused in: per trajectory, the sums
 /// `s1`, `s2` of one or two [`Term`]s over its live steps (`0..length`) or its window (`s2 = 0`
-/// with one term), turned at once by `finish(i, s1, s2)` into the row's `N` outputs (0 on
-/// empty rows). A bad window is an error naming its row. Implemented by the CPU
+/// with one term), turned at once by `finish(i, s1, s2)` into the row's `N` outputs and `M`
+/// terms of batch sums (outputs and terms 0 on empty rows); the batch sums come back summed
+/// by [`super::sum::sum_by`]'s scheme, bit for bit (so a loss needs no second pass over a
+/// `B`-long vector). A bad window is an error naming its row. Implemented by the CPU
 /// ([`CpuPass`]: the outputs are written while the row is in registers) and by the CUDA
 /// backend (device sums, then `finish` on the host): one definition of each kernel's per-row
 /// arithmetic, in [`compute`], serves both.
@@ -422,16 +427,26 @@ pub(crate) trait RowPass<F: Float> {
     /// Runs the pass; with `dense = Some((buffer, k))` the pass also writes output `k` (the
     /// per-trajectory gradient `g`) as the dense `T × B` gradient, when it can (the CPU
     /// does, in the same pass; it returns whether it did).
-    fn rows<const N: usize, Fin>(
+    fn rows<const N: usize, const M: usize, Fin>(
         &self,
         windows: Option<&Windows<F>>,
         t1: Term<F>,
         t2: Option<Term<F>>,
         finish: Fin,
         dense: Option<(&mut DMatrix<F>, usize)>,
-    ) -> Result<([Vec<F>; N], bool), BatchError>
+    ) -> Result<Rows<F, N, M>, BatchError>
     where
-        Fin: Fn(usize, F, F) -> [F; N] + Sync + Copy;
+        Fin: Fn(usize, F, F) -> ([F; N], [F; M]) + Sync + Copy;
+}
+
+/// What a [`RowPass`] returns.
+pub(crate) struct Rows<F, const N: usize, const M: usize> {
+    /// The `N` per-row outputs.
+    pub outs: [Vec<F>; N],
+    /// The `M` batch sums of the per-row terms.
+    pub sums: [F; M],
+    /// Whether the pass wrote the dense gradient.
+    pub wrote_dense: bool,
 }
 
 /// The CPU pass: rayon over chunks of rows, pairwise sums at the given [`Level`], software
@@ -449,16 +464,16 @@ pub(crate) struct CpuPass<'b, F: Float> {
 }
 
 impl<F: Float> RowPass<F> for CpuPass<'_, F> {
-    fn rows<const N: usize, Fin>(
+    fn rows<const N: usize, const M: usize, Fin>(
         &self,
         windows: Option<&Windows<F>>,
         t1: Term<F>,
         t2: Option<Term<F>>,
         finish: Fin,
         dense: Option<(&mut DMatrix<F>, usize)>,
-    ) -> Result<([Vec<F>; N], bool), BatchError>
+    ) -> Result<Rows<F, N, M>, BatchError>
     where
-        Fin: Fn(usize, F, F) -> [F; N] + Sync + Copy,
+        Fin: Fn(usize, F, F) -> ([F; N], [F; M]) + Sync + Copy,
     {
         if let Some(w) = windows {
             check_window_count(self.batch, w)?;
@@ -472,7 +487,7 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
         // coefficients; the second, if any, is then `log q`): `fl(1·q) + fl(−1·p)` is
         // exactly `fl(q − p)`, so those are the same bits too.
         match t2 {
-            None if diff => self.run::<N, false, _, _, _>(
+            None if diff => self.run::<N, M, false, _, _, _>(
                 dense,
                 windows,
                 |q, p| q - p,
@@ -481,7 +496,7 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
                 finish,
             ),
             // The read reference of `bench` (`log q + log p`).
-            None if t1 == (Term { a: one, b: one }) => self.run::<N, false, _, _, _>(
+            None if t1 == (Term { a: one, b: one }) => self.run::<N, M, false, _, _, _>(
                 dense,
                 windows,
                 |q, p| q + p,
@@ -489,7 +504,7 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
                 Some(t1),
                 finish,
             ),
-            None => self.run::<N, false, _, _, _>(
+            None => self.run::<N, M, false, _, _, _>(
                 dense,
                 windows,
                 move |q, p| a * q + b * p,
@@ -500,7 +515,7 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
             Some(t2) => {
                 let Term { a: c, b: d } = t2;
                 if t2 == (Term { a: one, b: zero }) && diff {
-                    self.run::<N, true, _, _, _>(
+                    self.run::<N, M, true, _, _, _>(
                         dense,
                         windows,
                         |q, p| q - p,
@@ -509,7 +524,7 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
                         finish,
                     )
                 } else if t2 == (Term { a: one, b: zero }) {
-                    self.run::<N, true, _, _, _>(
+                    self.run::<N, M, true, _, _, _>(
                         dense,
                         windows,
                         move |q, p| a * q + b * p,
@@ -518,7 +533,7 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
                         finish,
                     )
                 } else {
-                    self.run::<N, true, _, _, _>(
+                    self.run::<N, M, true, _, _, _>(
                         dense,
                         windows,
                         move |q, p| a * q + b * p,
@@ -534,7 +549,7 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
 
 impl<F: Float> CpuPass<'_, F> {
     #[allow(clippy::too_many_arguments)]
-    fn run<const N: usize, const TWO: bool, Fa, Fb, Fin>(
+    fn run<const N: usize, const M: usize, const TWO: bool, Fa, Fb, Fin>(
         &self,
         dense: Option<(&mut DMatrix<F>, usize)>,
         windows: Option<&Windows<F>>,
@@ -542,11 +557,11 @@ impl<F: Float> CpuPass<'_, F> {
         g: Fb,
         linear: Option<Term<F>>,
         finish: Fin,
-    ) -> Result<([Vec<F>; N], bool), BatchError>
+    ) -> Result<Rows<F, N, M>, BatchError>
     where
         Fa: Fn(F, F) -> F + Copy + Sync,
         Fb: Fn(F, F) -> F + Copy + Sync,
-        Fin: Fn(usize, F, F) -> [F; N] + Sync + Copy,
+        Fin: Fn(usize, F, F) -> ([F; N], [F; M]) + Sync + Copy,
     {
         let batch = self.batch;
         let b = batch.batch();
@@ -559,7 +574,7 @@ impl<F: Float> CpuPass<'_, F> {
         let wrote_dense = dense.is_some() && t > 0;
         let g_index = dense.as_ref().map_or(0, |d| d.1);
         let stores = self.stores;
-        let first_bad = {
+        let (first_bad, leaves) = {
             let mut parts: [&mut [std::mem::MaybeUninit<F>]; N] =
                 outs.each_mut().map(|v| &mut v.spare_capacity_mut()[..b]);
             let chunks = chunk_outputs(&mut parts, ROWS_PER_TASK);
@@ -573,14 +588,14 @@ impl<F: Float> CpuPass<'_, F> {
                 _ => Vec::new(),
             };
             dense_chunks.resize_with(chunks.len(), || None);
-            chunks
+            let per_chunk = chunks
                 .into_par_iter()
                 .zip(dense_chunks)
                 .enumerate()
                 .map(|(c, (outs, dense))| {
                     run_at::<F, _>(
                         level,
-                        RowTask::<F, _, _, _, TWO, N> {
+                        RowTask::<F, _, _, _, TWO, N, M> {
                             rows,
                             first: c * ROWS_PER_TASK,
                             outs,
@@ -591,9 +606,10 @@ impl<F: Float> CpuPass<'_, F> {
                         },
                     )
                 })
-                // The first bad row over every chunk (`Option::min` would prefer `None`).
-                .filter_map(|bad| bad)
-                .min()
+                .collect::<Vec<_>>();
+            // The first bad row over every chunk (`Option::min` would prefer `None`).
+            let first_bad = per_chunk.iter().filter_map(|c| c.0).min();
+            (first_bad, per_chunk.into_iter().map(|c| c.1))
         };
         if let (Some(i), Some(w)) = (first_bad, windows) {
             return Err(window_error(batch, w, i));
@@ -603,8 +619,28 @@ impl<F: Float> CpuPass<'_, F> {
             // `ROWS_PER_TASK` rows covering `0..b`, each writing all its rows).
             unsafe { v.set_len(b) };
         }
-        Ok((outs, wrote_dense))
+        Ok(Rows {
+            outs,
+            sums: sums_of_leaves(leaves),
+            wrote_dense,
+        })
     }
+}
+
+/// The `M` batch sums from the chunks' leaves, in row order (see [`Leaf`]).
+fn sums_of_leaves<F: Float, const M: usize>(
+    leaves: impl ExactSizeIterator<Item = [F; M]>,
+) -> [F; M] {
+    if M == 0 {
+        return [F::ZERO; M];
+    }
+    let mut by_sum: [Vec<F>; M] = std::array::from_fn(|_| Vec::with_capacity(leaves.len()));
+    for leaf in leaves {
+        for (v, x) in by_sum.iter_mut().zip(leaf) {
+            v.push(x);
+        }
+    }
+    by_sum.map(|v| sum_leaves(&v))
 }
 
 /// Splits `N` equally long outputs into aligned chunks of `size` rows: one `[chunk; N]` per
@@ -615,6 +651,10 @@ fn chunk_outputs<'o, T, const N: usize>(
 ) -> Vec<[&'o mut [T]; N]> {
     let mut iters: [_; N] = parts.each_mut().map(|p| p.chunks_mut(size));
     let mut chunks = Vec::new();
+    if N == 0 {
+        // Nothing to split (and `any` over no iterators would never end the loop).
+        return chunks;
+    }
     loop {
         let next: [Option<&mut [T]>; N] = iters.each_mut().map(|it| it.next());
         if next.iter().any(Option::is_none) {
@@ -641,10 +681,12 @@ pub(crate) fn cpu_row_sums_tuned<F: Float>(
         stores: Stores::Regular,
     };
     if t2.is_some() {
-        let ([s1, s2], _) = pass.rows(windows, t1, t2, |_, x, y| [x, y], None)?;
+        let [s1, s2] = pass
+            .rows(windows, t1, t2, |_, x, y| ([x, y], []), None)?
+            .outs;
         Ok((s1, s2))
     } else {
-        let ([s1], _) = pass.rows(windows, t1, t2, |_, x, _| [x], None)?;
+        let [s1] = pass.rows(windows, t1, t2, |_, x, _| ([x], []), None)?.outs;
         Ok((s1, Vec::new()))
     }
 }
@@ -726,11 +768,12 @@ impl<'a, F: Float, Fa, Fb> RowSums<'a, F, Fa, Fb> {
 }
 
 /// The fused pass on one chunk of rows (`first..first + len`): one sum per row (two with
-/// `TWO`, from the same read), finished into the row's `N` outputs, and output `g_index`
-/// written on the row's live (windowed) steps of the dense gradient (0 elsewhere) when its
-/// columns are given. Returns the chunk's first row whose window does not fit (its outputs
-/// are zero and its steps are not read). Run through [`simd::dispatch`].
-struct RowTask<'a, 'o, F: Float, Fa, Fb, Fin, const TWO: bool, const N: usize> {
+/// `TWO`, from the same read), finished into the row's `N` outputs and `M` terms, and output
+/// `g_index` written on the row's live (windowed) steps of the dense gradient (0 elsewhere)
+/// when its columns are given. Returns the chunk's first row whose window does not fit (its
+/// outputs and terms are zero and its steps are not read) and the chunk's leaf of each batch
+/// sum. Run through [`simd::dispatch`].
+struct RowTask<'a, 'o, F: Float, Fa, Fb, Fin, const TWO: bool, const N: usize, const M: usize> {
     rows: RowSums<'a, F, Fa, Fb>,
     first: usize,
     outs: [&'o mut [std::mem::MaybeUninit<F>]; N],
@@ -740,16 +783,16 @@ struct RowTask<'a, 'o, F: Float, Fa, Fb, Fin, const TWO: bool, const N: usize> {
     g_index: usize,
 }
 
-impl<F: Float, Fa, Fb, Fin, const TWO: bool, const N: usize> simd::Task
-    for RowTask<'_, '_, F, Fa, Fb, Fin, TWO, N>
+impl<F: Float, Fa, Fb, Fin, const TWO: bool, const N: usize, const M: usize> simd::Task
+    for RowTask<'_, '_, F, Fa, Fb, Fin, TWO, N, M>
 where
     Fa: Fn(F, F) -> F + Copy,
     Fb: Fn(F, F) -> F + Copy,
-    Fin: Fn(usize, F, F) -> [F; N] + Copy,
+    Fin: Fn(usize, F, F) -> ([F; N], [F; M]) + Copy,
 {
-    type Output = Option<usize>;
+    type Output = (Option<usize>, [F; M]);
     #[inline(always)]
-    fn run(self) -> Option<usize> {
+    fn run(self) -> (Option<usize>, [F; M]) {
         let RowSums {
             q,
             p,
@@ -765,6 +808,7 @@ where
         let mut outs = self.outs;
         let mut dense = DenseColumns::new(self.dense, self.stores);
         let mut first_bad = None;
+        let mut leaves = [Leaf::new(); M];
         let len = if N == 0 { 0 } else { outs[0].len() };
         for k in 0..len {
             let i = self.first + k;
@@ -773,18 +817,24 @@ where
             }
             let (s, e) = range(lengths, windows, i);
             let fits = windows.is_none() || super::batch::window_fits(s, e, lengths[i]);
-            let vals = if !fits {
+            let (vals, terms) = if !fits {
                 first_bad = first_bad.or(Some(i));
-                [F::ZERO; N]
+                ([F::ZERO; N], [F::ZERO; M])
             } else if lengths[i] == 0 {
-                [F::ZERO; N]
+                ([F::ZERO; N], [F::ZERO; M])
             } else {
                 let (a, b) = (&q[i * t + s..i * t + e], &p[i * t + s..i * t + e]);
                 // The explicit vectors where they apply, else the closures (the scalar
                 // loop's own form of the term: `q − p` without products).
                 let (x, y) = match linear {
-                    Some(Term { a: c, b: d }) if wide && TWO => lanes_sum2_linear_q(a, b, c, d),
-                    Some(Term { a: c, b: d }) if wide => (lanes_sum_linear(a, b, c, d), F::ZERO),
+                    // SAFETY: `wide` is set only where the CPU has AVX (`RowSums::new`).
+                    Some(Term { a: c, b: d }) if wide && TWO => unsafe {
+                        lanes_sum2_linear_q(a, b, c, d)
+                    },
+                    // SAFETY: as above.
+                    Some(Term { a: c, b: d }) if wide => unsafe {
+                        (lanes_sum_linear(a, b, c, d), F::ZERO)
+                    },
                     _ if TWO => lanes_sum2(a, b, f, g),
                     _ => (lanes_sum(a, b, f), F::ZERO),
                 };
@@ -798,9 +848,12 @@ where
             for (out, v) in outs.iter_mut().zip(vals) {
                 out[k].write(v);
             }
+            for (leaf, x) in leaves.iter_mut().zip(terms) {
+                leaf.add(k, x);
+            }
         }
         dense.finish();
-        first_bad
+        (first_bad, leaves.map(Leaf::sum))
     }
 }
 
@@ -1161,66 +1214,70 @@ impl<'a, F: Float> LineSink<'a, F> {
     }
 }
 
-/// Per-row loss terms summed pairwise, divided by the live count.
-fn mean<F: Float>(batch: &TrajectoryBatch<F>, f: impl Fn(usize) -> F + Sync) -> F {
-    let lengths = batch.lengths();
-    let s = sum_by(batch.batch(), &|i| {
-        if lengths[i] > 0 {
-            f(i)
-        } else {
-            F::ZERO
-        }
-    });
-    s / F::from_usize(batch.live())
-}
-
-/// Two per-row vectors from one parallel pass (0 on empty rows).
-fn per_row2<F: Float>(
+/// `N` per-row vectors and `M` batch sums of per-row terms from one parallel pass over the
+/// rows (outputs and terms 0 on empty rows); the sums are [`super::sum::sum_by`]'s bits.
+pub(crate) fn per_row_sums<F: Float, const N: usize, const M: usize>(
     batch: &TrajectoryBatch<F>,
-    f: impl Fn(usize) -> (F, F) + Sync,
-) -> (DVector<F>, DVector<F>) {
-    let [a, b] = per_row_n(batch, |i| {
-        let (x, y) = f(i);
-        [x, y]
-    });
-    (a.into(), b.into())
-}
-
-/// `N` per-row vectors from one parallel pass (0 on empty rows).
-pub(crate) fn per_row_n<F: Float, const N: usize>(
-    batch: &TrajectoryBatch<F>,
-    f: impl Fn(usize) -> [F; N] + Sync,
-) -> [Vec<F>; N] {
+    f: impl Fn(usize) -> ([F; N], [F; M]) + Sync,
+) -> ([Vec<F>; N], [F; M]) {
+    /// Leaves per parallel task.
+    const LEAVES: usize = 16;
     let lengths = batch.lengths();
     let b = batch.batch();
-    let mut out: [Vec<F>; N] = std::array::from_fn(|_| vec![F::ZERO; b]);
-    {
-        let mut chunks: Vec<Vec<&mut [F]>> = Vec::new();
-        for v in out.iter_mut() {
-            for (c, chunk) in v.chunks_mut(4096).enumerate() {
-                if chunks.len() <= c {
-                    chunks.push(Vec::with_capacity(N));
-                }
-                chunks[c].push(chunk);
-            }
-        }
+    let mut outs: [Vec<F>; N] = std::array::from_fn(|_| Vec::with_capacity(b));
+    let leaves: Vec<Vec<[F; M]>> = {
+        let mut parts: [&mut [std::mem::MaybeUninit<F>]; N] =
+            outs.each_mut().map(|v| &mut v.spare_capacity_mut()[..b]);
+        let chunks = chunk_outputs(&mut parts, LEAVES * BLOCK);
+        // With no outputs there are no chunks to split the rows by: one task per leaf range.
+        let tasks = if N == 0 {
+            b.div_ceil(LEAVES * BLOCK)
+        } else {
+            chunks.len()
+        };
+        let mut chunks: Vec<Option<[&mut [std::mem::MaybeUninit<F>]; N]>> =
+            chunks.into_iter().map(Some).collect();
+        chunks.resize_with(tasks, || None);
         chunks
             .into_par_iter()
             .enumerate()
-            .for_each(|(c, mut parts)| {
-                let first = c * 4096;
-                for k in 0..parts[0].len() {
-                    let i = first + k;
-                    if lengths[i] > 0 {
-                        let vals = f(i);
-                        for (part, v) in parts.iter_mut().zip(vals) {
-                            part[k] = v;
+            .map(|(c, mut parts)| {
+                let first = c * LEAVES * BLOCK;
+                let rows = (b - first).min(LEAVES * BLOCK);
+                let mut leaves = Vec::with_capacity(LEAVES);
+                for leaf_first in (0..rows).step_by(BLOCK) {
+                    let mut leaf = [Leaf::new(); M];
+                    for k in 0..BLOCK.min(rows - leaf_first) {
+                        let i = first + leaf_first + k;
+                        let (vals, terms) = if lengths[i] > 0 {
+                            f(i)
+                        } else {
+                            ([F::ZERO; N], [F::ZERO; M])
+                        };
+                        if let Some(parts) = parts.as_mut() {
+                            for (part, v) in parts.iter_mut().zip(vals) {
+                                part[leaf_first + k].write(v);
+                            }
+                        }
+                        for (l, x) in leaf.iter_mut().zip(terms) {
+                            l.add(k, x);
                         }
                     }
+                    leaves.push(leaf.map(Leaf::sum));
                 }
-            });
+                leaves
+            })
+            .collect()
+    };
+    for v in outs.iter_mut() {
+        // SAFETY: every element `0..b` of every output was written above (one task per
+        // `LEAVES · BLOCK` rows covering `0..b`, each writing all its rows).
+        unsafe { v.set_len(b) };
     }
-    out
+    (
+        outs,
+        sums_of_leaves(leaves.into_iter().flatten().collect::<Vec<_>>().into_iter()),
+    )
 }
 
 /// Whether every value is finite: in parallel, without an early exit (a fold over booleans
@@ -1304,7 +1361,8 @@ pub(crate) fn compute<F: Float>(
             } else {
                 d_scale
             };
-            let ([delta, g], fused) = pass.rows(
+            // The loss and ∂L/∂log Z are batch means of per-row terms, summed in the pass.
+            let rows = pass.rows(
                 None,
                 diff,
                 None,
@@ -1314,13 +1372,13 @@ pub(crate) fn compute<F: Float>(
                     } else {
                         (log_z - beta * log_r[i]) + s
                     };
-                    [d, (w * d) / n]
+                    ([d, (w * d) / n], [sq_scale * (d * d), d_scale * d])
                 },
                 dense.as_deref_mut().map(|d| (d, 1)),
             )?;
-            wrote = fused;
-            let loss = mean(batch, |i| sq_scale * (delta[i] * delta[i]));
-            let gz = mean(batch, |i| d_scale * delta[i]);
+            wrote = rows.wrote_dense;
+            let [delta, g] = rows.outs;
+            let [loss, gz] = rows.sums.map(|x| x / n);
             empty(delta.into(), g.into(), loss, gz)
         }
         Kernel::Tpcl { v0 } => {
@@ -1328,36 +1386,40 @@ pub(crate) fn compute<F: Float>(
             let lam = lam_of(shape.tpcl_lambda);
             let (sq_scale, d_scale) = scales(shape.tpcl_half);
             // Σ_t r_t = log r(x) (paid on the step into the terminal), V(terminal) = 0.
-            let ([c, g], fused) = pass.rows(
+            let rows = pass.rows(
                 None,
                 Term { a: -lam, b: lam },
                 None,
                 |i, s, _| {
                     let c = (s + log_r[i]) - v0;
-                    [c, (-(d_scale * lam) * c) / n]
+                    (
+                        [c, (-(d_scale * lam) * c) / n],
+                        [sq_scale * (c * c), d_scale * c],
+                    )
                 },
                 dense.as_deref_mut().map(|d| (d, 1)),
             )?;
-            wrote = fused;
-            let loss = mean(batch, |i| sq_scale * (c[i] * c[i]));
-            let gv = -mean(batch, |i| d_scale * c[i]);
-            empty(c.into(), g.into(), loss, gv)
+            wrote = rows.wrote_dense;
+            let [c, g] = rows.outs;
+            let [loss, mean_c] = rows.sums.map(|x| x / n);
+            empty(c.into(), g.into(), loss, -mean_c)
         }
         Kernel::TpclSurrogate { v0 } => {
             check_scalar("v0", v0)?;
             let lam = lam_of(shape.tpcl_surrogate_lambda);
-            let ([c, g, slq], fused) = pass.rows(
+            let rows = pass.rows(
                 None,
                 Term { a: -lam, b: lam },
                 Some(just_q),
                 |i, s, slq| {
                     let c = (s + log_r[i]) - v0;
-                    [c, -c / n, slq]
+                    ([c, -c / n], [-(c * slq)])
                 },
                 dense.as_deref_mut().map(|d| (d, 1)),
             )?;
-            wrote = fused;
-            let loss = mean(batch, |i| -(c[i] * slq[i]));
+            wrote = rows.wrote_dense;
+            let [c, g] = rows.outs;
+            let [loss] = rows.sums.map(|x| x / n);
             empty(c.into(), g.into(), loss, F::ZERO)
         }
         Kernel::TpclWindowed { windows } => {
@@ -1365,7 +1427,7 @@ pub(crate) fn compute<F: Float>(
             let lam = lam_of(shape.tpcl_windowed_lambda);
             let (sq_scale, d_scale) = scales(shape.tpcl_windowed_half);
             let (vs, ve, end) = (windows.value_start(), windows.value_end(), windows.end());
-            let ([c, g, gs, ge], fused) = pass.rows(
+            let rows = pass.rows(
                 Some(windows),
                 Term { a: -lam, b: lam },
                 None,
@@ -1380,12 +1442,16 @@ pub(crate) fn compute<F: Float>(
                     } else {
                         (d_scale * c) / n
                     };
-                    [c, (-(d_scale * lam) * c) / n, -(d_scale * c) / n, ge]
+                    (
+                        [c, (-(d_scale * lam) * c) / n, -(d_scale * c) / n, ge],
+                        [sq_scale * (c * c)],
+                    )
                 },
                 dense.as_deref_mut().map(|d| (d, 1)),
             )?;
-            wrote = fused;
-            let loss = mean(batch, |i| sq_scale * (c[i] * c[i]));
+            wrote = rows.wrote_dense;
+            let [c, g, gs, ge] = rows.outs;
+            let [loss] = rows.sums.map(|x| x / n);
             KernelOutput {
                 grad_start: Some(gs.into()),
                 grad_end: Some(ge.into()),
@@ -1400,7 +1466,7 @@ pub(crate) fn compute<F: Float>(
             // log-ratio: log F(x) = log r, weight β.
             let on_ratio = shape.subtb_beta_on_ratio;
             let w = if on_ratio { d_scale * beta } else { d_scale };
-            let ([d, g, gs, ge], fused) = pass.rows(
+            let rows = pass.rows(
                 Some(windows),
                 diff,
                 None,
@@ -1417,12 +1483,16 @@ pub(crate) fn compute<F: Float>(
                     } else {
                         -(d_scale * d) / n
                     };
-                    [d, (w * d) / n, (d_scale * d) / n, ge]
+                    (
+                        [d, (w * d) / n, (d_scale * d) / n, ge],
+                        [sq_scale * (d * d)],
+                    )
                 },
                 dense.as_deref_mut().map(|d| (d, 1)),
             )?;
-            wrote = fused;
-            let loss = mean(batch, |i| sq_scale * (d[i] * d[i]));
+            wrote = rows.wrote_dense;
+            let [d, g, gs, ge] = rows.outs;
+            let [loss] = rows.sums.map(|x| x / n);
             KernelOutput {
                 grad_start: Some(gs.into()),
                 grad_end: Some(ge.into()),
@@ -1432,47 +1502,84 @@ pub(crate) fn compute<F: Float>(
         Kernel::ReinforceKl => {
             let lam = lam_of(shape.reinforce_lambda);
             // The KL-regularized reward needs only the row; the baseline needs the batch.
-            let ([reward, slq], _) = pass.rows(
-                None,
-                diff,
-                Some(just_q),
-                |i, sd, slq| [log_r[i] - lam * sd, slq],
-                None,
-            )?;
-            let b = mean(batch, |i| reward[i]);
-            let (a, g) = per_row2(batch, |i| {
-                let a = reward[i] - b;
-                (a, -a / n)
-            });
-            let loss = mean(batch, |i| -(a[i] * slq[i]));
-            empty(a, g, loss, F::ZERO)
-        }
-        Kernel::Flawed { kappa } => {
-            check_scalar("kappa", kappa)?;
-            // The raw reward and its batch mean need only `log r`, so they come first and
-            // each row's `g_i` (and its dense column) is finished inside the pass.
-            let [r] = per_row_n(batch, |i| [log_r[i].exp()]);
-            if !all_finite(&r) {
-                return Err(BatchError::Overflow {
-                    kernel: "flawed",
-                    dtype: F::NAME,
-                    what: "r = exp(log r)",
-                });
-            }
-            let b = mean(batch, |i| r[i]);
-            let ([a, g, sd, slq], fused) = pass.rows(
+            let rows = pass.rows(
                 None,
                 diff,
                 Some(just_q),
                 |i, sd, slq| {
-                    let a = r[i] - b;
-                    [a, ((F::TWO * kappa) * sd - a) / n, sd, slq]
+                    let reward = log_r[i] - lam * sd;
+                    ([reward, slq], [reward])
                 },
-                dense.as_deref_mut().map(|d| (d, 1)),
+                None,
             )?;
-            wrote = fused;
-            let loss = mean(batch, |i| -(a[i] * slq[i]) + kappa * (sd[i] * sd[i]));
-            empty(a.into(), g.into(), loss, F::ZERO)
+            let [reward, slq] = rows.outs;
+            let [b] = rows.sums.map(|x| x / n);
+            let ([a, g], [loss]) = per_row_sums(batch, |i| {
+                let a = reward[i] - b;
+                ([a, -a / n], [-(a * slq[i])])
+            });
+            empty(a.into(), g.into(), loss / n, F::ZERO)
+        }
+        Kernel::Flawed { kappa } => {
+            check_scalar("kappa", kappa)?;
+            let overflow = || BatchError::Overflow {
+                kernel: "flawed",
+                dtype: F::NAME,
+                what: "r = exp(log r)",
+            };
+            // Row i's outputs (a, g_i) and loss term from its advantage a = r_i − b, one
+            // definition for both orders below.
+            let row = move |a: F, sd: F, slq: F| {
+                (
+                    [a, ((F::TWO * kappa) * sd - a) / n],
+                    [-(a * slq) + kappa * (sd * sd)],
+                )
+            };
+            if dense.is_some() {
+                // The raw reward and its batch mean need only `log r`, so they come first and
+                // each row's `g_i` (and its dense column) is finished inside the pass.
+                let ([r], [sum_r]) = per_row_sums(batch, |i| {
+                    let r = log_r[i].exp();
+                    ([r], [r])
+                });
+                if !all_finite(&r) {
+                    return Err(overflow());
+                }
+                let b = sum_r / n;
+                let rows = pass.rows(
+                    None,
+                    diff,
+                    Some(just_q),
+                    |i, sd, slq| row(r[i] - b, sd, slq),
+                    dense.as_deref_mut().map(|d| (d, 1)),
+                )?;
+                wrote = rows.wrote_dense;
+                let [a, g] = rows.outs;
+                let [loss] = rows.sums.map(|x| x / n);
+                empty(a.into(), g.into(), loss, F::ZERO)
+            } else {
+                // Without a dense column to write in the pass, `exp(log r)` is computed inside
+                // it, where the arithmetic waits on memory anyway (an O(B) pass of `exp`
+                // before it was about 5 % of the kernel at B = 2^20: docs/performance.md,
+                // session 12); the advantages follow from the pass's sum of `r`.
+                let rows = pass.rows(
+                    None,
+                    diff,
+                    Some(just_q),
+                    |i, sd, slq| {
+                        let r = log_r[i].exp();
+                        ([r, sd, slq], [r])
+                    },
+                    None,
+                )?;
+                let [r, sd, slq] = rows.outs;
+                if !all_finite(&r) {
+                    return Err(overflow());
+                }
+                let b = rows.sums[0] / n;
+                let ([a, g], [loss]) = per_row_sums(batch, |i| row(r[i] - b, sd[i], slq[i]));
+                empty(a.into(), g.into(), loss / n, F::ZERO)
+            }
         }
     };
     if let Some(d) = dense {

@@ -166,16 +166,16 @@ pub fn lanes_sum<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F + Copy) -> F 
     by_blocks(a, b, Closure(f))
 }
 
-/// [`lanes_sum`] of `c·a[t] + d·b[t]`, bit for bit, by explicit vectors where the CPU has
-/// AVX. The caller (`fused::RowTask`) decides where the vectors pay; this function asks the
-/// CPU itself so that no caller can reach AVX code on a CPU without it.
+/// [`lanes_sum`] of `c·a[t] + d·b[t]`, bit for bit, by explicit AVX vectors. The caller
+/// (`fused::RowTask`) decides where the vectors pay, and asks the CPU once per pass rather
+/// than once per row (the check per row was about 1 % of a two-sum kernel's profile).
+///
+/// # Safety
+/// The CPU must have AVX ([`has_avx`]).
 #[inline(always)]
-pub(crate) fn lanes_sum_linear<F: Float>(a: &[F], b: &[F], c: F, d: F) -> F {
-    if has_avx() {
-        by_blocks(a, b, Linear { c, d })
-    } else {
-        lanes_sum(a, b, move |x, y| c * x + d * y)
-    }
+pub(crate) unsafe fn lanes_sum_linear<F: Float>(a: &[F], b: &[F], c: F, d: F) -> F {
+    debug_assert!(has_avx());
+    by_blocks(a, b, Linear { c, d })
 }
 
 /// How one block is summed (a trait rather than a closure so that the block's loop is
@@ -196,7 +196,8 @@ impl<F: Float, G: Fn(F, F) -> F + Copy> Block<F> for Closure<G> {
     }
 }
 
-/// [`block_sum_linear`]; built only where the CPU has AVX ([`lanes_sum_linear`] checks).
+/// [`block_sum_linear`]; built only where the CPU has AVX (the precondition of
+/// [`lanes_sum_linear`]).
 #[derive(Clone, Copy)]
 struct Linear<F> {
     c: F,
@@ -206,8 +207,8 @@ struct Linear<F> {
 impl<F: Float> Block<F> for Linear<F> {
     #[inline(always)]
     fn sum(self, a: &[F], b: &[F]) -> F {
-        // SAFETY: `Linear` is built only where the CPU has AVX (`has_avx`, checked by
-        // `lanes_sum_linear`).
+        // SAFETY: `Linear` is built only where the CPU has AVX (the precondition of
+        // `lanes_sum_linear`, its only constructor).
         unsafe { block_sum_linear(a, b, self.c, self.d) }
     }
 }
@@ -255,15 +256,15 @@ unsafe fn block_sum2_linear_q<F: Float>(a: &[F], b: &[F], c: F, d: F) -> (F, F) 
     (combine(acc), combine(acc2))
 }
 
-/// [`lanes_sum2`] of `c·a[t] + d·b[t]` and `a[t]`, bit for bit, by explicit vectors where
-/// the CPU has AVX (see [`lanes_sum_linear`]).
+/// [`lanes_sum2`] of `c·a[t] + d·b[t]` and `a[t]`, bit for bit, by explicit AVX vectors
+/// (see [`lanes_sum_linear`]).
+///
+/// # Safety
+/// The CPU must have AVX ([`has_avx`]).
 #[inline(always)]
-pub(crate) fn lanes_sum2_linear_q<F: Float>(a: &[F], b: &[F], c: F, d: F) -> (F, F) {
-    if has_avx() {
-        by_blocks2(a, b, LinearQ { c, d })
-    } else {
-        lanes_sum2(a, b, move |x, y| c * x + d * y, |x, _| x)
-    }
+pub(crate) unsafe fn lanes_sum2_linear_q<F: Float>(a: &[F], b: &[F], c: F, d: F) -> (F, F) {
+    debug_assert!(has_avx());
+    by_blocks2(a, b, LinearQ { c, d })
 }
 
 /// How one block's two sums are summed ([`Block`] for [`lanes_sum2`]).
@@ -282,7 +283,8 @@ impl<F: Float, G: Fn(F, F) -> F + Copy, H: Fn(F, F) -> F + Copy> Block2<F> for C
     }
 }
 
-/// [`block_sum2_linear_q`]; built only where the CPU has AVX ([`lanes_sum2_linear_q`] checks).
+/// [`block_sum2_linear_q`]; built only where the CPU has AVX (the precondition of
+/// [`lanes_sum2_linear_q`]).
 #[derive(Clone, Copy)]
 struct LinearQ<F> {
     c: F,
@@ -292,8 +294,8 @@ struct LinearQ<F> {
 impl<F: Float> Block2<F> for LinearQ<F> {
     #[inline(always)]
     fn sum2(self, a: &[F], b: &[F]) -> (F, F) {
-        // SAFETY: `LinearQ` is built only where the CPU has AVX (`has_avx`, checked by
-        // `lanes_sum2_linear_q`).
+        // SAFETY: `LinearQ` is built only where the CPU has AVX (the precondition of
+        // `lanes_sum2_linear_q`, its only constructor).
         unsafe { block_sum2_linear_q(a, b, self.c, self.d) }
     }
 }
@@ -366,6 +368,49 @@ fn sum_range<F: Float>(lo: usize, n: usize, f: &(impl Fn(usize) -> F + Sync)) ->
     combine(acc)
 }
 
+/// One leaf of [`sum_by`]'s tree, built term by term: term `k` of the block goes to lane
+/// `k mod 8`, as [`sum_by`] adds it, so a pass that visits the rows of a block in order can sum
+/// per-row values on the fly (no `B`-long vector to write and read back) and
+/// [`sum_leaves`] then gives [`sum_by`]'s bits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Leaf<F> {
+    acc: [F; LANES],
+}
+
+impl<F: Float> Leaf<F> {
+    /// An empty leaf (every lane `+0`, as [`sum_by`] starts).
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        Self {
+            acc: [F::ZERO; LANES],
+        }
+    }
+
+    /// Adds term `k` of the block (`k` counted from the block's first term).
+    #[inline(always)]
+    pub(crate) fn add(&mut self, k: usize, x: F) {
+        self.acc[k % LANES] += x;
+    }
+
+    /// The block's sum.
+    #[inline(always)]
+    pub(crate) fn sum(self) -> F {
+        combine(self.acc)
+    }
+}
+
+/// [`sum_by`] over `n` terms from its leaves: leaf `c` is the sum of terms
+/// `c·BLOCK .. (c + 1)·BLOCK` built by [`Leaf`] (`n.div_ceil(BLOCK)` leaves; none for `n = 0`).
+/// The tree above the blocks is [`sum_by`]'s, so the result is the same bits (test:
+/// `leaves_give_the_bits_of_sum_by`).
+pub(crate) fn sum_leaves<F: Float>(leaves: &[F]) -> F {
+    if leaves.is_empty() {
+        F::ZERO
+    } else {
+        tree(leaves)
+    }
+}
+
 /// `Σ x_i` of a slice by pairwise summation.
 pub fn sum_slice<F: Float>(x: &[F]) -> F {
     sum_by(x.len(), &|i| x[i])
@@ -394,6 +439,47 @@ mod tests {
         }
         let (l, _) = split(a.len());
         recursive(&a[..l]) + recursive(&a[l..])
+    }
+
+    /// Leaves built term by term and added by `sum_leaves` are `sum_by`'s bits, for sizes
+    /// around the block, the stack limit and the parallel split; a tree in another shape
+    /// (here: the leaves added left to right) changes the bits.
+    #[test]
+    fn leaves_give_the_bits_of_sum_by() {
+        let term =
+            |i: usize| ((i * 7919 % 1013) as f32 - 506.0) * 1.000_123e-3 + 1e3 * (i % 3) as f32;
+        let mut reordered_differs = false;
+        for n in [
+            0usize,
+            1,
+            7,
+            8,
+            255,
+            256,
+            257,
+            1000,
+            64 * 256 + 1,
+            (1 << 16) + 300,
+            200_000,
+        ] {
+            let leaves: Vec<f32> = (0..n.div_ceil(BLOCK))
+                .map(|c| {
+                    let mut leaf = Leaf::new();
+                    for k in 0..BLOCK.min(n - c * BLOCK) {
+                        leaf.add(k, term(c * BLOCK + k));
+                    }
+                    leaf.sum()
+                })
+                .collect();
+            let want = sum_by(n, &term);
+            assert_eq!(sum_leaves(&leaves).to_bits(), want.to_bits(), "n={n}");
+            let left_to_right = leaves.iter().fold(0.0f32, |s, &x| s + x);
+            reordered_differs |= left_to_right.to_bits() != want.to_bits();
+        }
+        assert!(
+            reordered_differs,
+            "the negative control must change the bits somewhere"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::kernels::batch::{TrajectoryBatch, Windows};
 use crate::kernels::error::BatchError;
 use crate::kernels::float::Float;
 use crate::kernels::fused::{
-    check_windows, compute, per_row_n, GradForm, Kernel, KernelOutput, RowPass, Term,
+    check_windows, compute, per_row_sums, GradForm, Kernel, KernelOutput, RowPass, Rows, Term,
 };
 use crate::objectives::Definitions;
 
@@ -321,16 +321,16 @@ struct CudaPass<'a, F: CudaFloat> {
 }
 
 impl<F: CudaFloat> RowPass<F> for CudaPass<'_, F> {
-    fn rows<const N: usize, Fin>(
+    fn rows<const N: usize, const M: usize, Fin>(
         &self,
         windows: Option<&Windows<F>>,
         t1: Term<F>,
         t2: Option<Term<F>>,
         finish: Fin,
         _dense: Option<(&mut DMatrix<F>, usize)>,
-    ) -> Result<([Vec<F>; N], bool), BatchError>
+    ) -> Result<Rows<F, N, M>, BatchError>
     where
-        Fin: Fn(usize, F, F) -> [F; N] + Sync + Copy,
+        Fin: Fn(usize, F, F) -> ([F; N], [F; M]) + Sync + Copy,
     {
         let (batch, backend) = (self.batch, self.backend);
         if let Some(w) = windows {
@@ -353,6 +353,11 @@ impl<F: CudaFloat> RowPass<F> for CudaPass<'_, F> {
             vec![F::ZERO; batch.batch()]
         };
         // The dense gradient is filled on the device afterwards (`evaluate_with`).
-        Ok((per_row_n(batch, |i| finish(i, s1[i], s2[i])), false))
+        let (outs, sums) = per_row_sums(batch, |i| finish(i, s1[i], s2[i]));
+        Ok(Rows {
+            outs,
+            sums,
+            wrote_dense: false,
+        })
     }
 }
