@@ -56,9 +56,10 @@ pub trait Float:
     fn abs(self) -> Self;
     /// `e^x` (the platform `libm`, assumed faithful: within one ulp).
     fn exp(self) -> Self;
-    /// Adds `c·x[k] + d·y[k]` into lane `k mod 8` of `acc` for every `k` (lengths a multiple
-    /// of 8) with explicit 256-bit vectors on x86-64, in the scalar loop's order and roundings
-    /// (the explicit form of [`super::sum::lanes_sum`]'s lanes for a linear term).
+    /// Adds `c·x[k] + d·y[k]` into lane `k mod 8` of `acc` for every `k` (any equal lengths)
+    /// with explicit 256-bit vectors on x86-64, the last `len mod 8` elements by one masked
+    /// step, in the scalar loop's order and roundings (the explicit form of
+    /// [`super::sum::lanes_sum`]'s lanes for a linear term).
     ///
     /// # Safety
     /// On x86-64 the CPU must have AVX.
@@ -78,9 +79,55 @@ pub trait Float:
     );
 }
 
-/// Adds `c·x[k] + d·y[k]` into lane `k mod 8` of `acc` for every `k` (the lengths are a
-/// multiple of 8), with 256-bit vectors: per lane the scalar loop's operations in its order
-/// (two products, their sum, the accumulation; no FMA).
+/// Lane masks for a tail of `r < 8` elements: the eight entries from `8 − r` on are `r`
+/// all-ones lanes, then zeros (an AVX masked load reads only the lanes whose sign bit is set,
+/// and never faults on the others).
+#[cfg(target_arch = "x86_64")]
+static TAIL_MASK_32: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+/// [`TAIL_MASK_32`] for 64-bit lanes.
+#[cfg(target_arch = "x86_64")]
+static TAIL_MASK_64: [i64; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// The mask of lanes `0..r` (`r < 8`) for 32-bit lanes.
+///
+/// # Safety
+/// The CPU must have AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn tail_mask_32(r: usize) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    debug_assert!(r < 8);
+    // SAFETY: entries `8 − r .. 16 − r` lie inside the 16-entry table.
+    unsafe { _mm256_loadu_si256(TAIL_MASK_32.as_ptr().add(8 - r) as *const __m256i) }
+}
+
+/// The masks of lanes `0..r` (`r < 8`) of eight 64-bit lanes held in two vectors (0–3, 4–7).
+///
+/// # Safety
+/// The CPU must have AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn tail_masks_64(r: usize) -> [std::arch::x86_64::__m256i; 2] {
+    use std::arch::x86_64::*;
+    debug_assert!(r < 8);
+    // SAFETY: entries `8 − r .. 16 − r` lie inside the 16-entry table.
+    unsafe {
+        let m = TAIL_MASK_64.as_ptr().add(8 - r);
+        [
+            _mm256_loadu_si256(m as *const __m256i),
+            _mm256_loadu_si256(m.add(4) as *const __m256i),
+        ]
+    }
+}
+
+/// Adds `c·x[k] + d·y[k]` into lane `k mod 8` of `acc` for every `k`, with 256-bit vectors:
+/// per lane the scalar loop's operations in its order (two products, their sum, the
+/// accumulation; no FMA). The last `len mod 8` elements go through one masked load and a
+/// blend that adds the term into lanes `0..len mod 8` only, which is the scalar remainder
+/// loop's result bit for bit, without the scalar loop (around the windows' short random
+/// ranges the remainder is a large part of a row).
 ///
 /// # Safety
 /// The CPU must have AVX.
@@ -89,16 +136,28 @@ pub trait Float:
 #[inline]
 unsafe fn linear_lanes_f32(x: &[f32], y: &[f32], c: f32, d: f32, acc: &mut [f32; 8]) {
     use std::arch::x86_64::*;
-    debug_assert!(x.len() == y.len() && x.len().is_multiple_of(8));
+    debug_assert!(x.len() == y.len());
     let (vc, vd) = (_mm256_set1_ps(c), _mm256_set1_ps(d));
     let mut s = _mm256_loadu_ps(acc.as_ptr());
-    for (xs, ys) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
+    let whole = x.len() / 8 * 8;
+    for (xs, ys) in x[..whole].chunks_exact(8).zip(y[..whole].chunks_exact(8)) {
         // SAFETY: each chunk holds 8 floats.
         let (vx, vy) = (_mm256_loadu_ps(xs.as_ptr()), _mm256_loadu_ps(ys.as_ptr()));
         s = _mm256_add_ps(
             s,
             _mm256_add_ps(_mm256_mul_ps(vc, vx), _mm256_mul_ps(vd, vy)),
         );
+    }
+    let r = x.len() - whole;
+    if r > 0 {
+        // SAFETY: AVX (the caller); the mask reads only elements `whole..len` of each slice.
+        unsafe {
+            let m = tail_mask_32(r);
+            let vx = _mm256_maskload_ps(x.as_ptr().add(whole), m);
+            let vy = _mm256_maskload_ps(y.as_ptr().add(whole), m);
+            let term = _mm256_add_ps(_mm256_mul_ps(vc, vx), _mm256_mul_ps(vd, vy));
+            s = _mm256_blendv_ps(s, _mm256_add_ps(s, term), _mm256_castsi256_ps(m));
+        }
     }
     _mm256_storeu_ps(acc.as_mut_ptr(), s);
 }
@@ -112,11 +171,12 @@ unsafe fn linear_lanes_f32(x: &[f32], y: &[f32], c: f32, d: f32, acc: &mut [f32;
 #[inline]
 unsafe fn linear_lanes_f64(x: &[f64], y: &[f64], c: f64, d: f64, acc: &mut [f64; 8]) {
     use std::arch::x86_64::*;
-    debug_assert!(x.len() == y.len() && x.len().is_multiple_of(8));
+    debug_assert!(x.len() == y.len());
     let (vc, vd) = (_mm256_set1_pd(c), _mm256_set1_pd(d));
     let mut lo = _mm256_loadu_pd(acc.as_ptr());
     let mut hi = _mm256_loadu_pd(acc.as_ptr().add(4));
-    for (xs, ys) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
+    let whole = x.len() / 8 * 8;
+    for (xs, ys) in x[..whole].chunks_exact(8).zip(y[..whole].chunks_exact(8)) {
         // SAFETY: each chunk holds 8 doubles.
         let (x0, y0) = (_mm256_loadu_pd(xs.as_ptr()), _mm256_loadu_pd(ys.as_ptr()));
         let (x1, y1) = (
@@ -132,11 +192,30 @@ unsafe fn linear_lanes_f64(x: &[f64], y: &[f64], c: f64, d: f64, acc: &mut [f64;
             _mm256_add_pd(_mm256_mul_pd(vc, x1), _mm256_mul_pd(vd, y1)),
         );
     }
+    let r = x.len() - whole;
+    if r > 0 {
+        // SAFETY: AVX (the caller); the masks read only elements `whole..len` of each slice,
+        // and the upper vector is touched only when it has live lanes (`r > 4`).
+        unsafe {
+            let [m0, m1] = tail_masks_64(r);
+            let x0 = _mm256_maskload_pd(x.as_ptr().add(whole), m0);
+            let y0 = _mm256_maskload_pd(y.as_ptr().add(whole), m0);
+            let t0 = _mm256_add_pd(_mm256_mul_pd(vc, x0), _mm256_mul_pd(vd, y0));
+            lo = _mm256_blendv_pd(lo, _mm256_add_pd(lo, t0), _mm256_castsi256_pd(m0));
+            if r > 4 {
+                let x1 = _mm256_maskload_pd(x.as_ptr().add(whole + 4), m1);
+                let y1 = _mm256_maskload_pd(y.as_ptr().add(whole + 4), m1);
+                let t1 = _mm256_add_pd(_mm256_mul_pd(vc, x1), _mm256_mul_pd(vd, y1));
+                hi = _mm256_blendv_pd(hi, _mm256_add_pd(hi, t1), _mm256_castsi256_pd(m1));
+            }
+        }
+    }
     _mm256_storeu_pd(acc.as_mut_ptr(), lo);
     _mm256_storeu_pd(acc.as_mut_ptr().add(4), hi);
 }
 
-/// [`linear_lanes_f32`] into `acc`, and `x[k]` alone into lane `k mod 8` of `acc2`.
+/// [`linear_lanes_f32`] into `acc`, and `x[k]` alone into lane `k mod 8` of `acc2` (the tail
+/// masked the same way).
 ///
 /// # Safety
 /// The CPU must have AVX.
@@ -152,17 +231,31 @@ unsafe fn linear_q_lanes_f32(
     acc2: &mut [f32; 8],
 ) {
     use std::arch::x86_64::*;
-    debug_assert!(x.len() == y.len() && x.len().is_multiple_of(8));
+    debug_assert!(x.len() == y.len());
     let (vc, vd) = (_mm256_set1_ps(c), _mm256_set1_ps(d));
     let mut s = _mm256_loadu_ps(acc.as_ptr());
     let mut s2 = _mm256_loadu_ps(acc2.as_ptr());
-    for (xs, ys) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
+    let whole = x.len() / 8 * 8;
+    for (xs, ys) in x[..whole].chunks_exact(8).zip(y[..whole].chunks_exact(8)) {
         let (vx, vy) = (_mm256_loadu_ps(xs.as_ptr()), _mm256_loadu_ps(ys.as_ptr()));
         s = _mm256_add_ps(
             s,
             _mm256_add_ps(_mm256_mul_ps(vc, vx), _mm256_mul_ps(vd, vy)),
         );
         s2 = _mm256_add_ps(s2, vx);
+    }
+    let r = x.len() - whole;
+    if r > 0 {
+        // SAFETY: as in `linear_lanes_f32`.
+        unsafe {
+            let m = tail_mask_32(r);
+            let mf = _mm256_castsi256_ps(m);
+            let vx = _mm256_maskload_ps(x.as_ptr().add(whole), m);
+            let vy = _mm256_maskload_ps(y.as_ptr().add(whole), m);
+            let term = _mm256_add_ps(_mm256_mul_ps(vc, vx), _mm256_mul_ps(vd, vy));
+            s = _mm256_blendv_ps(s, _mm256_add_ps(s, term), mf);
+            s2 = _mm256_blendv_ps(s2, _mm256_add_ps(s2, vx), mf);
+        }
     }
     _mm256_storeu_ps(acc.as_mut_ptr(), s);
     _mm256_storeu_ps(acc2.as_mut_ptr(), s2);
@@ -184,7 +277,7 @@ unsafe fn linear_q_lanes_f64(
     acc2: &mut [f64; 8],
 ) {
     use std::arch::x86_64::*;
-    debug_assert!(x.len() == y.len() && x.len().is_multiple_of(8));
+    debug_assert!(x.len() == y.len());
     let (vc, vd) = (_mm256_set1_pd(c), _mm256_set1_pd(d));
     let (mut lo, mut hi) = (
         _mm256_loadu_pd(acc.as_ptr()),
@@ -194,7 +287,8 @@ unsafe fn linear_q_lanes_f64(
         _mm256_loadu_pd(acc2.as_ptr()),
         _mm256_loadu_pd(acc2.as_ptr().add(4)),
     );
-    for (xs, ys) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
+    let whole = x.len() / 8 * 8;
+    for (xs, ys) in x[..whole].chunks_exact(8).zip(y[..whole].chunks_exact(8)) {
         let (x0, y0) = (_mm256_loadu_pd(xs.as_ptr()), _mm256_loadu_pd(ys.as_ptr()));
         let (x1, y1) = (
             _mm256_loadu_pd(xs.as_ptr().add(4)),
@@ -210,6 +304,27 @@ unsafe fn linear_q_lanes_f64(
         );
         lo2 = _mm256_add_pd(lo2, x0);
         hi2 = _mm256_add_pd(hi2, x1);
+    }
+    let r = x.len() - whole;
+    if r > 0 {
+        // SAFETY: as in `linear_lanes_f64`.
+        unsafe {
+            let [m0, m1] = tail_masks_64(r);
+            let mf0 = _mm256_castsi256_pd(m0);
+            let x0 = _mm256_maskload_pd(x.as_ptr().add(whole), m0);
+            let y0 = _mm256_maskload_pd(y.as_ptr().add(whole), m0);
+            let t0 = _mm256_add_pd(_mm256_mul_pd(vc, x0), _mm256_mul_pd(vd, y0));
+            lo = _mm256_blendv_pd(lo, _mm256_add_pd(lo, t0), mf0);
+            lo2 = _mm256_blendv_pd(lo2, _mm256_add_pd(lo2, x0), mf0);
+            if r > 4 {
+                let mf1 = _mm256_castsi256_pd(m1);
+                let x1 = _mm256_maskload_pd(x.as_ptr().add(whole + 4), m1);
+                let y1 = _mm256_maskload_pd(y.as_ptr().add(whole + 4), m1);
+                let t1 = _mm256_add_pd(_mm256_mul_pd(vc, x1), _mm256_mul_pd(vd, y1));
+                hi = _mm256_blendv_pd(hi, _mm256_add_pd(hi, t1), mf1);
+                hi2 = _mm256_blendv_pd(hi2, _mm256_add_pd(hi2, x1), mf1);
+            }
+        }
     }
     _mm256_storeu_pd(acc.as_mut_ptr(), lo);
     _mm256_storeu_pd(acc.as_mut_ptr().add(4), hi);

@@ -735,8 +735,8 @@ struct RowSums<'a, F: Float, Fa, Fb> {
     /// (one term) or [`lanes_sum2_linear_q`] (two: the second, `g`, is then `log q`); `None`:
     /// the closures.
     linear: Option<Term<F>>,
-    /// Whether [`lanes_sum_linear`] may use explicit AVX vectors (a dispatched loop over full
-    /// rows on a CPU with AVX).
+    /// Whether [`lanes_sum_linear`] may use explicit AVX vectors (a dispatched loop on a CPU
+    /// with AVX).
     wide: bool,
 }
 
@@ -759,10 +759,10 @@ impl<'a, F: Float, Fa, Fb> RowSums<'a, F, Fa, Fb> {
             f,
             g,
             linear,
-            // Full rows only: around the short windows the vectoriser's masked remainders
-            // beat the explicit loop's scalar ones (SubTB per-trajectory 2.44 against 3.02 ms,
-            // f32, B = 65536, best of 11 alternated runs; docs/performance.md, session 7).
-            wide: level == Level::Dispatched && simd::has_avx() && windows.is_none(),
+            // Windows too, since the explicit loop's remainder is one masked step (its scalar
+            // remainder lost to the vectoriser's around the short windows: session 7 of
+            // docs/performance.md; the masked one: session 13).
+            wide: level == Level::Dispatched && simd::has_avx(),
         }
     }
 }

@@ -133,11 +133,13 @@ fn block_sum2<F: Float>(
     (combine(acc), combine(acc2))
 }
 
-/// `Σ_t (c·a[t] + d·b[t])` over one block, as [`block_sum`] with `f = |x, y| c·x + d·y`, its
-/// whole chunks of eight by explicit 256-bit vectors ([`Float::linear_lanes_avx`]): the
-/// vectoriser turned that closure's two products into pair loads and shuffles (four times
-/// the instructions of the subtraction's loop; `perf annotate` of Trust-PCL). The vectors add
-/// lane `j`'s terms in the same order with the same roundings (no FMA), so the sum is
+/// `Σ_t (c·a[t] + d·b[t])` over one block, as [`block_sum`] with `f = |x, y| c·x + d·y`, by
+/// explicit 256-bit vectors ([`Float::linear_lanes_avx`]: whole chunks of eight, then the
+/// remainder as one masked step): the vectoriser turned that closure's two products into
+/// pair loads and shuffles (four times the instructions of the subtraction's loop; `perf
+/// annotate` of Trust-PCL), and its remainder went through a masked store to the stack and a
+/// reload. The vectors add lane `j`'s terms in the same order with the same roundings (no
+/// FMA), so the sum is
 /// bit-identical to [`block_sum`]'s (test: `fused::tests::dispatched_phase1_equals_the_
 /// baseline_bit_for_bit`, whose baseline runs the scalar loop).
 ///
@@ -146,12 +148,8 @@ fn block_sum2<F: Float>(
 #[inline(always)]
 unsafe fn block_sum_linear<F: Float>(a: &[F], b: &[F], c: F, d: F) -> F {
     let mut acc = [F::ZERO; LANES];
-    let whole = a.len() / LANES * LANES;
-    // SAFETY: the caller checked AVX; both slices hold `whole` elements.
-    unsafe { F::linear_lanes_avx(&a[..whole], &b[..whole], c, d, &mut acc) };
-    for j in 0..a.len() - whole {
-        acc[j] += c * a[whole + j] + d * b[whole + j];
-    }
+    // SAFETY: the caller checked AVX; the slices are equally long.
+    unsafe { F::linear_lanes_avx(a, b, c, d, &mut acc) };
     combine(acc)
 }
 
@@ -246,13 +244,8 @@ fn by_blocks_split<F: Float>(a: &[F], b: &[F], block: impl Block<F>) -> F {
 unsafe fn block_sum2_linear_q<F: Float>(a: &[F], b: &[F], c: F, d: F) -> (F, F) {
     let mut acc = [F::ZERO; LANES];
     let mut acc2 = [F::ZERO; LANES];
-    let whole = a.len() / LANES * LANES;
-    // SAFETY: the caller checked AVX; both slices hold `whole` elements.
-    unsafe { F::linear_q_lanes_avx(&a[..whole], &b[..whole], c, d, &mut acc, &mut acc2) };
-    for j in 0..a.len() - whole {
-        acc[j] += c * a[whole + j] + d * b[whole + j];
-        acc2[j] += a[whole + j];
-    }
+    // SAFETY: the caller checked AVX; the slices are equally long.
+    unsafe { F::linear_q_lanes_avx(a, b, c, d, &mut acc, &mut acc2) };
     (combine(acc), combine(acc2))
 }
 
@@ -430,6 +423,77 @@ mod tests {
             assert_eq!(lanes_sum2(&a, &b, |x, _| x, |_, y| y), (want, n as f64));
             assert_eq!(sum_slice(&a), want);
         }
+    }
+
+    /// Inputs whose lane sums round at almost every step.
+    fn inputs<F: Float>(n: usize) -> (Vec<F>, Vec<F>) {
+        let v = |i: usize, k: usize| {
+            F::from_f64(((i * k % 1009) as f64 - 504.0) * 1.000_123_7e-2 + (i % 5) as f64 * 1e3)
+        };
+        (
+            (0..n).map(|i| v(i, 7919)).collect(),
+            (0..n).map(|i| v(i, 104_729)).collect(),
+        )
+    }
+
+    /// The explicit vectors (whole chunks of eight, then one masked step) give the bits of the
+    /// scalar lanes at every length from 0 to three blocks, so at every remainder 0–7 and at
+    /// lengths under eight (the masked step alone), for the common coefficients.
+    fn linear_vectors_match_the_scalar_lanes<F: Float>() {
+        if !has_avx() {
+            return;
+        }
+        let coefficients = [
+            (F::ONE, -F::ONE),
+            (F::ONE, F::ONE),
+            (-F::from_f64(0.75), F::from_f64(0.75)),
+            (F::from_f64(1.25), F::from_f64(-3.5)),
+        ];
+        let bits = |x: F| x.to_f64().to_bits();
+        for n in 0..=3 * BLOCK + 9 {
+            let (a, b) = inputs::<F>(n);
+            for (c, d) in coefficients {
+                let scalar = lanes_sum(&a, &b, |x, y| c * x + d * y);
+                // SAFETY: AVX checked above.
+                let vector = unsafe { lanes_sum_linear(&a, &b, c, d) };
+                assert_eq!(bits(vector), bits(scalar), "{} n={n} c={c} d={d}", F::NAME);
+                let scalar2 = lanes_sum2(&a, &b, |x, y| c * x + d * y, |x, _| x);
+                // SAFETY: as above.
+                let vector2 = unsafe { lanes_sum2_linear_q(&a, &b, c, d) };
+                assert_eq!(bits(vector2.0), bits(scalar2.0), "{} n={n}", F::NAME);
+                assert_eq!(bits(vector2.1), bits(scalar2.1), "{} n={n}", F::NAME);
+            }
+        }
+    }
+
+    #[test]
+    fn linear_vectors_match_the_scalar_lanes_at_every_length() {
+        linear_vectors_match_the_scalar_lanes::<f32>();
+        linear_vectors_match_the_scalar_lanes::<f64>();
+    }
+
+    /// Negative control of the test above: with these inputs, a tail put into the last `r`
+    /// lanes instead of the first `r` (a wrong mask) changes the bits at some length of every
+    /// remainder `r` = 1–7, so the test sees a misplaced tail whatever the remainder.
+    #[test]
+    fn a_tail_in_the_wrong_lanes_changes_the_bits() {
+        let mut seen = [false; LANES];
+        for n in 9..200 {
+            let r = n % LANES;
+            let (a, b) = inputs::<f32>(n);
+            let right = lanes_sum(&a, &b, |x, y| x - y);
+            let mut lanes = [0.0f32; LANES];
+            let whole = n - r;
+            for k in 0..whole {
+                lanes[k % LANES] += a[k] - b[k];
+            }
+            for j in 0..r {
+                lanes[LANES - r + j] += a[whole + j] - b[whole + j];
+            }
+            seen[r] |= combine(lanes).to_bits() != right.to_bits();
+        }
+        // Remainder 0 has no tail; 1–7 must each have been caught.
+        assert_eq!(seen, [false, true, true, true, true, true, true, true]);
     }
 
     /// The recursive definition the stack form must reproduce exactly.
