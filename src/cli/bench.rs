@@ -130,14 +130,15 @@ pub fn run(args: &BenchArgs) -> u8 {
         print_table(report);
     }
     println!(
-        "every kernel's % of its floor, both timed alternately, best of the repeats \
+        "every kernel's % of its floor, both timed alternately: the best of the repeats over \
+         the floor's best, then the median over the repeats of the two calls of one round \
          (per-trajectory: read reference; dense: copy reference; the windowed kernels: the \
          same references over the windows' lines; REINFORCE-KL dense, which can only write \
          after every row is read: the read reference, then the dense write):"
     );
     println!(
-        "{:<16} {:<15} {:>9} {:>9}",
-        "kernel", "gradient", "f32", "f64"
+        "{:<16} {:<15} {:>13} {:>13}",
+        "kernel", "gradient", "f32 best/pair", "f64 best/pair"
     );
     let find = |dtype: &str, name: &str, form: &str| {
         runs.runs
@@ -146,13 +147,16 @@ pub fn run(args: &BenchArgs) -> u8 {
             .flat_map(|r| &r.measurements)
             .find(|m| m.name == name && m.form == form)
             .map_or("-".to_string(), |m| {
-                format!("{:.0}%", 100.0 * m.fraction_of_floor)
+                let paired = m
+                    .paired_fraction_of_floor
+                    .map_or("-".to_string(), |p| format!("{:.0}%", 100.0 * p));
+                format!("{:.0}%/{paired}", 100.0 * m.fraction_of_floor)
             })
     };
     for id in crate::kernels::KernelId::ALL {
         for form in ["per-trajectory", "dense"] {
             println!(
-                "{:<16} {:<15} {:>9} {:>9}",
+                "{:<16} {:<15} {:>13} {:>13}",
                 id.name(),
                 form,
                 find("f32", id.name(), form),
@@ -169,7 +173,7 @@ fn print_table(report: &BenchReport) {
         report.batch, report.steps, report.dtype, report.repeats, report.threads, report.simd
     );
     println!(
-        "{:<16} {:<17} {:>9} {:>10} {:>10} {:>8} {:>8} {:>10} {:>9} {:>7} {:>7}",
+        "{:<16} {:<17} {:>9} {:>10} {:>10} {:>8} {:>8} {:>10} {:>9} {:>7} {:>7} {:>7}",
         "kernel",
         "gradient",
         "best ms",
@@ -179,12 +183,16 @@ fn print_table(report: &BenchReport) {
         "floor",
         "floor GB/s",
         "of floor",
+        "paired",
         "of read",
         "of copy"
     );
     for m in &report.measurements {
+        let paired = m
+            .paired_fraction_of_floor
+            .map_or("-".to_string(), |p| format!("{:.0}%", 100.0 * p));
         println!(
-            "{:<16} {:<17} {:>9.3} {:>10.3} {:>10.1} {:>8.2} {:>8} {:>10.2} {:>8.0}% {:>6.0}% {:>6.0}%",
+            "{:<16} {:<17} {:>9.3} {:>10.3} {:>10.1} {:>8.2} {:>8} {:>10.2} {:>8.0}% {:>7} {:>6.0}% {:>6.0}%",
             m.name,
             m.form,
             m.best_seconds * 1e3,
@@ -194,6 +202,7 @@ fn print_table(report: &BenchReport) {
             m.floor,
             m.floor_gbps,
             100.0 * m.fraction_of_floor,
+            paired,
             100.0 * m.fraction_of_read,
             100.0 * m.fraction_of_copy
         );

@@ -24,7 +24,9 @@
 //! is the **best of the repeats** (the run least disturbed; the median is reported beside),
 //! and each kernel is timed **alternately with its floor**, one call of each per repeat
 //! ([`time_alternating`]): its fraction of floor compares two timings taken in the same
-//! seconds, not a kernel timed minutes after its reference.
+//! seconds, not a kernel timed minutes after its reference. The best of each side can still
+//! come from different rounds, so the **paired** fraction is reported beside it: the median
+//! over the rounds of the kernel's GB/s over its floor's in the same round.
 //!
 //! The windowed kernels read only their windows' lines, at a different offset in every row;
 //! the hardware fetches about the whole row anyway, so the contiguous floors' GB/s over the
@@ -134,6 +136,9 @@ pub struct Measurement {
     pub floor_gbps: f64,
     /// `gbps / floor_gbps`.
     pub fraction_of_floor: f64,
+    /// The kernels' rows: the median over the repeats of this row's GB/s over its floor's
+    /// GB/s in the same round (the two calls back to back); `None` for the other rows.
+    pub paired_fraction_of_floor: Option<f64>,
     /// This row's GB/s over the run's read reference's GB/s.
     pub fraction_of_read: f64,
     /// This row's GB/s over the run's copy reference's GB/s.
@@ -200,17 +205,39 @@ pub fn time_repeats(repeats: usize, mut f: impl FnMut()) -> Timing {
     )
 }
 
+/// Two pieces of work timed alternately ([`time_alternating`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alternated {
+    /// The first's timings.
+    pub first: Timing,
+    /// The second's timings.
+    pub second: Timing,
+    /// Per round, the first's seconds over the second's (the two calls back to back).
+    pub ratios: Vec<f64>,
+}
+
+impl Alternated {
+    /// The median of [`Alternated::ratios`] (the upper one of an even count, as
+    /// [`Timing::median`]).
+    pub fn median_ratio(&self) -> f64 {
+        let mut r = self.ratios.clone();
+        r.sort_by(|a, b| a.total_cmp(b));
+        r[r.len() / 2]
+    }
+}
+
 /// Seconds of `first` and of `second` over `repeats` rounds of one call each, alternating
 /// (after one warm-up call of each): both see the same state of a memory system shared with
 /// other tenants, whose load moves one binary's timings by up to 1.7× between adjacent runs
 /// on this machine (docs/performance.md), so a kernel is compared with its floor as measured
-/// beside it.
+/// beside it. The per-round ratios keep each pair together: the best of each side can come
+/// from different rounds, and so from different states of the host.
 pub fn time_alternating<S>(
     repeats: usize,
     state: &mut S,
     mut first: impl FnMut(&mut S),
     mut second: impl FnMut(&mut S),
-) -> (Timing, Timing) {
+) -> Alternated {
     first(state);
     second(state);
     let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -222,7 +249,12 @@ pub fn time_alternating<S>(
         second(state);
         b.push(s.elapsed().as_secs_f64());
     }
-    (Timing::of(a), Timing::of(b))
+    let ratios = a.iter().zip(&b).map(|(x, y)| x / y).collect();
+    Alternated {
+        first: Timing::of(a),
+        second: Timing::of(b),
+        ratios,
+    }
 }
 
 /// The copy reference: `dst ← src`, split across the rayon threads like the kernels.
@@ -671,6 +703,7 @@ pub fn run_bench<F: Float>(
             floor,
             floor_gbps,
             fraction_of_floor: g / floor_gbps,
+            paired_fraction_of_floor: None,
             fraction_of_read: g / read_gbps,
             fraction_of_copy: g / copy_gbps,
         }
@@ -724,7 +757,7 @@ pub fn run_bench<F: Float>(
             let floor = Floor::of(id, form);
             let mut result = Ok(());
             let mut state = (&mut setup, &mut refs);
-            let (floor_t, kernel_t) = time_alternating(
+            let timed = time_alternating(
                 repeats,
                 &mut state,
                 |(setup, refs)| refs.run(floor, setup),
@@ -739,14 +772,20 @@ pub fn run_bench<F: Float>(
                 GradForm::PerTrajectory => "per-trajectory",
                 GradForm::Dense => "dense",
             };
-            rows.push(row(
-                id.name(),
-                form_name,
-                floor,
-                kernel_t,
-                setup.bytes(id, form),
-                gbps(floor_bytes(floor), floor_t),
-            ));
+            let bytes = setup.bytes(id, form);
+            // Per round: (bytes / kernel s) / (floor bytes / floor s).
+            let paired = bytes / floor_bytes(floor) * timed.median_ratio();
+            rows.push(Measurement {
+                paired_fraction_of_floor: Some(paired),
+                ..row(
+                    id.name(),
+                    form_name,
+                    floor,
+                    timed.second,
+                    bytes,
+                    gbps(floor_bytes(floor), timed.first),
+                )
+            });
         }
     }
     // The copy's buffer is freed here; the per-row values serve the dense-write rows below.
@@ -908,9 +947,17 @@ mod tests {
                 assert!(m.best_seconds > 0.0 && m.best_seconds <= m.median_seconds);
                 assert!(m.floor_gbps.is_finite() && m.floor_gbps > 0.0);
                 assert_eq!(m.fraction_of_floor, m.gbps / m.floor_gbps);
+                let paired = m.paired_fraction_of_floor.expect("a kernel row is paired");
+                assert!(paired.is_finite() && paired > 0.0);
                 assert_eq!(m.gbps, m.bytes / m.best_seconds / 1e9);
             }
         }
+        // The references' rows are not paired with anything.
+        assert!(report
+            .measurements
+            .iter()
+            .filter(|m| m.form == "reference")
+            .all(|m| m.paired_fraction_of_floor.is_none()));
         // The JSON names of the floors.
         let json = serde_json::to_string(&report).expect("serialisable");
         for name in [
@@ -960,7 +1007,7 @@ mod tests {
         // Negative control for a swap of the two timings: the first piece of work sleeps,
         // the second does not, so only the first's best can reach the sleep.
         let pause = std::time::Duration::from_millis(3);
-        let (slow, fast) = time_alternating(
+        let timed = time_alternating(
             3,
             &mut 0u32,
             |calls| {
@@ -969,7 +1016,27 @@ mod tests {
             },
             |calls| *calls += 1,
         );
-        assert!(slow.best >= pause.as_secs_f64());
-        assert!(fast.best < pause.as_secs_f64());
+        assert!(timed.first.best >= pause.as_secs_f64());
+        assert!(timed.second.best < pause.as_secs_f64());
+        // One ratio per round, the sleeper's over the other's: far above 1.
+        assert_eq!(timed.ratios.len(), 3);
+        assert!(timed.ratios.iter().all(|&r| r > 1.0));
+    }
+
+    /// The paired median keeps rounds together, so it differs from the ratio of the two
+    /// bests when the bests come from different rounds (here the first's best is in round 0
+    /// and the second's in round 2): the negative control of a statistic that mixed rounds.
+    #[test]
+    fn the_paired_median_keeps_each_round_together() {
+        // (first, second) seconds per round.
+        let rounds = [(1.0, 2.0), (3.0, 2.0), (3.0, 1.0)];
+        let timed = Alternated {
+            first: Timing::of(rounds.iter().map(|r| r.0).collect()),
+            second: Timing::of(rounds.iter().map(|r| r.1).collect()),
+            ratios: rounds.iter().map(|r| r.0 / r.1).collect(),
+        };
+        // Ratios 0.5, 1.5, 3.0: the median is 1.5; the ratio of the bests is 1.0 / 1.0.
+        assert_eq!(timed.median_ratio(), 1.5);
+        assert_eq!(timed.first.best / timed.second.best, 1.0);
     }
 }
