@@ -122,6 +122,59 @@ unsafe fn tail_masks_64(r: usize) -> [std::arch::x86_64::__m256i; 2] {
     }
 }
 
+/// The tail's masked loads of `x` and `y` at `at` (lanes off in `m` read as 0 and are not
+/// touched in memory) and its term `c·x + d·y`, for the caller to blend into the lanes of `m`.
+///
+/// # Safety
+/// The CPU must have AVX; the lanes on in `m` must lie inside both slices from `at`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn masked_term_f32(
+    x: &[f32],
+    y: &[f32],
+    at: usize,
+    m: std::arch::x86_64::__m256i,
+    (vc, vd): (std::arch::x86_64::__m256, std::arch::x86_64::__m256),
+) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's precondition.
+    unsafe {
+        let vx = _mm256_maskload_ps(x.as_ptr().add(at), m);
+        let vy = _mm256_maskload_ps(y.as_ptr().add(at), m);
+        (
+            vx,
+            _mm256_add_ps(_mm256_mul_ps(vc, vx), _mm256_mul_ps(vd, vy)),
+        )
+    }
+}
+
+/// [`masked_term_f32`] for four `f64` lanes.
+///
+/// # Safety
+/// As [`masked_term_f32`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn masked_term_f64(
+    x: &[f64],
+    y: &[f64],
+    at: usize,
+    m: std::arch::x86_64::__m256i,
+    (vc, vd): (std::arch::x86_64::__m256d, std::arch::x86_64::__m256d),
+) -> (std::arch::x86_64::__m256d, std::arch::x86_64::__m256d) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's precondition.
+    unsafe {
+        let vx = _mm256_maskload_pd(x.as_ptr().add(at), m);
+        let vy = _mm256_maskload_pd(y.as_ptr().add(at), m);
+        (
+            vx,
+            _mm256_add_pd(_mm256_mul_pd(vc, vx), _mm256_mul_pd(vd, vy)),
+        )
+    }
+}
+
 /// Adds `c·x[k] + d·y[k]` into lane `k mod 8` of `acc` for every `k`, with 256-bit vectors:
 /// per lane the scalar loop's operations in its order (two products, their sum, the
 /// accumulation; no FMA). The last `len mod 8` elements go through one masked load and a
@@ -150,12 +203,10 @@ unsafe fn linear_lanes_f32(x: &[f32], y: &[f32], c: f32, d: f32, acc: &mut [f32;
     }
     let r = x.len() - whole;
     if r > 0 {
-        // SAFETY: AVX (the caller); the mask reads only elements `whole..len` of each slice.
+        // SAFETY: AVX (the caller); the mask's lanes are elements `whole..len` of each slice.
         unsafe {
             let m = tail_mask_32(r);
-            let vx = _mm256_maskload_ps(x.as_ptr().add(whole), m);
-            let vy = _mm256_maskload_ps(y.as_ptr().add(whole), m);
-            let term = _mm256_add_ps(_mm256_mul_ps(vc, vx), _mm256_mul_ps(vd, vy));
+            let (_, term) = masked_term_f32(x, y, whole, m, (vc, vd));
             s = _mm256_blendv_ps(s, _mm256_add_ps(s, term), _mm256_castsi256_ps(m));
         }
     }
@@ -194,18 +245,14 @@ unsafe fn linear_lanes_f64(x: &[f64], y: &[f64], c: f64, d: f64, acc: &mut [f64;
     }
     let r = x.len() - whole;
     if r > 0 {
-        // SAFETY: AVX (the caller); the masks read only elements `whole..len` of each slice,
-        // and the upper vector is touched only when it has live lanes (`r > 4`).
+        // SAFETY: AVX (the caller); the masks' lanes are elements `whole..len` of each
+        // slice, and the upper vector is touched only when it has live lanes (`r > 4`).
         unsafe {
             let [m0, m1] = tail_masks_64(r);
-            let x0 = _mm256_maskload_pd(x.as_ptr().add(whole), m0);
-            let y0 = _mm256_maskload_pd(y.as_ptr().add(whole), m0);
-            let t0 = _mm256_add_pd(_mm256_mul_pd(vc, x0), _mm256_mul_pd(vd, y0));
+            let (_, t0) = masked_term_f64(x, y, whole, m0, (vc, vd));
             lo = _mm256_blendv_pd(lo, _mm256_add_pd(lo, t0), _mm256_castsi256_pd(m0));
             if r > 4 {
-                let x1 = _mm256_maskload_pd(x.as_ptr().add(whole + 4), m1);
-                let y1 = _mm256_maskload_pd(y.as_ptr().add(whole + 4), m1);
-                let t1 = _mm256_add_pd(_mm256_mul_pd(vc, x1), _mm256_mul_pd(vd, y1));
+                let (_, t1) = masked_term_f64(x, y, whole + 4, m1, (vc, vd));
                 hi = _mm256_blendv_pd(hi, _mm256_add_pd(hi, t1), _mm256_castsi256_pd(m1));
             }
         }
@@ -250,9 +297,7 @@ unsafe fn linear_q_lanes_f32(
         unsafe {
             let m = tail_mask_32(r);
             let mf = _mm256_castsi256_ps(m);
-            let vx = _mm256_maskload_ps(x.as_ptr().add(whole), m);
-            let vy = _mm256_maskload_ps(y.as_ptr().add(whole), m);
-            let term = _mm256_add_ps(_mm256_mul_ps(vc, vx), _mm256_mul_ps(vd, vy));
+            let (vx, term) = masked_term_f32(x, y, whole, m, (vc, vd));
             s = _mm256_blendv_ps(s, _mm256_add_ps(s, term), mf);
             s2 = _mm256_blendv_ps(s2, _mm256_add_ps(s2, vx), mf);
         }
@@ -311,16 +356,12 @@ unsafe fn linear_q_lanes_f64(
         unsafe {
             let [m0, m1] = tail_masks_64(r);
             let mf0 = _mm256_castsi256_pd(m0);
-            let x0 = _mm256_maskload_pd(x.as_ptr().add(whole), m0);
-            let y0 = _mm256_maskload_pd(y.as_ptr().add(whole), m0);
-            let t0 = _mm256_add_pd(_mm256_mul_pd(vc, x0), _mm256_mul_pd(vd, y0));
+            let (x0, t0) = masked_term_f64(x, y, whole, m0, (vc, vd));
             lo = _mm256_blendv_pd(lo, _mm256_add_pd(lo, t0), mf0);
             lo2 = _mm256_blendv_pd(lo2, _mm256_add_pd(lo2, x0), mf0);
             if r > 4 {
                 let mf1 = _mm256_castsi256_pd(m1);
-                let x1 = _mm256_maskload_pd(x.as_ptr().add(whole + 4), m1);
-                let y1 = _mm256_maskload_pd(y.as_ptr().add(whole + 4), m1);
-                let t1 = _mm256_add_pd(_mm256_mul_pd(vc, x1), _mm256_mul_pd(vd, y1));
+                let (x1, t1) = masked_term_f64(x, y, whole + 4, m1, (vc, vd));
                 hi = _mm256_blendv_pd(hi, _mm256_add_pd(hi, t1), mf1);
                 hi2 = _mm256_blendv_pd(hi2, _mm256_add_pd(hi2, x1), mf1);
             }

@@ -139,9 +139,9 @@ fn block_sum2<F: Float>(
 /// pair loads and shuffles (four times the instructions of the subtraction's loop; `perf
 /// annotate` of Trust-PCL), and its remainder went through a masked store to the stack and a
 /// reload. The vectors add lane `j`'s terms in the same order with the same roundings (no
-/// FMA), so the sum is
-/// bit-identical to [`block_sum`]'s (test: `fused::tests::dispatched_phase1_equals_the_
-/// baseline_bit_for_bit`, whose baseline runs the scalar loop).
+/// FMA), so the sum is bit-identical to [`block_sum`]'s (tests: `fused::tests::dispatched_
+/// phase1_equals_the_baseline_bit_for_bit`, whose baseline runs the scalar loop, and
+/// `tests::linear_vectors_match_the_scalar_lanes_at_every_length`).
 ///
 /// # Safety
 /// The CPU must have AVX.
