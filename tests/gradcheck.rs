@@ -186,3 +186,54 @@ fn cuda_without_the_feature_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--features cuda"));
 }
+
+/// `bench --device cuda` without the feature: the same clear input error (exit 2).
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn bench_on_cuda_without_the_feature_is_a_clear_error() {
+    let out = bin()
+        .args(["bench", "--device", "cuda", "--batch", "64", "--steps", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--features cuda"));
+}
+
+/// `bench --device cuda` on a GPU: every reference and every kernel in every form, with
+/// positive finite timings, the byte counts of `device_kernel_bytes`, and no figure above the
+/// card's peak (a rate over the peak means bytes or times are miscounted). Runs only where
+/// asked for (`--ignored cuda`), like the tests above.
+#[test]
+#[ignore = "not run: no GPU (needs an NVIDIA GPU and --features cuda; run with --ignored)"]
+fn cuda_bench_measures_every_kernel_under_the_peak() {
+    use rtb_trustpcl::kernels::bench::{bench_batch, bench_kernel, device_kernel_bytes};
+    use rtb_trustpcl::kernels::cuda::CudaBackend;
+    use rtb_trustpcl::kernels::{GradForm, KernelId};
+    let dev = CudaBackend::new(0).unwrap_or_else(|e| panic!("not run: no usable GPU ({e})"));
+    let (b, t) = (1 << 16, 100);
+    let r = rtb_trustpcl::kernels::bench::run_device_bench::<f32>(&dev, b, t, 5).unwrap();
+    assert_eq!(r.measurements.len(), 4 + 3 * KernelId::ALL.len());
+    let g = bench_batch::<f32>(b, t).unwrap();
+    for m in &r.measurements {
+        assert!(m.gbps.is_finite() && m.gbps > 0.0, "{m:?}");
+        assert!(
+            m.fraction_of_peak < 1.0,
+            "{m:?} over the peak {}",
+            r.peak_gbps
+        );
+    }
+    for id in KernelId::ALL {
+        let k = bench_kernel(&g, id);
+        let row = |form: &str| {
+            r.measurements
+                .iter()
+                .find(|m| m.name == id.name() && m.form == form)
+                .unwrap()
+        };
+        let per = row("per-trajectory").bytes;
+        let one = device_kernel_bytes(&g.batch, k.windows(), 1, GradForm::PerTrajectory);
+        let two = device_kernel_bytes(&g.batch, k.windows(), 2, GradForm::PerTrajectory);
+        assert!(per == one || per == two, "{} {per}", id.name());
+        assert!(row("dense").bytes > per);
+    }
+}

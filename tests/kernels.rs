@@ -471,7 +471,15 @@ fn cuda_kernels_match_the_reference_and_the_cpu() {
     use rtb_trustpcl::kernels::cuda::{CudaBackend, CudaFloat};
     let dev = CudaBackend::new(0).unwrap_or_else(|e| panic!("not run: no usable GPU ({e})"));
     fn check<F: CudaFloat>(dev: &CudaBackend) {
-        for (batch, steps, seed) in [(300, 40, 1), (50, 300, 2), (7, 1, 3)] {
+        // Rows of 1 to 300 steps, odd lengths (rows starting off the 16-byte boundaries),
+        // row counts under, at and over a warp's 32.
+        for (batch, steps, seed) in [
+            (300, 40, 1),
+            (50, 300, 2),
+            (7, 1, 3),
+            (97, 37, 4),
+            (32, 129, 5),
+        ] {
             let g = generate::<F>(
                 &GenConfig {
                     batch,
@@ -513,4 +521,24 @@ fn cuda_kernels_match_the_reference_and_the_cpu() {
     }
     check::<f32>(&dev);
     check::<f64>(&dev);
+}
+
+/// The CUDA source compiles with NVRTC and every kernel the backend loads is in it. Needs only the NVRTC library, no GPU
+/// (`LD_LIBRARY_PATH` pointing at `libnvrtc.so.13`, e.g. from the `nvidia-cuda-nvrtc` wheel);
+/// run with `--ignored nvrtc`.
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "not run: needs the NVRTC library (run with --ignored where it is installed)"]
+fn cuda_source_compiles_with_nvrtc() {
+    let ptx = rtb_trustpcl::kernels::cuda::compile_kernels()
+        .unwrap_or_else(|e| panic!("not run: {e}"))
+        .to_src();
+    for kernel in ["row_sums", "fill_dense", "read_ref", "copy_ref"] {
+        for suffix in ["f32", "f64"] {
+            assert!(
+                ptx.contains(&format!(".entry {kernel}_{suffix}(")),
+                "{kernel}_{suffix}"
+            );
+        }
+    }
 }

@@ -4,8 +4,10 @@
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use crate::agreement::report::Device;
 use crate::input::{in_range, product, LimitError, Plan};
-use crate::kernels::bench::{run_bench, BenchReport};
+use crate::kernels::bench::{run_bench, run_device_bench, BenchReport, DeviceBenchReport};
+use crate::kernels::cuda::CudaBackend;
 
 /// Float types to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -23,6 +25,13 @@ pub enum BenchDtype {
 pub struct BenchRuns {
     /// The reports, f32 first.
     pub runs: Vec<BenchReport>,
+}
+
+/// The `--json` output of `--device cuda`: one report per float type measured.
+#[derive(Debug, Serialize)]
+pub struct DeviceBenchRuns {
+    /// The reports, f32 first.
+    pub runs: Vec<DeviceBenchReport>,
 }
 
 /// Arguments of `bench`.
@@ -43,6 +52,10 @@ pub struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Where the kernels run: the CPU (against the host's read and copy references), or the
+    /// GPU (feature `cuda`: the device phases against the card's peak and its own copy).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: Device,
 }
 
 /// Most `--repeats`: 10,000 (every repeat reads the whole batch once per kernel; the bound
@@ -100,6 +113,9 @@ pub fn run(args: &BenchArgs) -> u8 {
     {
         eprintln!("bench: {e}");
         return super::EXIT_BAD_INPUT;
+    }
+    if args.device == Device::Cuda {
+        return run_device(args);
     }
     let mut runs = Vec::new();
     if matches!(args.dtype, BenchDtype::F32 | BenchDtype::Both) {
@@ -163,6 +179,78 @@ pub fn run(args: &BenchArgs) -> u8 {
                 find("f64", id.name(), form)
             );
         }
+    }
+    super::EXIT_HOLDS
+}
+
+/// `bench --device cuda`: an input error (exit 2) where the build or the machine has no GPU.
+fn run_device(args: &BenchArgs) -> u8 {
+    let backend = match CudaBackend::new(0) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("bench: --device cuda: {e}");
+            return super::EXIT_BAD_INPUT;
+        }
+    };
+    let mut runs = Vec::new();
+    if matches!(args.dtype, BenchDtype::F32 | BenchDtype::Both) {
+        runs.push(run_device_bench::<f32>(
+            &backend,
+            args.batch,
+            args.steps,
+            args.repeats,
+        ));
+    }
+    if matches!(args.dtype, BenchDtype::F64 | BenchDtype::Both) {
+        runs.push(run_device_bench::<f64>(
+            &backend,
+            args.batch,
+            args.steps,
+            args.repeats,
+        ));
+    }
+    let runs = match runs.into_iter().collect::<Result<Vec<_>, _>>() {
+        Ok(r) => DeviceBenchRuns { runs: r },
+        Err(e) => {
+            eprintln!("bench: --device cuda: {e}");
+            return super::EXIT_BAD_INPUT;
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&runs) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("bench: {e}");
+                return super::EXIT_BAD_INPUT;
+            }
+        }
+        return super::EXIT_HOLDS;
+    }
+    for r in &runs.runs {
+        println!(
+            "bench --device cuda: {}, B = {}, T = {}, {}, median and best of {} runs \
+             (device time between events; phase 2 runs on the host, untimed); peak {:.0} GB/s \
+             (memory clock x bus width), copy {:.0} GB/s, read {:.0} GB/s",
+            r.device, r.batch, r.steps, r.dtype, r.repeats, r.peak_gbps, r.copy_gbps, r.read_gbps
+        );
+        println!(
+            "{:<16} {:<15} {:>10} {:>9} {:>10} {:>8} {:>8} {:>8}",
+            "kernel", "gradient", "median ms", "best ms", "MB moved", "GB/s", "of peak", "of copy"
+        );
+        for m in &r.measurements {
+            println!(
+                "{:<16} {:<15} {:>10.4} {:>9.4} {:>10.1} {:>8.0} {:>7.0}% {:>7.0}%",
+                m.name,
+                m.form,
+                m.median_seconds * 1e3,
+                m.best_seconds * 1e3,
+                m.bytes / 1e6,
+                m.gbps,
+                100.0 * m.fraction_of_peak,
+                100.0 * m.fraction_of_copy
+            );
+        }
+        println!();
     }
     super::EXIT_HOLDS
 }

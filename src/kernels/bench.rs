@@ -182,7 +182,7 @@ pub struct Timing {
 }
 
 impl Timing {
-    fn of(mut seconds: Vec<f64>) -> Self {
+    pub(crate) fn of(mut seconds: Vec<f64>) -> Self {
         seconds.sort_by(|a, b| a.total_cmp(b));
         Self {
             best: seconds[0],
@@ -498,6 +498,25 @@ pub fn input_lines_bytes<F: Float>(
     batch: &TrajectoryBatch<F>,
     windows: Option<&Windows<F>>,
 ) -> f64 {
+    input_lines_bytes_at(
+        batch,
+        windows,
+        64,
+        batch.log_q().as_slice().as_ptr() as usize,
+        batch.log_p().as_slice().as_ptr() as usize,
+    )
+}
+
+/// Bytes of the distinct `line`-byte lines of `log q` and `log p` that the rows' ranges cover,
+/// with the two buffers at addresses `q_base` and `p_base` (the device's copies start on
+/// 256-byte boundaries: pass 0 and 32-byte sectors there).
+pub fn input_lines_bytes_at<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    windows: Option<&Windows<F>>,
+    line: usize,
+    q_base: usize,
+    p_base: usize,
+) -> f64 {
     let t = batch.steps();
     let lines = |base: usize| {
         let mut count = 0usize;
@@ -510,8 +529,8 @@ pub fn input_lines_bytes<F: Float>(
             if e <= s {
                 continue;
             }
-            let first = (base + (i * t + s) * F::BYTES) / 64;
-            let end = (base + (i * t + e - 1) * F::BYTES) / 64;
+            let first = (base + (i * t + s) * F::BYTES) / line;
+            let end = (base + (i * t + e - 1) * F::BYTES) / line;
             // Rows are in increasing address order: only the previous row can share a line.
             let from = if last == Some(first) {
                 first + 1
@@ -523,9 +542,7 @@ pub fn input_lines_bytes<F: Float>(
         }
         count
     };
-    let q = lines(batch.log_q().as_slice().as_ptr() as usize);
-    let p = lines(batch.log_p().as_slice().as_ptr() as usize);
-    ((q + p) * 64) as f64
+    ((lines(q_base) + lines(p_base)) * line) as f64
 }
 
 /// Bytes a kernel moves (see the module docs); `windows` for the windowed kernels.
@@ -862,6 +879,190 @@ pub fn run_bench<F: Float>(
     })
 }
 
+/// One kernel's device time in `bench --device cuda`
+/// ([`crate::kernels::cuda::CudaBackend::time_kernel`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeviceKernelTiming {
+    /// Phase 1: the row sums, with the kernel's own terms and windows.
+    pub rows: Timing,
+    /// Phase 3: the dense fill of `g`.
+    pub fill: Timing,
+    /// How many sums per row phase 1 writes (1 or 2).
+    pub sums: usize,
+}
+
+/// The device's bandwidth references ([`crate::kernels::cuda::CudaBackend::time_references`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeviceReferences {
+    /// Both inputs copied by a 16-byte-vector kernel.
+    pub copy: Timing,
+    /// Both inputs copied by the driver (`cuMemcpyDtoD`).
+    pub copy_driver: Timing,
+    /// One input's size written by the driver (`cuMemsetD8`): the floor of the dense fill.
+    pub write_driver: Timing,
+    /// Both inputs read by a 16-byte-vector kernel.
+    pub read: Timing,
+    /// Bytes the copy kernel moves (read + write).
+    pub copy_bytes: f64,
+    /// Bytes the driver's copy moves (read + write).
+    pub copy_driver_bytes: f64,
+    /// Bytes the driver's write writes.
+    pub write_driver_bytes: f64,
+    /// Bytes the read kernel reads.
+    pub read_bytes: f64,
+}
+
+/// One row of `bench --device cuda`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceMeasurement {
+    /// Kernel name, or `copy` / `copy-driver` / `read` / `write-driver` for the references.
+    pub name: String,
+    /// `per-trajectory` (phase 1), `dense` (phases 1 and 3), `fill` (phase 3 alone) or
+    /// `reference`.
+    pub form: String,
+    /// Median seconds over the repeats (device time between two events).
+    pub median_seconds: f64,
+    /// Fewest seconds over the repeats.
+    pub best_seconds: f64,
+    /// Bytes moved per run ([`device_kernel_bytes`]).
+    pub bytes: f64,
+    /// `bytes / median_seconds / 1e9`.
+    pub gbps: f64,
+    /// `gbps` over the card's peak ([`DeviceBenchReport::peak_gbps`]).
+    pub fraction_of_peak: f64,
+    /// `gbps` over the faster copy reference's (by the median).
+    pub fraction_of_copy: f64,
+}
+
+/// `bench --device cuda` in one float type.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceBenchReport {
+    /// The device's name.
+    pub device: String,
+    /// `B`.
+    pub batch: usize,
+    /// `T`.
+    pub steps: usize,
+    /// `"f32"` or `"f64"`.
+    pub dtype: &'static str,
+    /// Repeats per measurement.
+    pub repeats: usize,
+    /// The card's peak memory bandwidth from its attributes (memory clock × 2 × bus width).
+    pub peak_gbps: f64,
+    /// The faster copy reference's GB/s (by the median).
+    pub copy_gbps: f64,
+    /// The read reference's GB/s (by the median).
+    pub read_gbps: f64,
+    /// References first, then every kernel in both forms and its fill alone.
+    pub measurements: Vec<DeviceMeasurement>,
+}
+
+/// Bytes one kernel's device phases move, counted per 32-byte sector touched (the device's
+/// unit of memory access; its buffers start on 256-byte boundaries): phase 1 reads the
+/// sectors of `log q` and `log p` its ranges cover and the two 4-byte bounds per row, and
+/// writes `sums` values per row; phase 3 reads `g` and the bounds and writes the `B·T`
+/// dense gradient. `form` [`GradForm::Dense`] counts both phases.
+pub fn device_kernel_bytes<F: Float>(
+    batch: &TrajectoryBatch<F>,
+    windows: Option<&Windows<F>>,
+    sums: usize,
+    form: GradForm,
+) -> f64 {
+    let (b, s) = (batch.batch() as f64, F::BYTES as f64);
+    let rows = input_lines_bytes_at(batch, windows, 32, 0, 0) + b * (8.0 + sums as f64 * s);
+    match form {
+        GradForm::PerTrajectory => rows,
+        GradForm::Dense => rows + device_fill_bytes::<F>(batch.batch(), batch.steps()),
+    }
+}
+
+/// Bytes the dense fill moves: `g` and the bounds read, `B·T` values written.
+pub fn device_fill_bytes<F: Float>(batch: usize, steps: usize) -> f64 {
+    let (b, t, s) = (batch as f64, steps as f64, F::BYTES as f64);
+    b * (s + 8.0) + b * t * s
+}
+
+/// Measures the device's references and every kernel's device phases on one uploaded batch
+/// (the same generated batch and parameters as [`run_bench`]). GB/s use the median of the
+/// repeats: the device is not shared the way the host's memory is.
+pub fn run_device_bench<F: crate::kernels::cuda::CudaFloat>(
+    backend: &crate::kernels::cuda::CudaBackend,
+    batch: usize,
+    steps: usize,
+    repeats: usize,
+) -> Result<DeviceBenchReport, BatchError> {
+    let generated = bench_batch::<F>(batch, steps)?;
+    let dev = backend.upload(&generated.batch)?;
+    let peak = backend.peak_gbps()?;
+    let refs = backend.time_references(&dev, repeats)?;
+    let gbps = |bytes: f64, t: Timing| bytes / t.median / 1e9;
+    let copy_gbps =
+        gbps(refs.copy_bytes, refs.copy).max(gbps(refs.copy_driver_bytes, refs.copy_driver));
+    let row = |name: &str, form: &str, t: Timing, bytes: f64| {
+        let g = gbps(bytes, t);
+        DeviceMeasurement {
+            name: name.to_string(),
+            form: form.to_string(),
+            median_seconds: t.median,
+            best_seconds: t.best,
+            bytes,
+            gbps: g,
+            fraction_of_peak: g / peak,
+            fraction_of_copy: g / copy_gbps,
+        }
+    };
+    let mut measurements = vec![
+        row("copy", "reference", refs.copy, refs.copy_bytes),
+        row(
+            "copy-driver",
+            "reference",
+            refs.copy_driver,
+            refs.copy_driver_bytes,
+        ),
+        row("read", "reference", refs.read, refs.read_bytes),
+        row(
+            "write-driver",
+            "reference",
+            refs.write_driver,
+            refs.write_driver_bytes,
+        ),
+    ];
+    for id in KernelId::ALL {
+        let kernel = bench_kernel(&generated, id);
+        let timing = backend.time_kernel(&dev, &generated.batch, &kernel, repeats)?;
+        let windows = kernel.windows();
+        let bytes = |form| device_kernel_bytes(&generated.batch, windows, timing.sums, form);
+        let dense = Timing {
+            best: timing.rows.best + timing.fill.best,
+            median: timing.rows.median + timing.fill.median,
+        };
+        measurements.push(row(
+            id.name(),
+            "per-trajectory",
+            timing.rows,
+            bytes(GradForm::PerTrajectory),
+        ));
+        measurements.push(row(id.name(), "dense", dense, bytes(GradForm::Dense)));
+        measurements.push(row(
+            id.name(),
+            "fill",
+            timing.fill,
+            device_fill_bytes::<F>(batch, steps),
+        ));
+    }
+    Ok(DeviceBenchReport {
+        device: backend.device_name(),
+        batch,
+        steps,
+        dtype: F::NAME,
+        repeats,
+        peak_gbps: peak,
+        copy_gbps,
+        read_gbps: gbps(refs.read_bytes, refs.read),
+        measurements,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1038,5 +1239,43 @@ mod tests {
         // Ratios 0.5, 1.5, 3.0: the median is 1.5; the ratio of the bests is 1.0 / 1.0.
         assert_eq!(timed.median_ratio(), 1.5);
         assert_eq!(timed.first.best / timed.second.best, 1.0);
+    }
+
+    /// The device's byte count against a brute-force set of the 32-byte sectors touched,
+    /// for full rows and for windows, in both float types; the dense form adds exactly the
+    /// fill's bytes. Negative control: 64-byte lines (the host's unit) count more on windows.
+    #[test]
+    fn device_bytes_count_each_touched_sector_once() {
+        fn check<F: Float>() {
+            let (b, t) = (500, 37);
+            let g = bench_batch::<F>(b, t).expect("a valid bench batch");
+            let batch = &g.batch;
+            for windows in [None, Some(&g.windows_log_f)] {
+                let mut sectors = std::collections::HashSet::new();
+                for i in 0..b {
+                    let (s, e) = match windows {
+                        Some(w) => (w.start()[i], w.end()[i]),
+                        None => (0, batch.lengths()[i]),
+                    };
+                    for k in s..e {
+                        sectors.insert((i * t + k) * F::BYTES / 32);
+                    }
+                }
+                for sums in [1, 2] {
+                    let want = (2 * 32 * sectors.len()) as f64 + (b * (8 + sums * F::BYTES)) as f64;
+                    let per = device_kernel_bytes(batch, windows, sums, GradForm::PerTrajectory);
+                    assert_eq!(per, want, "{} windows {}", F::NAME, windows.is_some());
+                    let dense = device_kernel_bytes(batch, windows, sums, GradForm::Dense);
+                    let fill = (b * (F::BYTES + 8) + b * t * F::BYTES) as f64;
+                    assert_eq!(dense, want + fill);
+                }
+                if windows.is_some() {
+                    let lines = input_lines_bytes_at(batch, windows, 64, 0, 0);
+                    assert!(lines > (2 * 32 * sectors.len()) as f64, "{lines}");
+                }
+            }
+        }
+        check::<f32>();
+        check::<f64>();
     }
 }

@@ -1,6 +1,7 @@
 //! Stub twin of the CUDA backend (built without the `cuda` feature): the same API, every
 //! constructor returns [`BatchError::Cuda`] ("not compiled with CUDA").
 use crate::kernels::batch::TrajectoryBatch;
+use crate::kernels::bench::{DeviceKernelTiming, DeviceReferences};
 use crate::kernels::error::BatchError;
 use crate::kernels::float::Float;
 use crate::kernels::fused::{GradForm, Kernel, KernelOutput};
@@ -66,12 +67,27 @@ impl CudaBackend {
     }
 
     /// Same signature as the real backend; unreachable.
-    pub fn time_row_sums<F: CudaFloat>(
+    pub fn time_kernel<F: CudaFloat>(
         &self,
+        _dev: &DeviceBatch<F>,
         _batch: &TrajectoryBatch<F>,
-        _two: bool,
+        _kernel: &Kernel<'_, F>,
         _repeats: usize,
-    ) -> Result<f64, BatchError> {
+    ) -> Result<DeviceKernelTiming, BatchError> {
+        match self.never {}
+    }
+
+    /// Same signature as the real backend; unreachable.
+    pub fn time_references<F: CudaFloat>(
+        &self,
+        _dev: &DeviceBatch<F>,
+        _repeats: usize,
+    ) -> Result<DeviceReferences, BatchError> {
+        match self.never {}
+    }
+
+    /// Same signature as the real backend; unreachable.
+    pub fn peak_gbps(&self) -> Result<f64, BatchError> {
         match self.never {}
     }
 
