@@ -3,6 +3,7 @@
 # Rust): the binaries are built here with `--features cuda`, stripped into .devbin/ and
 # carried (docs/performance.md, "CUDA", says how). Every step runs even if one before fails;
 # the log and the JSON go to $OUT. Usage: bash benches/device/cuda_check.sh [B] [repeats]
+# (QUICK=1: the checks and the main bench only, no variants, shapes or ncu).
 set -u
 BIN=${BIN:-.devbin}
 OUT=${OUT:-/tmp/cuda_out}
@@ -28,6 +29,7 @@ step bench B=$B
 "$BIN/rtb-trustpcl" bench --device cuda --batch "$B" --steps 100 --repeats "$REPEATS" --dtype both --json > "$OUT/bench.json"
 echo "bench json rc $?"
 "$BIN/rtb-trustpcl" bench --device cuda --batch "$B" --steps 100 --repeats "$REPEATS" --dtype both
+if [ "${QUICK:-0}" = 1 ]; then step end; exit 0; fi
 # Variants of the same arithmetic (kernels.cu's macros, the grid): the cross-device checks,
 # then the bench's kernel rows, each.
 while IFS='|' read -r name grid opts; do

@@ -6,8 +6,9 @@ use serde::Serialize;
 
 use crate::agreement::report::Device;
 use crate::input::{in_range, product, LimitError, Plan};
-use crate::kernels::bench::{run_bench, run_device_bench, BenchReport, DeviceBenchReport};
+use crate::kernels::bench::{run_bench, run_device_bench, BenchReport};
 use crate::kernels::cuda::CudaBackend;
+use crate::kernels::BatchError;
 
 /// Float types to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -20,18 +21,50 @@ pub enum BenchDtype {
     Both,
 }
 
-/// The `--json` output: one report per float type measured.
+/// The `--json` output: one report per float type measured ([`BenchReport`] on the CPU,
+/// [`crate::kernels::bench::DeviceBenchReport`] with `--device cuda`).
 #[derive(Debug, Serialize)]
-pub struct BenchRuns {
+pub struct BenchRuns<R> {
     /// The reports, f32 first.
-    pub runs: Vec<BenchReport>,
+    pub runs: Vec<R>,
 }
 
-/// The `--json` output of `--device cuda`: one report per float type measured.
-#[derive(Debug, Serialize)]
-pub struct DeviceBenchRuns {
-    /// The reports, f32 first.
-    pub runs: Vec<DeviceBenchReport>,
+/// Measures each float type asked for (f32 first) and, with `--json`, prints the reports.
+/// `Ok`: the reports, for the caller's table; `Err`: the exit code, when the run failed
+/// (`prefix` leads the message) or the JSON is printed.
+fn measure<R: Serialize>(
+    args: &BenchArgs,
+    prefix: &str,
+    run_f32: impl FnOnce() -> Result<R, BatchError>,
+    run_f64: impl FnOnce() -> Result<R, BatchError>,
+) -> Result<Vec<R>, u8> {
+    let mut runs = Vec::new();
+    if matches!(args.dtype, BenchDtype::F32 | BenchDtype::Both) {
+        runs.push(run_f32());
+    }
+    if matches!(args.dtype, BenchDtype::F64 | BenchDtype::Both) {
+        runs.push(run_f64());
+    }
+    let runs = match runs.into_iter().collect::<Result<Vec<R>, _>>() {
+        Ok(r) => BenchRuns { runs: r },
+        Err(e) => {
+            eprintln!("{prefix}: {e}");
+            return Err(super::EXIT_BAD_INPUT);
+        }
+    };
+    if !args.json {
+        return Ok(runs.runs);
+    }
+    match serde_json::to_string_pretty(&runs) {
+        Ok(s) => {
+            println!("{s}");
+            Err(super::EXIT_HOLDS)
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            Err(super::EXIT_BAD_INPUT)
+        }
+    }
 }
 
 /// Arguments of `bench`.
@@ -117,31 +150,15 @@ pub fn run(args: &BenchArgs) -> u8 {
     if args.device == Device::Cuda {
         return run_device(args);
     }
-    let mut runs = Vec::new();
-    if matches!(args.dtype, BenchDtype::F32 | BenchDtype::Both) {
-        runs.push(run_bench::<f32>(args.batch, args.steps, args.repeats));
-    }
-    if matches!(args.dtype, BenchDtype::F64 | BenchDtype::Both) {
-        runs.push(run_bench::<f64>(args.batch, args.steps, args.repeats));
-    }
-    let runs: Result<Vec<BenchReport>, _> = runs.into_iter().collect();
-    let runs = match runs {
-        Ok(r) => BenchRuns { runs: r },
-        Err(e) => {
-            eprintln!("bench: {e}");
-            return super::EXIT_BAD_INPUT;
-        }
+    let runs = match measure(
+        args,
+        "bench",
+        || run_bench::<f32>(args.batch, args.steps, args.repeats),
+        || run_bench::<f64>(args.batch, args.steps, args.repeats),
+    ) {
+        Ok(runs) => BenchRuns { runs },
+        Err(code) => return code,
     };
-    if args.json {
-        match serde_json::to_string_pretty(&runs) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("bench: {e}");
-                return super::EXIT_BAD_INPUT;
-            }
-        }
-        return super::EXIT_HOLDS;
-    }
     for report in &runs.runs {
         print_table(report);
     }
@@ -192,41 +209,17 @@ fn run_device(args: &BenchArgs) -> u8 {
             return super::EXIT_BAD_INPUT;
         }
     };
-    let mut runs = Vec::new();
-    if matches!(args.dtype, BenchDtype::F32 | BenchDtype::Both) {
-        runs.push(run_device_bench::<f32>(
-            &backend,
-            args.batch,
-            args.steps,
-            args.repeats,
-        ));
-    }
-    if matches!(args.dtype, BenchDtype::F64 | BenchDtype::Both) {
-        runs.push(run_device_bench::<f64>(
-            &backend,
-            args.batch,
-            args.steps,
-            args.repeats,
-        ));
-    }
-    let runs = match runs.into_iter().collect::<Result<Vec<_>, _>>() {
-        Ok(r) => DeviceBenchRuns { runs: r },
-        Err(e) => {
-            eprintln!("bench: --device cuda: {e}");
-            return super::EXIT_BAD_INPUT;
-        }
+    let (b, t, k) = (args.batch, args.steps, args.repeats);
+    let runs = match measure(
+        args,
+        "bench: --device cuda",
+        || run_device_bench::<f32>(&backend, b, t, k),
+        || run_device_bench::<f64>(&backend, b, t, k),
+    ) {
+        Ok(runs) => runs,
+        Err(code) => return code,
     };
-    if args.json {
-        match serde_json::to_string_pretty(&runs) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("bench: {e}");
-                return super::EXIT_BAD_INPUT;
-            }
-        }
-        return super::EXIT_HOLDS;
-    }
-    for r in &runs.runs {
+    for r in &runs {
         println!(
             "bench --device cuda: {}, B = {}, T = {}, {}, median and best of {} runs \
              (device time between events; phase 2 runs on the host, untimed); peak {:.0} GB/s \

@@ -54,6 +54,17 @@ __device__ __forceinline__ void load_chunk(const T* __restrict__ q, const T* __r
     }
 }
 
+// This warp's share of the rows [lo, hi), balanced to one row over the grid's warps (the
+// grid is what stays resident, or one warp per 32 rows); the warp takes it 32 rows at a time.
+struct Share {
+    long long lo, hi;
+};
+__device__ __forceinline__ Share warp_share(int batch) {
+    const long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const long long warps = ((long long)gridDim.x * blockDim.x) >> 5;
+    return Share{warp * batch / warps, (warp + 1) * batch / warps};
+}
+
 // A position in a warp's walk over its rows' chunks: row k of the group (k >= rows: past the
 // end), its bounds [s, e), and the chunk's first step c.
 struct Cursor {
@@ -88,12 +99,9 @@ __device__ void row_sums(const T* __restrict__ q, const T* __restrict__ p,
                          int steps, T a1, T b1, T a2, T b2, int two, T* __restrict__ out1,
                          T* __restrict__ out2) {
     const int lane = threadIdx.x & 31;
-    const long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    const long long warps = ((long long)gridDim.x * blockDim.x) >> 5;
-    // This warp's share of the rows, balanced to one row (the grid is what stays resident).
-    const long long lo = warp * batch / warps, hi = (warp + 1) * batch / warps;
-    for (long long row0 = lo; row0 < hi; row0 += 32) {
-        const int rows = (int)min(32LL, hi - row0);
+    const Share share = warp_share(batch);
+    for (long long row0 = share.lo; row0 < share.hi; row0 += 32) {
+        const int rows = (int)min(32LL, share.hi - row0);
         int my_s = 0, my_e = 0;
         if (lane < rows) {
             my_s = start[row0 + lane];
@@ -173,12 +181,9 @@ __device__ void fill_dense(const T* __restrict__ g, const int* __restrict__ star
                            const int* __restrict__ end, int batch, int steps,
                            T* __restrict__ dense) {
     const int lane = threadIdx.x & 31;
-    const long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    const long long warps = ((long long)gridDim.x * blockDim.x) >> 5;
-    // This warp's share of the rows, balanced to one row (the grid is what stays resident).
-    const long long lo = warp * batch / warps, hi = (warp + 1) * batch / warps;
-    for (long long row0 = lo; row0 < hi; row0 += 32) {
-        const int rows = (int)min(32LL, hi - row0);
+    const Share share = warp_share(batch);
+    for (long long row0 = share.lo; row0 < share.hi; row0 += 32) {
+        const int rows = (int)min(32LL, share.hi - row0);
         int my_s = 0, my_e = 0;
         T my_g = T(0);
         if (lane < rows) {
