@@ -509,7 +509,7 @@ pub fn input_lines_bytes<F: Float>(
 
 /// Bytes of the distinct `line`-byte lines of `log q` and `log p` that the rows' ranges cover,
 /// with the two buffers at addresses `q_base` and `p_base` (the device's copies start on
-/// 256-byte boundaries: pass 0 and 32-byte sectors there).
+/// 256-byte boundaries: pass 0 and 32-byte sectors there). A `line` of 0 counts bytes.
 pub fn input_lines_bytes_at<F: Float>(
     batch: &TrajectoryBatch<F>,
     windows: Option<&Windows<F>>,
@@ -517,6 +517,7 @@ pub fn input_lines_bytes_at<F: Float>(
     q_base: usize,
     p_base: usize,
 ) -> f64 {
+    let line = line.max(1);
     let t = batch.steps();
     let lines = |base: usize| {
         let mut count = 0usize;

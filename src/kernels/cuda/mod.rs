@@ -383,6 +383,17 @@ impl CudaBackend {
         repeats: usize,
     ) -> Result<DeviceKernelTiming, BatchError> {
         check_size(batch)?;
+        if (dev.batch, dev.steps) != (batch.batch(), batch.steps()) {
+            // The device copy fixes the kernels' row length: another batch's bounds could
+            // index past it.
+            return Err(BatchError::Cuda(format!(
+                "time_kernel: the uploaded batch is {} x {} but the batch given is {} x {}",
+                dev.batch,
+                dev.steps,
+                batch.batch(),
+                batch.steps()
+            )));
+        }
         let shape = crate::kernels::fused::Shape::for_batch(batch, None)?;
         let timing = Cell::new(None);
         let pass = CudaPass {
