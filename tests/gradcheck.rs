@@ -236,4 +236,11 @@ fn cuda_bench_measures_every_kernel_under_the_peak() {
         assert!(per == one || per == two, "{} {per}", id.name());
         assert!(row("dense").bytes > per);
     }
+    // A device copy of one batch timed with another batch's shape is refused, not read past.
+    let other = bench_batch::<f32>(64, 7).unwrap();
+    let up = dev.upload(&other.batch).unwrap();
+    let e = dev
+        .time_kernel(&up, &g.batch, &bench_kernel(&g, KernelId::Rtb), 1)
+        .expect_err("shapes differ");
+    assert!(e.to_string().contains("64 x 7"), "{e}");
 }
