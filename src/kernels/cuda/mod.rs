@@ -105,9 +105,13 @@ pub fn compile_kernels() -> Result<Ptx, BatchError> {
 pub struct CudaBackend {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
-    functions: std::collections::HashMap<String, CudaFunction>,
+    /// Each kernel with the blocks of 256 threads of it that stay resident on one
+    /// multiprocessor (sizes the resident grid; asked once, not at every launch).
+    functions: std::collections::HashMap<String, (CudaFunction, usize)>,
     /// Streaming multiprocessors (sizes the references' grids).
     sms: usize,
+    /// Whether the row sums run on the one-warp-per-32-rows grid ([`GRID_ENV`], read once).
+    sums_full_grid: bool,
 }
 
 impl CudaBackend {
@@ -136,7 +140,10 @@ impl CudaBackend {
             let f = module
                 .load_function(&name)
                 .map_err(|e| err("loading a kernel", e))?;
-            functions.insert(name, f);
+            let resident = f
+                .occupancy_max_active_blocks_per_multiprocessor(256, 0, None)
+                .map_err(|e| err("occupancy", e))? as usize;
+            functions.insert(name, (f, resident));
         }
         let sms = ctx
             .attribute(
@@ -149,6 +156,7 @@ impl CudaBackend {
             stream,
             functions,
             sms,
+            sums_full_grid: std::env::var(GRID_ENV).is_ok_and(|v| v == "full"),
         })
     }
 
@@ -157,16 +165,11 @@ impl CudaBackend {
         self.ctx.name().unwrap_or_else(|e| format!("{e:?}"))
     }
 
-    /// Blocks of 256 threads of `f` that stay resident on one multiprocessor.
-    fn resident(&self, f: &CudaFunction) -> Result<usize, BatchError> {
-        f.occupancy_max_active_blocks_per_multiprocessor(256, 0, None)
-            .map(|n| n as usize)
-            .map_err(|e| err("occupancy", e))
-    }
-
-    fn function(&self, name: &str) -> Result<&CudaFunction, BatchError> {
+    /// Kernel `name` and its resident blocks per multiprocessor.
+    fn function(&self, name: &str) -> Result<(&CudaFunction, usize), BatchError> {
         self.functions
             .get(name)
+            .map(|(f, resident)| (f, *resident))
             .ok_or_else(|| BatchError::Cuda(format!("kernel {name} missing")))
     }
 
@@ -224,7 +227,7 @@ impl CudaBackend {
         out2: &mut CudaSlice<F>,
     ) -> Result<(), BatchError> {
         let b = dev.batch;
-        let f = self.function(&format!("row_sums_{}", F::SUFFIX))?;
+        let (f, resident) = self.function(&format!("row_sums_{}", F::SUFFIX))?;
         let t2v = t2.unwrap_or(Term {
             a: F::ZERO,
             b: F::ZERO,
@@ -248,8 +251,7 @@ impl CudaBackend {
         // SAFETY: the argument list matches `row_sums_<T>` in kernels.cu; every index the
         // kernel reads is < batch·steps (ranges validated on the host), every row it writes
         // is < batch ≤ the outputs' length.
-        let full = std::env::var(GRID_ENV).is_ok_and(|v| v == "full");
-        let cfg = row_grid(b, self.sms, self.resident(f)?, full);
+        let cfg = row_grid(b, self.sms, resident, self.sums_full_grid);
         unsafe { launch.launch(cfg) }.map_err(|e| err("launch row_sums", e))?;
         Ok(())
     }
@@ -276,7 +278,7 @@ impl CudaBackend {
         (b, t): (usize, usize),
         dense: &mut CudaSlice<F>,
     ) -> Result<(), BatchError> {
-        let f = self.function(&format!("fill_dense_{}", F::SUFFIX))?;
+        let (f, resident) = self.function(&format!("fill_dense_{}", F::SUFFIX))?;
         let (bi, ti) = (b as i32, t as i32);
         let mut launch = self.stream.launch_builder(f);
         launch
@@ -287,7 +289,7 @@ impl CudaBackend {
             .arg(&ti)
             .arg(dense);
         // SAFETY: matches `fill_dense_<T>`; writes only indices < batch·steps ≤ the buffer.
-        let cfg = row_grid(b, self.sms, self.resident(f)?, true);
+        let cfg = row_grid(b, self.sms, resident, true);
         unsafe { launch.launch(cfg) }.map_err(|e| err("launch fill_dense", e))?;
         Ok(())
     }
@@ -441,7 +443,7 @@ impl CudaBackend {
             block_dim: (256, 1, 1),
             shared_mem_bytes: 0,
         };
-        let copy_kernel = self.function(&format!("copy_ref_{}", F::SUFFIX))?;
+        let (copy_kernel, _) = self.function(&format!("copy_ref_{}", F::SUFFIX))?;
         let copy = self.time_events(repeats, || {
             for (src, dst) in [(&dev.q, &mut dq), (&dev.p, &mut dp)] {
                 let mut launch = self.stream.launch_builder(copy_kernel);
@@ -469,7 +471,7 @@ impl CudaBackend {
             .stream
             .alloc_zeros::<F>(grid as usize * 256)
             .map_err(|e| err("alloc", e))?;
-        let read_kernel = self.function(&format!("read_ref_{}", F::SUFFIX))?;
+        let (read_kernel, _) = self.function(&format!("read_ref_{}", F::SUFFIX))?;
         let read = self.time_events(repeats, || {
             let mut launch = self.stream.launch_builder(read_kernel);
             launch.arg(&dev.q).arg(&dev.p).arg(&nv).arg(&mut partial);
