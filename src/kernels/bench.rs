@@ -285,8 +285,8 @@ pub fn parallel_read<F: Float>(a: &[F], b: &[F]) -> F {
 }
 
 /// The read reference done the kernels' way: the row pass summing `log q + log p` over every
-/// row, or over the windows where `windows` is given (chunks of rows, software prefetch, one
-/// sum written per row).
+/// row, or over the windows where `windows` is given (chunks of rows, software prefetch where
+/// the kernels prefetch, one sum written per row).
 pub fn parallel_read_rows<F: Float>(
     batch: &TrajectoryBatch<F>,
     windows: Option<&Windows<F>>,
@@ -672,7 +672,8 @@ pub fn run_bench<F: Float>(
     let in_bytes = (2 * n * F::BYTES) as f64;
     let copy_bytes = 2.0 * in_bytes;
     // The read reference two ways: a plain chunked sum, and the kernels' row pass (chunks of
-    // rows, software prefetch ahead), which ran faster on the DRAM-sized batch. The floor is
+    // rows, software prefetch ahead where the kernels prefetch), which ran faster on the
+    // DRAM-sized batch. The floor is
     // the faster of the two (a kernel must not look faster than its floor because the floor
     // read badly).
     let [read_plain_t, read_rows_t, read_t] = refs.time_both_ways(Floor::Read, &setup, repeats);
@@ -733,7 +734,7 @@ pub fn run_bench<F: Float>(
         reference("copy", "reference", Floor::Copy, copy_t, copy_bytes),
         reference("read", "reference", Floor::Read, read_t, in_bytes),
         reference("read", "plain-sum", Floor::Read, read_plain_t, in_bytes),
-        reference("read", "rows-prefetch", Floor::Read, read_rows_t, in_bytes),
+        reference("read", "rows", Floor::Read, read_rows_t, in_bytes),
         reference(
             "read-win",
             "reference",
@@ -750,7 +751,7 @@ pub fn run_bench<F: Float>(
         ),
         reference(
             "read-win",
-            "rows-prefetch",
+            "rows",
             Floor::ReadWindows,
             read_win_rows_t,
             w_bytes,

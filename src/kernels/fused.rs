@@ -341,7 +341,7 @@ pub fn evaluate_into<F: Float>(
     let pass = CpuPass {
         batch,
         level: Level::Dispatched,
-        ahead: PREFETCH_ROWS,
+        ahead: prefetch_rows(batch),
         stores: dense_stores(batch, windows),
     };
     compute(batch, kernel, &shape, &pass, dense)
@@ -414,6 +414,27 @@ pub(crate) struct Term<F> {
     pub b: F,
 }
 
+/// A kernel's per-row part of phase 2: row `i`'s `N` outputs and `M` batch-sum terms from its
+/// sums `s1`, `s2`. Any closure of that shape is one; a kernel whose row is too large for the
+/// compiler to inline as a closure implements it on a struct, with the method inlined always
+/// (a row finished out of line returned its outputs through memory, and the pass's wide reload
+/// of those narrow stores stalled: 13–17 % of windowed Trust-PCL's samples, session 15 of
+/// `docs/performance.md`).
+pub(crate) trait Finish<F, const N: usize, const M: usize>: Sync + Copy {
+    /// Row `i`'s outputs and terms.
+    fn row(&self, i: usize, s1: F, s2: F) -> ([F; N], [F; M]);
+}
+
+impl<F, const N: usize, const M: usize, C> Finish<F, N, M> for C
+where
+    C: Fn(usize, F, F) -> ([F; N], [F; M]) + Sync + Copy,
+{
+    #[inline(always)]
+    fn row(&self, i: usize, s1: F, s2: F) -> ([F; N], [F; M]) {
+        self(i, s1, s2)
+    }
+}
+
 /// Phase 1 of a kernel with its per-row part of phase 2 fused in: per trajectory, the sums
 /// `s1`, `s2` of one or two [`Term`]s over its live steps (`0..length`) or its window (`s2 = 0`
 /// with one term), turned at once by `finish(i, s1, s2)` into the row's `N` outputs and `M`
@@ -436,7 +457,7 @@ pub(crate) trait RowPass<F: Float> {
         dense: Option<(&mut DMatrix<F>, usize)>,
     ) -> Result<Rows<F, N, M>, BatchError>
     where
-        Fin: Fn(usize, F, F) -> ([F; N], [F; M]) + Sync + Copy;
+        Fin: Finish<F, N, M>;
 }
 
 /// What a [`RowPass`] returns.
@@ -473,7 +494,7 @@ impl<F: Float> RowPass<F> for CpuPass<'_, F> {
         dense: Option<(&mut DMatrix<F>, usize)>,
     ) -> Result<Rows<F, N, M>, BatchError>
     where
-        Fin: Fn(usize, F, F) -> ([F; N], [F; M]) + Sync + Copy,
+        Fin: Finish<F, N, M>,
     {
         if let Some(w) = windows {
             check_window_count(self.batch, w)?;
@@ -561,7 +582,7 @@ impl<F: Float> CpuPass<'_, F> {
     where
         Fa: Fn(F, F) -> F + Copy + Sync,
         Fb: Fn(F, F) -> F + Copy + Sync,
-        Fin: Fn(usize, F, F) -> ([F; N], [F; M]) + Sync + Copy,
+        Fin: Finish<F, N, M>,
     {
         let batch = self.batch;
         let b = batch.batch();
@@ -691,7 +712,7 @@ pub(crate) fn cpu_row_sums_tuned<F: Float>(
     }
 }
 
-/// [`cpu_row_sums_tuned`] at the default prefetch distance.
+/// [`cpu_row_sums_tuned`] at the kernels' prefetch distance for this batch ([`prefetch_rows`]).
 pub(crate) fn cpu_row_sums_at<F: Float>(
     batch: &TrajectoryBatch<F>,
     windows: Option<&Windows<F>>,
@@ -699,7 +720,7 @@ pub(crate) fn cpu_row_sums_at<F: Float>(
     t2: Option<Term<F>>,
     level: Level,
 ) -> Result<(Vec<F>, Vec<F>), BatchError> {
-    cpu_row_sums_tuned(batch, windows, t1, t2, level, PREFETCH_ROWS)
+    cpu_row_sums_tuned(batch, windows, t1, t2, level, prefetch_rows(batch))
 }
 
 /// Which compilation of the phase-1 loop to run.
@@ -788,7 +809,7 @@ impl<F: Float, Fa, Fb, Fin, const TWO: bool, const N: usize, const M: usize> sim
 where
     Fa: Fn(F, F) -> F + Copy,
     Fb: Fn(F, F) -> F + Copy,
-    Fin: Fn(usize, F, F) -> ([F; N], [F; M]) + Copy,
+    Fin: Finish<F, N, M>,
 {
     type Output = (Option<usize>, [F; M]);
     #[inline(always)]
@@ -838,7 +859,7 @@ where
                     _ if TWO => lanes_sum2(a, b, f, g),
                     _ => (lanes_sum(a, b, f), F::ZERO),
                 };
-                (self.finish)(i, x, y)
+                self.finish.row(i, x, y)
             };
             if fits {
                 dense.column(t, s, e, vals[self.g_index]);
@@ -906,8 +927,32 @@ impl<'o, F: Float> DenseColumns<'o, F> {
     }
 }
 
-/// How many rows ahead phase 1 prefetches.
+/// How many rows ahead phase 1 prefetches when its inputs come from memory.
 const PREFETCH_ROWS: usize = 16;
+
+/// How many rows ahead the pass over `batch` prefetches: none while the inputs (`2·B·T·s`
+/// bytes) fit in an eighth of the last-level cache, [`PREFETCH_ROWS`] above it. Prefetching is
+/// for rows that come from memory: a row's window at a random offset defeats the hardware
+/// prefetchers, and at `B = 2^20` the windowed passes ran 15 % faster with it. Rows already in
+/// the cache gain nothing from it and pay for its instructions: at `B = 65536`, `T = 100`
+/// (52 MB of `f32` inputs, in a 480 MiB cache shared by the virtual machine's host) SubTB's
+/// pass ran 13 % faster without it, and at twice the bytes 5 % slower; an eighth of the cache
+/// sits between the two (`docs/performance.md`, session 15).
+pub(crate) fn prefetch_rows<F: Float>(batch: &TrajectoryBatch<F>) -> usize {
+    prefetch_distance(
+        2 * batch.batch() * batch.steps() * F::BYTES,
+        last_level_cache_bytes(),
+    )
+}
+
+/// [`prefetch_rows`] for `inputs` bytes and a last-level cache of `cache` bytes.
+fn prefetch_distance(inputs: usize, cache: usize) -> usize {
+    if inputs <= cache / 8 {
+        0
+    } else {
+        PREFETCH_ROWS
+    }
+}
 
 /// Software prefetch of row `i`'s range in both inputs. Windows start at random offsets, which
 /// defeats the hardware stream prefetcher row after row (each row then pays a miss latency);
@@ -1366,7 +1411,7 @@ pub(crate) fn compute<F: Float>(
                 None,
                 diff,
                 None,
-                |i, s, _| {
+                |i: usize, s: F, _: F| {
                     let d = if beta_on_ratio {
                         (log_z - log_r[i]) + beta * s
                     } else {
@@ -1390,7 +1435,7 @@ pub(crate) fn compute<F: Float>(
                 None,
                 Term { a: -lam, b: lam },
                 None,
-                |i, s, _| {
+                |i: usize, s: F, _: F| {
                     let c = (s + log_r[i]) - v0;
                     (
                         [c, (-(d_scale * lam) * c) / n],
@@ -1411,7 +1456,7 @@ pub(crate) fn compute<F: Float>(
                 None,
                 Term { a: -lam, b: lam },
                 Some(just_q),
-                |i, s, slq| {
+                |i: usize, s: F, slq: F| {
                     let c = (s + log_r[i]) - v0;
                     ([c, -c / n], [-(c * slq)])
                 },
@@ -1423,30 +1468,26 @@ pub(crate) fn compute<F: Float>(
             empty(c.into(), g.into(), loss, F::ZERO)
         }
         Kernel::TpclWindowed { windows } => {
-            let lengths = batch.lengths();
-            let lam = lam_of(shape.tpcl_windowed_lambda);
             let (sq_scale, d_scale) = scales(shape.tpcl_windowed_half);
-            let (vs, ve, end) = (windows.value_start(), windows.value_end(), windows.end());
+            let row = WindowedTpclRow {
+                lengths: batch.lengths(),
+                end: windows.end(),
+                log_r,
+                value_start: windows.value_start().as_slice(),
+                value_end: windows.value_end().as_slice(),
+                lam: lam_of(shape.tpcl_windowed_lambda),
+                sq_scale,
+                d_scale,
+                n,
+            };
             let rows = pass.rows(
                 Some(windows),
-                Term { a: -lam, b: lam },
-                None,
-                |i, s, _| {
-                    let c = if end[i] == lengths[i] {
-                        (s + log_r[i]) - vs[i]
-                    } else {
-                        (s + ve[i]) - vs[i]
-                    };
-                    let ge = if end[i] == lengths[i] {
-                        F::ZERO
-                    } else {
-                        (d_scale * c) / n
-                    };
-                    (
-                        [c, (-(d_scale * lam) * c) / n, -(d_scale * c) / n, ge],
-                        [sq_scale * (c * c)],
-                    )
+                Term {
+                    a: -row.lam,
+                    b: row.lam,
                 },
+                None,
+                row,
                 dense.as_deref_mut().map(|d| (d, 1)),
             )?;
             wrote = rows.wrote_dense;
@@ -1459,35 +1500,28 @@ pub(crate) fn compute<F: Float>(
             }
         }
         Kernel::SubTb { windows } => {
-            let lengths = batch.lengths();
-            let (fs, fe, end) = (windows.value_start(), windows.value_end(), windows.end());
             let (sq_scale, d_scale) = scales(shape.subtb_half);
             // β on the log-reward: log F(x) = β log r, weight 1 on the log-ratio; on the
             // log-ratio: log F(x) = log r, weight β.
             let on_ratio = shape.subtb_beta_on_ratio;
-            let w = if on_ratio { d_scale * beta } else { d_scale };
+            let row = SubTbRow {
+                lengths: batch.lengths(),
+                end: windows.end(),
+                log_r,
+                flow_start: windows.value_start().as_slice(),
+                flow_end: windows.value_end().as_slice(),
+                beta,
+                on_ratio,
+                w: if on_ratio { d_scale * beta } else { d_scale },
+                sq_scale,
+                d_scale,
+                n,
+            };
             let rows = pass.rows(
                 Some(windows),
                 diff,
                 None,
-                |i, s, _| {
-                    let ratio = if on_ratio { beta * s } else { s };
-                    let d = if end[i] == lengths[i] {
-                        let end_flow = if on_ratio { log_r[i] } else { beta * log_r[i] };
-                        (fs[i] + ratio) - end_flow
-                    } else {
-                        (fs[i] + ratio) - fe[i]
-                    };
-                    let ge = if end[i] == lengths[i] {
-                        F::ZERO
-                    } else {
-                        -(d_scale * d) / n
-                    };
-                    (
-                        [d, (w * d) / n, (d_scale * d) / n, ge],
-                        [sq_scale * (d * d)],
-                    )
-                },
+                row,
                 dense.as_deref_mut().map(|d| (d, 1)),
             )?;
             wrote = rows.wrote_dense;
@@ -1506,7 +1540,7 @@ pub(crate) fn compute<F: Float>(
                 None,
                 diff,
                 Some(just_q),
-                |i, sd, slq| {
+                |i: usize, sd: F, slq: F| {
                     let reward = log_r[i] - lam * sd;
                     ([reward, slq], [reward])
                 },
@@ -1550,7 +1584,7 @@ pub(crate) fn compute<F: Float>(
                     None,
                     diff,
                     Some(just_q),
-                    |i, sd, slq| row(r[i] - b, sd, slq),
+                    |i: usize, sd: F, slq: F| row(r[i] - b, sd, slq),
                     dense.as_deref_mut().map(|d| (d, 1)),
                 )?;
                 wrote = rows.wrote_dense;
@@ -1566,7 +1600,7 @@ pub(crate) fn compute<F: Float>(
                     None,
                     diff,
                     Some(just_q),
-                    |i, sd, slq| {
+                    |i: usize, sd: F, slq: F| {
                         let r = log_r[i].exp();
                         ([r, sd, slq], [r])
                     },
@@ -1589,6 +1623,87 @@ pub(crate) fn compute<F: Float>(
         }
     }
     finite(out, id.name())
+}
+
+/// Windowed Trust-PCL's row: the consistency error `c` over the window (`V` at its start; at
+/// its end `V`, or the log-reward where the end is terminal, where `V = 0`), `g`, the two
+/// boundary gradients and the loss term.
+#[derive(Clone, Copy)]
+struct WindowedTpclRow<'a, F> {
+    lengths: &'a [usize],
+    end: &'a [usize],
+    log_r: &'a [F],
+    value_start: &'a [F],
+    value_end: &'a [F],
+    /// The KL weight λ of the per-step term `−λ log q + λ log p`.
+    lam: F,
+    /// ½ or 1 on the square; 1 or 2 on its derivative.
+    sq_scale: F,
+    d_scale: F,
+    /// The live rows' count.
+    n: F,
+}
+
+impl<F: Float> Finish<F, 4, 1> for WindowedTpclRow<'_, F> {
+    #[inline(always)]
+    fn row(&self, i: usize, s: F, _: F) -> ([F; 4], [F; 1]) {
+        let Self { d_scale, n, .. } = *self;
+        // Both boundaries are read and one selected: the end is terminal in about a third of
+        // the rows, at random, and a branch on it mispredicted.
+        let terminal = self.end[i] == self.lengths[i];
+        let (at_terminal, at_end) = (self.log_r[i], self.value_end[i]);
+        let c = (s + if terminal { at_terminal } else { at_end }) - self.value_start[i];
+        // −(d c)/n; the end's gradient is its negation, exactly (rounding is symmetric).
+        let gs = -(d_scale * c) / n;
+        let ge = if terminal { F::ZERO } else { -gs };
+        (
+            [c, (-(d_scale * self.lam) * c) / n, gs, ge],
+            [self.sq_scale * (c * c)],
+        )
+    }
+}
+
+/// Relative SubTB's row: the residual `d` over the window (`log F` at its start; at its end
+/// `log F`, or the reward's flow where the end is terminal), `g`, the two boundary gradients
+/// and the loss term.
+#[derive(Clone, Copy)]
+struct SubTbRow<'a, F> {
+    lengths: &'a [usize],
+    end: &'a [usize],
+    log_r: &'a [F],
+    flow_start: &'a [F],
+    flow_end: &'a [F],
+    beta: F,
+    /// Whether β multiplies the log-ratio (else the log-reward).
+    on_ratio: bool,
+    /// `∂d/∂(log q)`'s factor with the square's derivative.
+    w: F,
+    sq_scale: F,
+    d_scale: F,
+    n: F,
+}
+
+impl<F: Float> Finish<F, 4, 1> for SubTbRow<'_, F> {
+    #[inline(always)]
+    fn row(&self, i: usize, s: F, _: F) -> ([F; 4], [F; 1]) {
+        let Self {
+            beta, d_scale, n, ..
+        } = *self;
+        let ratio = if self.on_ratio { beta * s } else { s };
+        // Both end flows are read and one selected (as in windowed Trust-PCL).
+        let terminal = self.end[i] == self.lengths[i];
+        let at_terminal = if self.on_ratio {
+            self.log_r[i]
+        } else {
+            beta * self.log_r[i]
+        };
+        let at_end = self.flow_end[i];
+        let d = (self.flow_start[i] + ratio) - if terminal { at_terminal } else { at_end };
+        // (d d)/n; the end's gradient is its negation, exactly.
+        let gs = (d_scale * d) / n;
+        let ge = if terminal { F::ZERO } else { -gs };
+        ([d, (self.w * d) / n, gs, ge], [self.sq_scale * (d * d)])
+    }
 }
 
 /// Parameters for [`all_kernels`].
@@ -1826,6 +1941,18 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn rows_in_an_eighth_of_the_cache_are_not_prefetched() {
+        let cache = 480 << 20;
+        assert_eq!(prefetch_distance(0, cache), 0);
+        assert_eq!(prefetch_distance(cache / 8, cache), 0);
+        assert_eq!(prefetch_distance(cache / 8 + 1, cache), PREFETCH_ROWS);
+        // The bench's two sizes on that cache: B = 65536 in f32 (52 MB) is not prefetched,
+        // in f64 (105 MB) it is.
+        assert_eq!(prefetch_distance(2 * 65536 * 100 * 4, cache), 0);
+        assert_eq!(prefetch_distance(2 * 65536 * 100 * 8, cache), PREFETCH_ROWS);
     }
 
     #[test]

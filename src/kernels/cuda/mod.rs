@@ -24,7 +24,8 @@ use crate::kernels::bench::{DeviceKernelTiming, DeviceReferences, Timing};
 use crate::kernels::error::BatchError;
 use crate::kernels::float::Float;
 use crate::kernels::fused::{
-    check_windows, compute, per_row_sums, GradForm, Kernel, KernelOutput, RowPass, Rows, Term,
+    check_windows, compute, per_row_sums, Finish, GradForm, Kernel, KernelOutput, RowPass, Rows,
+    Term,
 };
 use crate::objectives::Definitions;
 
@@ -573,7 +574,7 @@ impl<F: CudaFloat> RowPass<F> for CudaPass<'_, F> {
         _dense: Option<(&mut DMatrix<F>, usize)>,
     ) -> Result<Rows<F, N, M>, BatchError>
     where
-        Fin: Fn(usize, F, F) -> ([F; N], [F; M]) + Sync + Copy,
+        Fin: Finish<F, N, M>,
     {
         let (batch, backend, dev) = (self.batch, self.backend, self.dev);
         if let Some(w) = windows {
@@ -603,7 +604,7 @@ impl<F: CudaFloat> RowPass<F> for CudaPass<'_, F> {
             vec![F::ZERO; batch.batch()]
         };
         // The dense gradient is filled on the device afterwards (`evaluate_with`).
-        let (outs, sums) = per_row_sums(batch, |i| finish(i, s1[i], s2[i]));
+        let (outs, sums) = per_row_sums(batch, |i| finish.row(i, s1[i], s2[i]));
         Ok(Rows {
             outs,
             sums,
