@@ -673,9 +673,8 @@ pub fn run_bench<F: Float>(
     let copy_bytes = 2.0 * in_bytes;
     // The read reference two ways: a plain chunked sum, and the kernels' row pass (chunks of
     // rows, software prefetch ahead where the kernels prefetch), which ran faster on the
-    // DRAM-sized batch. The floor is
-    // the faster of the two (a kernel must not look faster than its floor because the floor
-    // read badly).
+    // DRAM-sized batch. The floor is the faster of the two (a kernel must not look faster
+    // than its floor because the floor read badly).
     let [read_plain_t, read_rows_t, read_t] = refs.time_both_ways(Floor::Read, &setup, repeats);
     // The windowed kernels' floors: the same references over the windows' lines only.
     // Reading a window at a random offset in a row of 6–13 lines costs about what the whole
