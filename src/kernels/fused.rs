@@ -1470,8 +1470,15 @@ pub(crate) fn compute<F: Float>(
         Kernel::TpclWindowed { windows } => {
             let (sq_scale, d_scale) = scales(shape.tpcl_windowed_half);
             let row = WindowedTpclRow {
-                window: WindowRow::new(batch, windows, sq_scale, d_scale),
+                lengths: batch.lengths(),
+                end: windows.end(),
+                log_r,
+                value_start: windows.value_start().as_slice(),
+                value_end: windows.value_end().as_slice(),
                 lam: lam_of(shape.tpcl_windowed_lambda),
+                sq_scale,
+                d_scale,
+                n,
             };
             let rows = pass.rows(
                 Some(windows),
@@ -1498,10 +1505,17 @@ pub(crate) fn compute<F: Float>(
             // log-ratio: log F(x) = log r, weight β.
             let on_ratio = shape.subtb_beta_on_ratio;
             let row = SubTbRow {
-                window: WindowRow::new(batch, windows, sq_scale, d_scale),
+                lengths: batch.lengths(),
+                end: windows.end(),
+                log_r,
+                flow_start: windows.value_start().as_slice(),
+                flow_end: windows.value_end().as_slice(),
                 beta,
                 on_ratio,
                 w: if on_ratio { d_scale * beta } else { d_scale },
+                sq_scale,
+                d_scale,
+                n,
             };
             let rows = pass.rows(
                 Some(windows),
@@ -1611,17 +1625,18 @@ pub(crate) fn compute<F: Float>(
     finite(out, id.name())
 }
 
-/// What the two windowed kernels' rows share: the windows, the log-rewards, the boundary
-/// values and the square's scales.
+/// Windowed Trust-PCL's row: the consistency error `c` over the window (`V` at its start; at
+/// its end `V`, or the log-reward where the end is terminal, where `V = 0`), `g`, the two
+/// boundary gradients and the loss term.
 #[derive(Clone, Copy)]
-struct WindowRow<'a, F> {
+struct WindowedTpclRow<'a, F> {
     lengths: &'a [usize],
     end: &'a [usize],
     log_r: &'a [F],
-    /// The learned value at each window's start (`V`, or `log F`).
     value_start: &'a [F],
-    /// The learned value at each window's end (unused where the end is terminal).
     value_end: &'a [F],
+    /// The KL weight λ of the per-step term `−λ log q + λ log p`.
+    lam: F,
     /// ½ or 1 on the square; 1 or 2 on its derivative.
     sq_scale: F,
     d_scale: F,
@@ -1629,66 +1644,22 @@ struct WindowRow<'a, F> {
     n: F,
 }
 
-impl<'a, F: Float> WindowRow<'a, F> {
-    /// The windows' row data of `batch` (`n`: its live rows).
-    fn new(
-        batch: &'a TrajectoryBatch<F>,
-        windows: &'a Windows<F>,
-        sq_scale: F,
-        d_scale: F,
-    ) -> Self {
-        Self {
-            lengths: batch.lengths(),
-            end: windows.end(),
-            log_r: batch.log_r().as_slice(),
-            value_start: windows.value_start().as_slice(),
-            value_end: windows.value_end().as_slice(),
-            sq_scale,
-            d_scale,
-            n: F::from_usize(batch.live()),
-        }
-    }
-
-    /// Row `i`'s value at its window's end: `at_terminal(log r)` where the end is terminal,
-    /// the learned value elsewhere; and whether it is terminal. Both are read and one selected:
-    /// the end is terminal in about a third of the rows, at random, and a branch on it
-    /// mispredicted.
-    #[inline(always)]
-    fn end_value(&self, i: usize, at_terminal: impl Fn(F) -> F) -> (F, bool) {
-        let terminal = self.end[i] == self.lengths[i];
-        let (terminal_value, learned) = (at_terminal(self.log_r[i]), self.value_end[i]);
-        (if terminal { terminal_value } else { learned }, terminal)
-    }
-
-    /// The four outputs and the loss term of a row with residual `x`, gradient `g` and start
-    /// gradient `g_start`: the end's gradient is its negation, exactly (rounding is
-    /// symmetric), and zero where the end is terminal.
-    #[inline(always)]
-    fn outputs(&self, x: F, g: F, g_start: F, terminal: bool) -> ([F; 4], [F; 1]) {
-        let g_end = if terminal { F::ZERO } else { -g_start };
-        ([x, g, g_start, g_end], [self.sq_scale * (x * x)])
-    }
-}
-
-/// Windowed Trust-PCL's row: the consistency error `c` over the window (`V` at its start; at
-/// its end `V`, or the log-reward where the end is terminal, where `V = 0`), `g`, the two
-/// boundary gradients and the loss term.
-#[derive(Clone, Copy)]
-struct WindowedTpclRow<'a, F> {
-    window: WindowRow<'a, F>,
-    /// The KL weight λ of the per-step term `−λ log q + λ log p`.
-    lam: F,
-}
-
 impl<F: Float> Finish<F, 4, 1> for WindowedTpclRow<'_, F> {
     #[inline(always)]
     fn row(&self, i: usize, s: F, _: F) -> ([F; 4], [F; 1]) {
-        let w = &self.window;
-        let (d_scale, n) = (w.d_scale, w.n);
-        let (end, terminal) = w.end_value(i, |log_r| log_r);
-        let c = (s + end) - w.value_start[i];
-        let g = (-(d_scale * self.lam) * c) / n;
-        w.outputs(c, g, -(d_scale * c) / n, terminal)
+        let Self { d_scale, n, .. } = *self;
+        // Both boundaries are read and one selected: the end is terminal in about a third of
+        // the rows, at random, and a branch on it mispredicted.
+        let terminal = self.end[i] == self.lengths[i];
+        let (at_terminal, at_end) = (self.log_r[i], self.value_end[i]);
+        let c = (s + if terminal { at_terminal } else { at_end }) - self.value_start[i];
+        // −(d c)/n; the end's gradient is its negation, exactly (rounding is symmetric).
+        let gs = -(d_scale * c) / n;
+        let ge = if terminal { F::ZERO } else { -gs };
+        (
+            [c, (-(d_scale * self.lam) * c) / n, gs, ge],
+            [self.sq_scale * (c * c)],
+        )
     }
 }
 
@@ -1697,25 +1668,41 @@ impl<F: Float> Finish<F, 4, 1> for WindowedTpclRow<'_, F> {
 /// and the loss term.
 #[derive(Clone, Copy)]
 struct SubTbRow<'a, F> {
-    window: WindowRow<'a, F>,
+    lengths: &'a [usize],
+    end: &'a [usize],
+    log_r: &'a [F],
+    flow_start: &'a [F],
+    flow_end: &'a [F],
     beta: F,
     /// Whether β multiplies the log-ratio (else the log-reward).
     on_ratio: bool,
     /// `∂d/∂(log q)`'s factor with the square's derivative.
     w: F,
+    sq_scale: F,
+    d_scale: F,
+    n: F,
 }
 
 impl<F: Float> Finish<F, 4, 1> for SubTbRow<'_, F> {
     #[inline(always)]
     fn row(&self, i: usize, s: F, _: F) -> ([F; 4], [F; 1]) {
-        let (window, beta) = (&self.window, self.beta);
-        let (d_scale, n) = (window.d_scale, window.n);
+        let Self {
+            beta, d_scale, n, ..
+        } = *self;
         let ratio = if self.on_ratio { beta * s } else { s };
-        let on_ratio = self.on_ratio;
-        let (end, terminal) =
-            window.end_value(i, |log_r| if on_ratio { log_r } else { beta * log_r });
-        let d = (window.value_start[i] + ratio) - end;
-        window.outputs(d, (self.w * d) / n, (d_scale * d) / n, terminal)
+        // Both end flows are read and one selected (as in windowed Trust-PCL).
+        let terminal = self.end[i] == self.lengths[i];
+        let at_terminal = if self.on_ratio {
+            self.log_r[i]
+        } else {
+            beta * self.log_r[i]
+        };
+        let at_end = self.flow_end[i];
+        let d = (self.flow_start[i] + ratio) - if terminal { at_terminal } else { at_end };
+        // (d d)/n; the end's gradient is its negation, exactly.
+        let gs = (d_scale * d) / n;
+        let ge = if terminal { F::ZERO } else { -gs };
+        ([d, (self.w * d) / n, gs, ge], [self.sq_scale * (d * d)])
     }
 }
 
