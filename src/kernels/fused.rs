@@ -1625,6 +1625,23 @@ pub(crate) fn compute<F: Float>(
     finite(out, id.name())
 }
 
+/// `x / n` rounded once to `F`, divided in `f64`. For `f64` that is `x / n`. For `f32` the `f64`
+/// quotient rounded to `f32` is the correctly rounded `f32` quotient (53 ≥ 2·24 + 2 bits:
+/// double rounding is innocuous for a division; test
+/// `dividing_in_f64_gives_the_f32_quotient`), so the bits are those of `x / n`.
+///
+/// Why: a windowed row has two divisions by `n`, and the compiler may pack two `f32`
+/// divisions into one 4-lane `vdivps` whose two spare lanes hold whatever the register held.
+/// In one build they held neighbouring struct fields, denormal as floats, and every row paid a
+/// microcode assist: SubTB 3.5× slower (`docs/performance.md`, session 15). Two `f64`
+/// divisions fill a 128-bit register: no spare lane.
+#[inline(always)]
+fn div_in_f64<F: Float>(x: F, n: F) -> F {
+    // Opaque to the optimiser, which would otherwise turn the f64 division of two widened
+    // f32 values back into an f32 division (the same theorem), and pack it again.
+    F::from_f64(std::hint::black_box(x.to_f64()) / n.to_f64())
+}
+
 /// Windowed Trust-PCL's row: the consistency error `c` over the window (`V` at its start; at
 /// its end `V`, or the log-reward where the end is terminal, where `V = 0`), `g`, the two
 /// boundary gradients and the loss term.
@@ -1654,10 +1671,10 @@ impl<F: Float> Finish<F, 4, 1> for WindowedTpclRow<'_, F> {
         let (at_terminal, at_end) = (self.log_r[i], self.value_end[i]);
         let c = (s + if terminal { at_terminal } else { at_end }) - self.value_start[i];
         // −(d c)/n; the end's gradient is its negation, exactly (rounding is symmetric).
-        let gs = -(d_scale * c) / n;
+        let gs = div_in_f64(-(d_scale * c), n);
         let ge = if terminal { F::ZERO } else { -gs };
         (
-            [c, (-(d_scale * self.lam) * c) / n, gs, ge],
+            [c, div_in_f64(-(d_scale * self.lam) * c, n), gs, ge],
             [self.sq_scale * (c * c)],
         )
     }
@@ -1700,9 +1717,12 @@ impl<F: Float> Finish<F, 4, 1> for SubTbRow<'_, F> {
         let at_end = self.flow_end[i];
         let d = (self.flow_start[i] + ratio) - if terminal { at_terminal } else { at_end };
         // (d d)/n; the end's gradient is its negation, exactly.
-        let gs = (d_scale * d) / n;
+        let gs = div_in_f64(d_scale * d, n);
         let ge = if terminal { F::ZERO } else { -gs };
-        ([d, (self.w * d) / n, gs, ge], [self.sq_scale * (d * d)])
+        (
+            [d, div_in_f64(self.w * d, n), gs, ge],
+            [self.sq_scale * (d * d)],
+        )
     }
 }
 
@@ -1941,6 +1961,48 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn dividing_in_f64_gives_the_f32_quotient() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(15);
+        // Random bit patterns (every exponent: subnormal, normal, huge; both signs), over
+        // random divisors and over the batch sizes a kernel divides by.
+        let mut checked = 0usize;
+        for k in 0..2_000_000u32 {
+            let x = f32::from_bits(rng.gen::<u32>());
+            let n = if k % 2 == 0 {
+                f32::from_bits(rng.gen::<u32>())
+            } else {
+                rng.gen_range(1..=1u32 << 24) as f32
+            };
+            if x.is_nan() || n.is_nan() {
+                continue;
+            }
+            assert_eq!(
+                div_in_f64(x, n).to_bits(),
+                (x / n).to_bits(),
+                "{x:e} / {n:e}"
+            );
+            checked += 1;
+        }
+        assert!(checked > 1_900_000);
+        // Negative control: through an intermediate of 25 bits (under 2·24 + 2) double
+        // rounding is not innocuous, and the same comparison finds quotients that differ.
+        let round_to_25_bits = |q: f64| {
+            // Veltkamp's split: the high part of q with 53 − 28 = 25 significant bits.
+            let t = q * ((1u64 << 28) as f64 + 1.0);
+            t - (t - q)
+        };
+        let differ = (0..100_000)
+            .filter(|_| {
+                let x = rng.gen_range(1.0f32..2.0);
+                let n = rng.gen_range(1..=1u32 << 20) as f32;
+                (round_to_25_bits(x as f64 / n as f64) as f32).to_bits() != (x / n).to_bits()
+            })
+            .count();
+        assert!(differ > 0, "a 25-bit intermediate never differed");
     }
 
     #[test]
