@@ -1,17 +1,22 @@
 //! Runs one kernel of `bench` many times on its generated batch, for `perf record` / `perf
 //! stat` (the `bench` command times every kernel once per repeat; a profile of one kernel needs
-//! it alone). Built with the library's default allocator (the `rtb-trustpcl` binary uses
-//! mimalloc).
+//! it alone). It allocates with mimalloc, as the `rtb-trustpcl` binary does; run it with
+//! `MIMALLOC_PURGE_DELAY=10000` to keep the binary's purge delay (the kernels' fresh outputs
+//! then stay with the allocator between calls instead of being faulted in again as zeroed pages:
+//! `docs/performance.md`, session 13).
 //!
 //! ```sh
 //! cargo build --release --example kernel_profile
-//! perf stat -e page-faults target/release/examples/kernel_profile subtb per-trajectory 1048576 100 f32 15
+//! MIMALLOC_PURGE_DELAY=10000 perf stat -e page-faults target/release/examples/kernel_profile subtb per-trajectory 1048576 100 f32 15
 //! ```
 use std::process::ExitCode;
 use std::time::Instant;
 
 use rtb_trustpcl::kernels::bench::BenchSetup;
 use rtb_trustpcl::kernels::{Float, GradForm, KernelId};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "usage: kernel_profile KERNEL per-trajectory|dense BATCH STEPS f32|f64 CALLS";
 

@@ -77,6 +77,14 @@ pub trait Float:
         acc: &mut [Self; 8],
         acc2: &mut [Self; 8],
     );
+    /// Writes `g` on `col[s..e]` and `+0` elsewhere in `col` with explicit 256-bit vectors on
+    /// x86-64: each element selected by its index (a compare, an `and`, a store per vector),
+    /// the last partial vector by a masked store (lanes past the column are not touched).
+    /// The same values, bit for bit, as filling the three runs.
+    ///
+    /// # Safety
+    /// On x86-64 the CPU must have AVX2; `s ≤ e ≤ col.len() < 2^31`.
+    unsafe fn column_avx(col: &mut [Self], s: usize, e: usize, g: Self);
 }
 
 /// Lane masks for a tail of `r < 8` elements: the eight entries from `8 − r` on are `r`
@@ -373,8 +381,70 @@ unsafe fn linear_q_lanes_f64(
     _mm256_storeu_pd(acc2.as_mut_ptr().add(4), hi2);
 }
 
+/// [`Float::column_avx`] for `f32`: eight lanes per vector.
+///
+/// # Safety
+/// The CPU must have AVX2; `s ≤ e ≤ col.len() < 2^31`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,avx2")]
+#[inline(never)]
+unsafe fn column_f32(col: &mut [f32], s: usize, e: usize, g: f32) {
+    use std::arch::x86_64::*;
+    let n = col.len();
+    debug_assert!(s <= e && e <= n && n < i32::MAX as usize);
+    let (vs, ve) = (_mm256_set1_epi32(s as i32), _mm256_set1_epi32(e as i32));
+    let (vg, step) = (_mm256_set1_ps(g), _mm256_set1_epi32(8));
+    let mut idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    // `s ≤ idx < e`: not `s > idx`, and `e > idx`.
+    let on = |idx| _mm256_andnot_si256(_mm256_cmpgt_epi32(vs, idx), _mm256_cmpgt_epi32(ve, idx));
+    let mut at = 0;
+    while at + 8 <= n {
+        let v = _mm256_and_ps(_mm256_castsi256_ps(on(idx)), vg);
+        // SAFETY: `at + 8 ≤ n`.
+        unsafe { _mm256_storeu_ps(col.as_mut_ptr().add(at), v) };
+        idx = _mm256_add_epi32(idx, step);
+        at += 8;
+    }
+    if at < n {
+        let v = _mm256_and_ps(_mm256_castsi256_ps(on(idx)), vg);
+        // SAFETY: the mask's lanes `0..n − at` lie inside `col`; the others are not written.
+        unsafe { _mm256_maskstore_ps(col.as_mut_ptr().add(at), tail_mask_32(n - at), v) };
+    }
+}
+
+/// [`Float::column_avx`] for `f64`: four lanes per vector.
+///
+/// # Safety
+/// As [`column_f32`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,avx2")]
+#[inline(never)]
+unsafe fn column_f64(col: &mut [f64], s: usize, e: usize, g: f64) {
+    use std::arch::x86_64::*;
+    let n = col.len();
+    debug_assert!(s <= e && e <= n && n < i32::MAX as usize);
+    let (vs, ve) = (_mm256_set1_epi64x(s as i64), _mm256_set1_epi64x(e as i64));
+    let (vg, step) = (_mm256_set1_pd(g), _mm256_set1_epi64x(4));
+    let mut idx = _mm256_setr_epi64x(0, 1, 2, 3);
+    let on = |idx| _mm256_andnot_si256(_mm256_cmpgt_epi64(vs, idx), _mm256_cmpgt_epi64(ve, idx));
+    let mut at = 0;
+    while at + 4 <= n {
+        let v = _mm256_and_pd(_mm256_castsi256_pd(on(idx)), vg);
+        // SAFETY: `at + 4 ≤ n`.
+        unsafe { _mm256_storeu_pd(col.as_mut_ptr().add(at), v) };
+        idx = _mm256_add_epi64(idx, step);
+        at += 4;
+    }
+    if at < n {
+        let v = _mm256_and_pd(_mm256_castsi256_pd(on(idx)), vg);
+        // SAFETY: lanes `0..n − at` (< 4) of the first mask lie inside `col`; the others are
+        // not written.
+        unsafe { _mm256_maskstore_pd(col.as_mut_ptr().add(at), tail_masks_64(n - at)[0], v) };
+    }
+}
+
 macro_rules! impl_float {
-    ($t:ty, $u:expr, $lim:expr, $name:expr, $lanes:ident, $lanes_q:ident) => {
+    ($t:ty, $u:expr, $lim:expr, $name:expr, $lanes:ident, $lanes_q:ident, $column:ident) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -447,6 +517,20 @@ macro_rules! impl_float {
                     acc2[k % 8] += xk;
                 }
             }
+            #[inline(always)]
+            unsafe fn column_avx(col: &mut [Self], s: usize, e: usize, g: Self) {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the caller guarantees AVX2 and the bounds.
+                unsafe {
+                    $column(col, s, e, g)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    col[..s].fill(0.0);
+                    col[s..e].fill(g);
+                    col[e..].fill(0.0);
+                }
+            }
         }
     };
 }
@@ -457,7 +541,8 @@ impl_float!(
     1 << 24,
     "f32",
     linear_lanes_f32,
-    linear_q_lanes_f32
+    linear_q_lanes_f32,
+    column_f32
 );
 impl_float!(
     f64,
@@ -465,7 +550,8 @@ impl_float!(
     1 << 53,
     "f64",
     linear_lanes_f64,
-    linear_q_lanes_f64
+    linear_q_lanes_f64,
+    column_f64
 );
 
 #[cfg(test)]
@@ -476,5 +562,40 @@ mod tests {
     fn unit_roundoff_is_half_epsilon() {
         assert_eq!(<f32 as Float>::UNIT_ROUNDOFF, f32::EPSILON as f64 / 2.0);
         assert_eq!(<f64 as Float>::UNIT_ROUNDOFF, f64::EPSILON / 2.0);
+    }
+
+    /// Every column length 0–70 and every range in it: the vector writer's values are the
+    /// three fills' bit for bit (`g = −0` keeps its sign), and the guard elements on both sides
+    /// of the column are untouched (the masked tail store writes no lane past the column).
+    fn column_writer_matches_the_fills<F: Float>() {
+        if !crate::kernels::simd::has_avx() {
+            eprintln!("not run: this CPU has no AVX2");
+            return;
+        }
+        let guard = F::from_f64(7.5);
+        for g in [F::from_f64(-1.25), -F::ZERO] {
+            for n in 0..=70 {
+                for s in 0..=n {
+                    for e in s..=n {
+                        let mut want = vec![guard; n + 9];
+                        want[1..1 + s].fill(F::ZERO);
+                        want[1 + s..1 + e].fill(g);
+                        want[1 + e..1 + n].fill(F::ZERO);
+                        let mut got = vec![guard; n + 9];
+                        // SAFETY: AVX2 checked above; s ≤ e ≤ n.
+                        unsafe { F::column_avx(&mut got[1..1 + n], s, e, g) };
+                        let bits =
+                            |v: &[F]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&got), bits(&want), "{} n {n} s {s} e {e}", F::NAME);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn column_writer_matches_the_fills_in_both_types() {
+        column_writer_matches_the_fills::<f32>();
+        column_writer_matches_the_fills::<f64>();
     }
 }

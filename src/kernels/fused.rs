@@ -614,18 +614,30 @@ impl<F: Float> CpuPass<'_, F> {
                 .zip(dense_chunks)
                 .enumerate()
                 .map(|(c, (outs, dense))| {
-                    run_at::<F, _>(
-                        level,
-                        RowTask::<F, _, _, _, TWO, N, M> {
-                            rows,
-                            first: c * ROWS_PER_TASK,
-                            outs,
-                            finish,
-                            dense,
-                            stores,
-                            g_index,
-                        },
-                    )
+                    let first = c * ROWS_PER_TASK;
+                    // Compiled apart: the per-trajectory form's loop carries no column writer
+                    // (with one, its short rows ran 20 % slower), and each kind of stores gets
+                    // its own loop (session 16).
+                    macro_rules! task {
+                        ($dense:expr) => {
+                            run_at::<F, _>(
+                                level,
+                                RowTask::<F, _, _, _, TWO, { $dense }, N, M> {
+                                    rows,
+                                    first,
+                                    outs,
+                                    finish,
+                                    dense,
+                                    g_index,
+                                },
+                            )
+                        };
+                    }
+                    match (dense.is_some(), stores) {
+                        (false, _) => task!(NO_COLUMNS),
+                        (true, Stores::Regular) => task!(PLAIN_COLUMNS),
+                        (true, Stores::NonTemporal) => task!(STREAMED_COLUMNS),
+                    }
                 })
                 .collect::<Vec<_>>();
             // The first bad row over every chunk (`Option::min` would prefer `None`).
@@ -793,19 +805,30 @@ impl<'a, F: Float, Fa, Fb> RowSums<'a, F, Fa, Fb> {
 /// `g_index` written on the row's live (windowed) steps of the dense gradient (0 elsewhere)
 /// when its columns are given. Returns the chunk's first row whose window does not fit (its
 /// outputs and terms are zero and its steps are not read) and the chunk's leaf of each batch
-/// sum. Run through [`simd::dispatch`].
-struct RowTask<'a, 'o, F: Float, Fa, Fb, Fin, const TWO: bool, const N: usize, const M: usize> {
+/// sum. Run through [`simd::dispatch`]. `DENSE` is the columns' writer ([`NO_COLUMNS`],
+/// [`PLAIN_COLUMNS`] or [`STREAMED_COLUMNS`]), fixed at compile time.
+struct RowTask<
+    'a,
+    'o,
+    F: Float,
+    Fa,
+    Fb,
+    Fin,
+    const TWO: bool,
+    const DENSE: u8,
+    const N: usize,
+    const M: usize,
+> {
     rows: RowSums<'a, F, Fa, Fb>,
     first: usize,
     outs: [&'o mut [std::mem::MaybeUninit<F>]; N],
     finish: Fin,
     dense: Option<&'o mut [F]>,
-    stores: Stores,
     g_index: usize,
 }
 
-impl<F: Float, Fa, Fb, Fin, const TWO: bool, const N: usize, const M: usize> simd::Task
-    for RowTask<'_, '_, F, Fa, Fb, Fin, TWO, N, M>
+impl<F: Float, Fa, Fb, Fin, const TWO: bool, const DENSE: u8, const N: usize, const M: usize>
+    simd::Task for RowTask<'_, '_, F, Fa, Fb, Fin, TWO, DENSE, N, M>
 where
     Fa: Fn(F, F) -> F + Copy,
     Fb: Fn(F, F) -> F + Copy,
@@ -827,7 +850,17 @@ where
             wide,
         } = self.rows;
         let mut outs = self.outs;
-        let mut dense = DenseColumns::new(self.dense, self.stores);
+        // `DENSE` is which writer `CpuPass::run` chose for these columns: known at compile
+        // time, so the loop holds that writer's code alone.
+        let mut dense = match (DENSE, self.dense) {
+            (PLAIN_COLUMNS, Some(cols)) => DenseColumns::Plain {
+                cols,
+                next: 0,
+                wide,
+            },
+            (STREAMED_COLUMNS, Some(cols)) => DenseColumns::Stream(LineSink::new(cols)),
+            _ => DenseColumns::None,
+        };
         let mut first_bad = None;
         let mut leaves = [Leaf::new(); M];
         let len = if N == 0 { 0 } else { outs[0].len() };
@@ -878,23 +911,39 @@ where
     }
 }
 
+/// [`RowTask`]'s writer of the dense columns, a compile-time choice: none.
+const NO_COLUMNS: u8 = 0;
+/// [`DenseColumns::Plain`].
+const PLAIN_COLUMNS: u8 = 1;
+/// [`DenseColumns::Stream`].
+const STREAMED_COLUMNS: u8 = 2;
+
 /// The dense gradient's columns of one chunk of rows, written column after column (`0` before
 /// the row's range, `g_i` on it, `0` after) with ordinary or streaming stores.
 enum DenseColumns<'o, F: Float> {
     /// No dense form asked for (or the kernel fills it later).
     None,
-    /// Ordinary stores; `next` is the first element of the next column.
-    Plain { cols: &'o mut [F], next: usize },
+    /// Ordinary stores; `next` is the first element of the next column; `wide`: whether
+    /// [`Float::column_avx`] may write the short columns.
+    Plain {
+        cols: &'o mut [F],
+        next: usize,
+        wide: bool,
+    },
     /// Streaming stores.
     Stream(LineSink<'o, F>),
 }
 
 impl<'o, F: Float> DenseColumns<'o, F> {
     #[inline(always)]
-    fn new(cols: Option<&'o mut [F]>, stores: Stores) -> Self {
+    fn new(cols: Option<&'o mut [F]>, stores: Stores, wide: bool) -> Self {
         match (cols, stores) {
             (None, _) => Self::None,
-            (Some(cols), Stores::Regular) => Self::Plain { cols, next: 0 },
+            (Some(cols), Stores::Regular) => Self::Plain {
+                cols,
+                next: 0,
+                wide,
+            },
             (Some(cols), Stores::NonTemporal) => Self::Stream(LineSink::new(cols)),
         }
     }
@@ -904,18 +953,11 @@ impl<'o, F: Float> DenseColumns<'o, F> {
     fn column(&mut self, t: usize, s: usize, e: usize, g: F) {
         match self {
             Self::None => {}
-            Self::Plain { cols, next } => {
-                let col = &mut cols[*next..*next + t];
-                col[..s].fill(F::ZERO);
-                col[s..e].fill(g);
-                col[e..].fill(F::ZERO);
+            Self::Plain { cols, next, wide } => {
+                write_column(&mut cols[*next..*next + t], s, e, g, *wide);
                 *next += t;
             }
-            Self::Stream(sink) => {
-                sink.run(F::ZERO, s);
-                sink.run(g, e - s);
-                sink.run(F::ZERO, t - e);
-            }
+            Self::Stream(sink) => sink.column(t, s, e, g),
         }
     }
 
@@ -926,6 +968,29 @@ impl<'o, F: Float> DenseColumns<'o, F> {
         }
     }
 }
+
+/// Writes one column of the dense gradient with ordinary stores: `g` on `s..e`, 0 elsewhere.
+///
+/// A short column (at most [`SHORT_COLUMN`] steps) with `wide` (the CPU has AVX2, in a
+/// dispatched loop) is written by [`Float::column_avx`], a vector per eight (four) elements,
+/// each selected by its index. Three `fill`s per column cost three loops whose vector bodies a
+/// column of 8 or 37 steps never reaches: at `T = 8` the dense write alone ran at 54 % of the
+/// copy reference (`docs/performance.md`, session 16). Longer columns keep the `fill`s.
+#[inline(always)]
+fn write_column<F: Float>(col: &mut [F], s: usize, e: usize, g: F, wide: bool) {
+    if wide && col.len() <= SHORT_COLUMN {
+        // SAFETY: `wide` only where the CPU has AVX2 (`RowSums::new`, `FillTask`); `s ≤ e ≤
+        // col.len()` (a range that fits its row, of at most `SHORT_COLUMN` steps).
+        unsafe { F::column_avx(col, s, e, g) };
+    } else {
+        col[..s].fill(F::ZERO);
+        col[s..e].fill(g);
+        col[e..].fill(F::ZERO);
+    }
+}
+
+/// The longest column [`write_column`] writes by index.
+const SHORT_COLUMN: usize = 64;
 
 /// How many rows ahead phase 1 prefetches when its inputs come from memory.
 const PREFETCH_ROWS: usize = 16;
@@ -1092,58 +1157,46 @@ pub fn fill_dense_with<F: Float>(
         .par_chunks_mut(t * ROWS_PER_TASK)
         .enumerate()
         .for_each(|(c, chunk)| {
-            let first = c * ROWS_PER_TASK;
-            match stores {
-                Stores::Regular => {
-                    for (k, col) in chunk.chunks_exact_mut(t).enumerate() {
-                        let i = first + k;
-                        let (s, e) = range(lengths, windows, i);
-                        col[..s].fill(F::ZERO);
-                        col[s..e].fill(g[i]);
-                        col[e..].fill(F::ZERO);
-                    }
-                }
-                Stores::NonTemporal => simd::dispatch_for(
-                    F::BYTES,
-                    StreamFill {
-                        chunk,
-                        t,
-                        first,
-                        lengths,
-                        windows,
-                        g,
-                    },
-                ),
-            }
+            simd::dispatch_for(
+                F::BYTES,
+                FillTask {
+                    chunk,
+                    t,
+                    first: c * ROWS_PER_TASK,
+                    lengths,
+                    windows,
+                    g,
+                    stores,
+                },
+            )
         });
 }
 
-/// Phase 3 on one chunk of rows with streaming stores: the chunk is written as one sequence
-/// of runs (`0`, `g_i`, `0` per row); whole 64-byte lines go out through non-temporal stores,
-/// the partial lines at the chunk's two ends through ordinary ones.
-struct StreamFill<'a, F: Float> {
+/// Phase 3 on one chunk of rows: its columns written in order by [`DenseColumns`], the
+/// writer of the fused pass (the same stores, the same short-column path).
+struct FillTask<'a, F: Float> {
     chunk: &'a mut [F],
     t: usize,
     first: usize,
     lengths: &'a [usize],
     windows: Option<&'a Windows<F>>,
     g: &'a [F],
+    stores: Stores,
 }
 
-impl<F: Float> simd::Task for StreamFill<'_, F> {
+impl<F: Float> simd::Task for FillTask<'_, F> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
         let rows = self.chunk.len() / self.t;
-        let mut sink = LineSink::new(self.chunk);
+        // Dispatched (`fill_dense_with`): AVX2 wherever the dispatch found AVX.
+        let mut cols = DenseColumns::new(Some(self.chunk), self.stores, simd::has_avx());
         for k in 0..rows {
             let i = self.first + k;
             let (s, e) = range(self.lengths, self.windows, i);
-            sink.run(F::ZERO, s);
-            sink.run(self.g[i], e - s);
-            sink.run(F::ZERO, self.t - e);
+            cols.column(self.t, s, e, self.g[i]);
         }
-        sink.finish();
+        cols.finish();
     }
 }
 
@@ -1222,6 +1275,16 @@ impl<'a, F: Float> LineSink<'a, F> {
             self.k += 1;
             n -= 1;
         }
+    }
+
+    /// Writes the next column: `t` elements, `g` on `s..e`, 0 elsewhere, as three runs (short
+    /// columns staged through [`write_column`] were slower where rows are whole lines:
+    /// `docs/performance.md`, session 16).
+    #[inline(always)]
+    fn column(&mut self, t: usize, s: usize, e: usize, g: F) {
+        self.run(F::ZERO, s);
+        self.run(g, e - s);
+        self.run(F::ZERO, t - e);
     }
 
     /// Writes one line `out[at..at + per_line]` (64-byte aligned) from `line`.
@@ -1858,14 +1921,31 @@ mod tests {
     /// kernel: those whose pass writes it and those filled after the batch means.
     #[test]
     fn dense_into_a_dirty_buffer_is_g_on_the_steps_and_zero_elsewhere() {
-        for (batch, steps) in [(700, 40), (257, 9)] {
-            let g = gen::<f64>(batch, steps, 21);
+        dirty_buffer_is_overwritten::<f32>();
+        dirty_buffer_is_overwritten::<f64>();
+    }
+
+    /// Columns of every length class, in both kinds of stores: one step, short ones (written
+    /// by index with ordinary stores), the longest short one and the shortest long one, and
+    /// long ones.
+    fn dirty_buffer_is_overwritten<F: Float>() {
+        let short = SHORT_COLUMN;
+        for (batch, steps) in [
+            (700, 40),
+            (257, 9),
+            (300, 1),
+            (1000, 3),
+            (200, short),
+            (130, short + 1),
+            (90, 100),
+        ] {
+            let g = gen::<F>(batch, steps, 21);
             let b = &g.batch;
             for id in KernelId::ALL {
                 let kernel = AllKernelsParams {
                     log_z: g.log_z,
                     v0: g.v0,
-                    kappa: 0.5,
+                    kappa: F::HALF,
                     windows_v: Some(&g.windows_v),
                     windows_log_f: Some(&g.windows_log_f),
                 }
@@ -1880,14 +1960,23 @@ mod tests {
                         stores,
                     };
                     let shape = Shape::for_batch(b, None).unwrap();
-                    let mut buf = DMatrix::from_element(steps, batch, f64::NAN);
+                    let mut buf = DMatrix::from_element(steps, batch, F::NAN);
                     let out = compute(b, &kernel, &shape, &pass, Some(&mut buf)).unwrap();
                     for i in 0..batch {
                         let (s, e) = range(b.lengths(), windows, i);
                         for t in 0..steps {
-                            let want = if (s..e).contains(&t) { out.g[i] } else { 0.0 };
-                            let got = buf[(t, i)].to_bits();
-                            assert_eq!(got, want.to_bits(), "{id:?} {stores:?} ({t}, {i})");
+                            let want = if (s..e).contains(&t) {
+                                out.g[i]
+                            } else {
+                                F::ZERO
+                            };
+                            let got = buf[(t, i)].to_f64().to_bits();
+                            assert_eq!(
+                                got,
+                                want.to_f64().to_bits(),
+                                "{id:?} {stores:?} {} {batch}×{steps} ({t}, {i})",
+                                F::NAME
+                            );
                         }
                     }
                 }
