@@ -383,6 +383,9 @@ unsafe fn linear_q_lanes_f64(
 
 /// [`Float::column_avx`] for `f32`: eight lanes per vector.
 ///
+/// Out of line (one call per short column): inlined into the row loops it made no difference
+/// to their times (`docs/performance.md`, session 16), and the figures there are of this form.
+///
 /// # Safety
 /// The CPU must have AVX2; `s ≤ e ≤ col.len() < 2^31`.
 #[cfg(target_arch = "x86_64")]
