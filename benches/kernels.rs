@@ -66,5 +66,12 @@ fn kernels(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, kernels);
+criterion_group! {
+    name = benches;
+    // No plots: criterion's plotting backend (plotters) panicked with `FontUnavailable` on
+    // the machine of session 16 after the first benchmark; the figures are the printed times
+    // and throughputs.
+    config = Criterion::default().without_plots();
+    targets = kernels
+}
 criterion_main!(benches);
