@@ -633,10 +633,10 @@ impl<F: Float> CpuPass<'_, F> {
                             )
                         };
                     }
-                    match (dense.is_some(), stores) {
-                        (false, _) => task!(NO_COLUMNS),
-                        (true, Stores::Regular) => task!(PLAIN_COLUMNS),
-                        (true, Stores::NonTemporal) => task!(STREAMED_COLUMNS),
+                    match writer_of(&dense, stores) {
+                        NO_COLUMNS => task!(NO_COLUMNS),
+                        PLAIN_COLUMNS => task!(PLAIN_COLUMNS),
+                        _ => task!(STREAMED_COLUMNS),
                     }
                 })
                 .collect::<Vec<_>>();
@@ -852,15 +852,8 @@ where
         let mut outs = self.outs;
         // `DENSE` is which writer `CpuPass::run` chose for these columns: known at compile
         // time, so the loop holds that writer's code alone.
-        let mut dense = match (DENSE, self.dense) {
-            (PLAIN_COLUMNS, Some(cols)) => DenseColumns::Plain {
-                cols,
-                next: 0,
-                wide,
-            },
-            (STREAMED_COLUMNS, Some(cols)) => DenseColumns::Stream(LineSink::new(cols)),
-            _ => DenseColumns::None,
-        };
+        let (cols, stores) = columns_of::<DENSE, _>(self.dense);
+        let mut dense = DenseColumns::new(cols, stores, wide);
         let mut first_bad = None;
         let mut leaves = [Leaf::new(); M];
         let len = if N == 0 { 0 } else { outs[0].len() };
@@ -917,6 +910,26 @@ const NO_COLUMNS: u8 = 0;
 const PLAIN_COLUMNS: u8 = 1;
 /// [`DenseColumns::Stream`].
 const STREAMED_COLUMNS: u8 = 2;
+
+/// The writer constant of `cols` written with `stores` (the inverse of [`columns_of`]).
+fn writer_of<T>(cols: &Option<T>, stores: Stores) -> u8 {
+    match (cols, stores) {
+        (None, _) => NO_COLUMNS,
+        (Some(_), Stores::Regular) => PLAIN_COLUMNS,
+        (Some(_), Stores::NonTemporal) => STREAMED_COLUMNS,
+    }
+}
+
+/// The columns and stores [`DenseColumns::new`] takes for the writer constant `DENSE`: the
+/// columns only where it writes them (then a constant, so the loop keeps one writer's code).
+#[inline(always)]
+fn columns_of<const DENSE: u8, T>(cols: Option<T>) -> (Option<T>, Stores) {
+    match DENSE {
+        PLAIN_COLUMNS => (cols, Stores::Regular),
+        STREAMED_COLUMNS => (cols, Stores::NonTemporal),
+        _ => (None, Stores::Regular),
+    }
+}
 
 /// The dense gradient's columns of one chunk of rows, written column after column (`0` before
 /// the row's range, `g_i` on it, `0` after) with ordinary or streaming stores.
@@ -1108,21 +1121,50 @@ pub fn last_level_cache_bytes() -> usize {
     })
 }
 
-/// The stores [`evaluate_into`] uses for the dense gradient of `batch`: ordinary stores while
-/// the call's working set (the inputs read and the gradient written, `3·B·T·s` bytes) fits in
-/// the last-level cache, where the written lines are cheap to read first and may be used
-/// again; streaming stores above it, where the read of every written line is a second trip
-/// to memory — for whole rows only: around windows the columns are three runs with random
-/// ends, whose partial lines the streaming writer assembles element by element (slower in
-/// `bench`'s `dense-write-win` rows). Measured both ways by `bench`: `docs/performance.md`.
+/// The stores [`evaluate_into`] uses for the dense gradient of `batch` ([`stores_for`] with
+/// this machine's last-level cache).
 pub fn dense_stores<F: Float>(batch: &TrajectoryBatch<F>, windows: Option<&Windows<F>>) -> Stores {
-    let working_set = 3 * batch.batch() * batch.steps() * F::BYTES;
-    if windows.is_none() && working_set > last_level_cache_bytes() {
+    stores_for(
+        batch.batch(),
+        batch.steps() * F::BYTES,
+        windows.is_some(),
+        last_level_cache_bytes(),
+    )
+}
+
+/// The stores for a dense gradient of `batch` columns of `column` bytes each (around windows
+/// if `windowed`), on a last-level cache of `cache` bytes. Streaming stores where both hold:
+/// - **the call's working set is out of the cache**: the inputs read and the gradient written,
+///   `3·B·T·s` bytes, exceed half the cache. Below that the written lines are cheap to read
+///   first and may be used again; above it each read is a second trip to memory. Half, not
+///   all: this machine's 480 MiB L3 is shared with the host's other tenants, and a write of
+///   128 MB alone already ran at DRAM speed with ordinary stores (22 against 46 GB/s
+///   streaming, f64), while the kernels at a 157 MB working set still ran faster with them
+///   (`docs/performance.md`, session 17);
+/// - **a column is long enough for the streaming writer**, which assembles every partial line
+///   element by element: at least a line ([`LINE_BYTES`]) for whole rows (rows of 16–48 bytes
+///   wrote 1.3–2.4× faster with ordinary stores, rows of 64 bytes 2.4× slower), and
+///   [`WINDOWED_STREAM_LINES`] lines around windows, whose random ends put two partial lines
+///   in every column. Measured by `examples/dense_stores`.
+pub fn stores_for(batch: usize, column: usize, windowed: bool, cache: usize) -> Stores {
+    let working_set = 3 * batch * column;
+    let shortest = if windowed {
+        WINDOWED_STREAM_LINES * LINE_BYTES
+    } else {
+        LINE_BYTES
+    };
+    if column >= shortest && working_set > cache / 2 {
         Stores::NonTemporal
     } else {
         Stores::Regular
     }
 }
+
+/// The fewest lines a windowed column takes for streaming stores. On this machine they won from
+/// 4 lines (`f32`, `T = 64`: 20 against 14 GB/s); the AMD EPYC of session 13 measured ordinary
+/// stores 1.6× faster at 6¼ lines (`f32`, `T = 100`), so the bound sits above both: at 16 lines
+/// and more (`T ≥ 256` in `f32`) streaming wrote 2.3–2.6× faster here.
+const WINDOWED_STREAM_LINES: usize = 16;
 
 /// Phase 3: writes `g_i` on row `i`'s live (windowed) steps and 0 elsewhere.
 pub(crate) fn fill_dense<F: Float>(
@@ -2092,6 +2134,72 @@ mod tests {
             })
             .count();
         assert!(differ > 0, "a 25-bit intermediate never differed");
+    }
+
+    #[test]
+    fn the_writer_constant_gives_back_its_columns_and_stores() {
+        // `CpuPass::run` turns (columns, stores) into a constant and `RowTask` turns it back:
+        // each writer must get the stores it was chosen for, and no columns means no writer.
+        let mut buf = [0.0f64; 4];
+        for stores in [Stores::Regular, Stores::NonTemporal] {
+            let cols = Some(&mut buf[..]);
+            let (back, kind) = match writer_of(&cols, stores) {
+                PLAIN_COLUMNS => columns_of::<PLAIN_COLUMNS, _>(cols),
+                STREAMED_COLUMNS => columns_of::<STREAMED_COLUMNS, _>(cols),
+                other => panic!("columns with {stores:?} chose writer {other}"),
+            };
+            assert!(back.is_some());
+            assert_eq!(kind, stores);
+            assert_eq!(writer_of::<&mut [f64]>(&None, stores), NO_COLUMNS);
+        }
+        let (none, _) = columns_of::<NO_COLUMNS, _>(Some(&mut buf[..]));
+        assert!(none.is_none());
+    }
+
+    #[test]
+    fn streaming_stores_for_long_columns_out_of_half_the_cache() {
+        let cache = 480 << 20;
+        // Whole rows: a line per column and a working set over half the cache.
+        let out_of_cache = cache / 2 / (3 * 64) + 1;
+        assert_eq!(
+            stores_for(out_of_cache, 64, false, cache),
+            Stores::NonTemporal
+        );
+        assert_eq!(stores_for(out_of_cache, 63, false, cache), Stores::Regular);
+        assert_eq!(
+            stores_for(out_of_cache - 1, 64, false, cache),
+            Stores::Regular
+        );
+        // Around windows: sixteen lines.
+        let out_of_cache = cache / 2 / (3 * 1024) + 1;
+        assert_eq!(
+            stores_for(out_of_cache, 1024, true, cache),
+            Stores::NonTemporal
+        );
+        assert_eq!(stores_for(out_of_cache, 1023, true, cache), Stores::Regular);
+        assert_eq!(
+            stores_for(out_of_cache, 1024, false, cache),
+            Stores::NonTemporal
+        );
+        // The shapes that set the rule, on that cache: f32 rows of 8 steps at B = 2^23 keep
+        // ordinary stores, f64 rows of 8 stream; f64 T = 3000 at B = 4096 (295 MB) streams,
+        // f64 T = 100 at B = 65536 (157 MB) does not; windowed f32 T = 1000 at B = 65536
+        // streams, windowed f32 T = 100 at B = 2^20 does not.
+        assert_eq!(stores_for(1 << 23, 8 * 4, false, cache), Stores::Regular);
+        assert_eq!(
+            stores_for(1 << 23, 8 * 8, false, cache),
+            Stores::NonTemporal
+        );
+        assert_eq!(
+            stores_for(4096, 3000 * 8, false, cache),
+            Stores::NonTemporal
+        );
+        assert_eq!(stores_for(65536, 100 * 8, false, cache), Stores::Regular);
+        assert_eq!(
+            stores_for(65536, 1000 * 4, true, cache),
+            Stores::NonTemporal
+        );
+        assert_eq!(stores_for(1 << 20, 100 * 4, true, cache), Stores::Regular);
     }
 
     #[test]
