@@ -1138,16 +1138,17 @@ pub fn dense_stores<F: Float>(batch: &TrajectoryBatch<F>, windows: Option<&Windo
 ///   `3·B·T·s` bytes, exceed half the cache. Below that the written lines are cheap to read
 ///   first and may be used again; above it each read is a second trip to memory. Half, not
 ///   all: this machine's 480 MiB L3 is shared with the host's other tenants, and a write of
-///   128 MB alone already ran at DRAM speed with ordinary stores (22 against 46 GB/s
-///   streaming, f64), while the kernels at a 157 MB working set still ran faster with them
-///   (`docs/performance.md`, session 17);
+///   128 MB alone already ran at DRAM speed with ordinary stores (23 against 51 GB/s
+///   streaming, f64). At a 157 MB working set (f64, `B = 65536`, `T = 100`) `bench`'s write
+///   alone ran as fast or faster with ordinary stores, so half the cache is the smaller change
+///   that the measurements ask for (`docs/performance.md`, session 17);
 /// - **a column is long enough for the streaming writer**, which assembles every partial line
 ///   element by element: at least a line ([`LINE_BYTES`]) for whole rows (rows of 16–48 bytes
-///   wrote 1.3–2.4× faster with ordinary stores, rows of 64 bytes 2.4× slower), and
+///   wrote 1.2–2.3× faster with ordinary stores, rows of a line or more 1.9–3.4× slower), and
 ///   [`WINDOWED_STREAM_LINES`] lines around windows, whose random ends put two partial lines
 ///   in every column. Measured by `examples/dense_stores`.
 pub fn stores_for(batch: usize, column: usize, windowed: bool, cache: usize) -> Stores {
-    let working_set = 3 * batch * column;
+    let working_set = batch.saturating_mul(column).saturating_mul(3);
     let shortest = if windowed {
         WINDOWED_STREAM_LINES * LINE_BYTES
     } else {
@@ -1161,9 +1162,9 @@ pub fn stores_for(batch: usize, column: usize, windowed: bool, cache: usize) -> 
 }
 
 /// The fewest lines a windowed column takes for streaming stores. On this machine they won from
-/// 4 lines (`f32`, `T = 64`: 20 against 14 GB/s); the AMD EPYC of session 13 measured ordinary
+/// 4 lines (`f32`, `T = 64`: 19 against 14 GB/s); the AMD EPYC of session 13 measured ordinary
 /// stores 1.6× faster at 6¼ lines (`f32`, `T = 100`), so the bound sits above both: at 16 lines
-/// and more (`T ≥ 256` in `f32`) streaming wrote 2.3–2.6× faster here.
+/// and more (`T ≥ 256` in `f32`) streaming wrote 2.3–2.9× faster here.
 const WINDOWED_STREAM_LINES: usize = 16;
 
 /// Phase 3: writes `g_i` on row `i`'s live (windowed) steps and 0 elsewhere.
@@ -1242,7 +1243,7 @@ impl<F: Float> simd::Task for FillTask<'_, F> {
     }
 }
 
-/// Elements per 64-byte line, at most 16 (f32).
+/// A cache line's bytes (a line holds at most 16 elements: f32).
 const LINE_BYTES: usize = 64;
 
 /// Writes a slice front to back as runs of equal values, streaming whole aligned lines.
