@@ -21,7 +21,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "usage: dense_stores ELEMENTS CALLS T[,T...]";
 
-fn run<F: Float>(elements: usize, rounds: usize, steps: usize) -> Result<(), String> {
+fn run<F: Float>(elements: usize, calls: usize, steps: usize) -> Result<(), String> {
+    if steps == 0 {
+        return Err(format!("T = 0: a row needs a step\n{USAGE}"));
+    }
     let batch = elements / steps;
     if batch == 0 {
         return Err(format!("T = {steps} exceeds ELEMENTS = {elements}"));
@@ -42,7 +45,7 @@ fn run<F: Float>(elements: usize, rounds: usize, steps: usize) -> Result<(), Str
     // Each case's calls in a row, not interleaved: a streaming store evicts its line, so a
     // regular write timed after a streaming one would find a buffer that fits the cache cold.
     for (k, (w, stores)) in cases.iter().enumerate() {
-        for _ in 0..rounds {
+        for _ in 0..calls {
             let start = Instant::now();
             fill_dense_with(&generated.batch, *w, &g, dense.as_mut_slice(), *stores);
             best[k] = best[k].min(start.elapsed().as_secs_f64());
@@ -68,7 +71,7 @@ fn run<F: Float>(elements: usize, rounds: usize, steps: usize) -> Result<(), Str
 }
 
 fn parse(args: &[String]) -> Result<(), String> {
-    let [elements, rounds, steps] = args else {
+    let [elements, calls, steps] = args else {
         return Err(USAGE.into());
     };
     let number = |what: &str, s: &str| {
@@ -76,11 +79,11 @@ fn parse(args: &[String]) -> Result<(), String> {
             .map_err(|e| format!("{what} {s:?}: {e}\n{USAGE}"))
     };
     let elements = number("ELEMENTS", elements)?;
-    let rounds = number("CALLS", rounds)?.max(1);
+    let calls = number("CALLS", calls)?.max(1);
     for t in steps.split(',') {
         let t = number("T", t)?;
-        run::<f32>(elements, rounds, t)?;
-        run::<f64>(elements, rounds, t)?;
+        run::<f32>(elements, calls, t)?;
+        run::<f64>(elements, calls, t)?;
     }
     Ok(())
 }
