@@ -15,7 +15,9 @@
 //! threads, same dispatched instruction set), the faster of two ways: a plain chunked sum
 //! ([`parallel_read`]) and the kernels' own row pass with software prefetch
 //! ([`parallel_read_rows`]; both are reported); the **copy reference** copies the inputs into a
-//! second buffer (`4·B·T·s` bytes: read + write). A per-trajectory kernel only reads, so its
+//! second buffer (`4·B·T·s` bytes: read + write), the faster of ordinary stores
+//! ([`parallel_copy`]) and streaming stores ([`parallel_copy_streaming`]), as the kernels may
+//! write either ([`super::fused::stores_for`]). A per-trajectory kernel only reads, so its
 //! floor is the read reference; a dense kernel reads and writes, so its floor is the copy
 //! reference. "Of floor" = the kernel's GB/s over its floor's GB/s from the same run.
 //!
@@ -35,14 +37,15 @@
 //! a plain loop, [`parallel_read_windows`], and the row pass over the windows,
 //! [`parallel_read_rows`]), the **windowed copy reference** writes each row's `q + p`
 //! inside its window and zeros around it ([`parallel_copy_windows`]: the windows read, whole
-//! rows written). Their fractions of the contiguous floors are reported beside.
+//! rows written; the faster of ordinary and streaming stores). Their fractions of the
+//! contiguous floors are reported beside.
 //!
 //! REINFORCE-KL's dense gradient `g_i = −(R_i − b)/B` needs the batch mean `b` of rewards that
 //! are sums over the per-step inputs, so nothing can be written before the last row is read
 //! ([`KernelId::dense_after_all_reads`]): it cannot overlap reads and writes as the copy does.
 //! Its floor is the **read-then-write reference**: the read reference, then the same dense
-//! write the kernels do (every row's value over its row, with the stores they choose), timed
-//! as one (`2·B·T·s + B·T·s` bytes). Its fraction of the copy reference is reported beside.
+//! write the kernels do (every row's value over its row, the faster of ordinary and streaming
+//! stores), timed as one (`2·B·T·s + B·T·s` bytes). Its fraction of the copy reference is reported beside.
 use std::time::Instant;
 
 use nalgebra::DMatrix;
@@ -53,11 +56,12 @@ use super::batch::{TrajectoryBatch, Windows};
 use super::error::BatchError;
 use super::float::Float;
 use super::fused::{
-    cpu_row_sums_at, cpu_row_sums_tuned, dense_stores, evaluate_into, fill_dense_with,
-    AllKernelsParams, GradForm, Kernel, KernelId, KernelOutput, Level, Stores, Term,
+    cpu_row_sums_at, cpu_row_sums_tuned, evaluate_into, fill_dense_with, AllKernelsParams,
+    GradForm, Kernel, KernelId, KernelOutput, Level, Stores, Term,
 };
 use super::generate::{generate, GenConfig, Generated};
 use super::simd;
+use super::stream;
 
 /// The reference a row is held to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -81,6 +85,15 @@ pub enum Floor {
 }
 
 impl Floor {
+    /// Every floor.
+    pub const ALL: [Self; 5] = [
+        Self::Copy,
+        Self::Read,
+        Self::ReadWindows,
+        Self::CopyWindows,
+        Self::ReadThenWrite,
+    ];
+
     /// The floor of kernel `id` in `form`: a per-trajectory form only reads, a dense form
     /// reads and writes; a windowed kernel reads only its windows; a dense form whose every
     /// value needs the whole batch read first cannot overlap its reads and writes, so it is
@@ -92,6 +105,18 @@ impl Floor {
             (GradForm::Dense, _) if id.dense_after_all_reads() => Self::ReadThenWrite,
             (GradForm::Dense, false) => Self::Copy,
             (GradForm::Dense, true) => Self::CopyWindows,
+        }
+    }
+
+    /// The two ways each floor is done, timed apart in every run; the faster is the floor
+    /// (a kernel must not look faster than its floor because the floor was done badly): a
+    /// read as a plain chunked sum or as the kernels' row pass; a copy, and the write after the
+    /// read, with ordinary or with streaming stores.
+    pub const fn ways(self) -> [&'static str; 2] {
+        match self {
+            Self::Read | Self::ReadWindows => ["plain-sum", "rows"],
+            Self::Copy | Self::CopyWindows => ["plain", "streaming"],
+            Self::ReadThenWrite => ["regular-stores", "streaming-stores"],
         }
     }
 
@@ -264,6 +289,27 @@ pub fn parallel_copy<F: Float>(src: &[F], dst: &mut [F]) {
         .for_each(|(d, s)| d.copy_from_slice(s));
 }
 
+/// One chunk of the streaming copy: `dst ← src`.
+struct StreamingCopyTask<'a, F>(&'a [F], &'a mut [F]);
+
+impl<F: Float> simd::Task for StreamingCopyTask<'_, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        stream::copy(self.0, self.1);
+        stream::fence();
+    }
+}
+
+/// [`parallel_copy`] with streaming stores for every whole line of `dst` (the library's
+/// `memcpy` decides its stores by a threshold drawn from the cache size the machine reports,
+/// and a chunk of 256–512 KiB never reaches it).
+pub fn parallel_copy_streaming<F: Float>(src: &[F], dst: &mut [F]) {
+    dst.par_chunks_mut(1 << 16)
+        .zip(src.par_chunks(1 << 16))
+        .for_each(|(d, s)| simd::dispatch_for(F::BYTES, StreamingCopyTask(s, d)));
+}
+
 struct ReadTask<'a, F>(&'a [F], &'a [F]);
 
 impl<F: Float> simd::Task for ReadTask<'_, F> {
@@ -373,36 +419,86 @@ pub fn parallel_read_windows<F: Float>(batch: &TrajectoryBatch<F>, windows: &Win
         .sum()
 }
 
+/// The windowed copy reference's values for `out`, the elements `k0..k0 + out.len()` of a
+/// chunk's rows laid end to end: `q + p` inside each row's window, zeros around it.
+#[inline(always)]
+fn window_values<F: Float>(chunk: &WindowChunk<'_, F>, t: usize, k0: usize, out: &mut [F]) {
+    let (mut k, mut o) = (k0, 0);
+    while o < out.len() {
+        let (i, c) = (k / t, k % t);
+        let n = (t - c).min(out.len() - o);
+        // The window's part of the piece `c..c + n` of row `i`.
+        let lo = chunk.start[i].clamp(c, c + n);
+        let hi = chunk.end[i].clamp(lo, c + n);
+        let (a, b) = (i * t + lo, i * t + hi);
+        let piece = &mut out[o..o + n];
+        piece[..lo - c].fill(F::ZERO);
+        for ((d, &x), &y) in piece[lo - c..hi - c]
+            .iter_mut()
+            .zip(&chunk.q[a..b])
+            .zip(&chunk.p[a..b])
+        {
+            *d = x + y;
+        }
+        piece[hi - c..].fill(F::ZERO);
+        o += n;
+        k += n;
+    }
+}
+
 /// The windowed copy reference's loop: each row of `dst` gets `q + p` inside its window and
-/// zeros around it (the windowed dense kernels' traffic: the windows read, whole rows written).
+/// zeros around it (the windowed dense kernels' traffic: the windows read, whole rows
+/// written), with ordinary stores, or streamed through a small staging buffer (the values of
+/// [`STAGED`] elements at a time, then every whole line of them streamed).
 struct WindowCopyTask<'a, F> {
     chunk: WindowChunk<'a, F>,
     dst: &'a mut [F],
     t: usize,
+    stores: Stores,
 }
+
+/// Elements staged per streamed segment of the windowed copy: whole lines in both types, 8 KiB
+/// of `f64` (in the first-level cache).
+const STAGED: usize = 1024;
 
 impl<F: Float> simd::Task for WindowCopyTask<'_, F> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
-        let WindowChunk { q, p, start, end } = self.chunk;
-        for (i, row) in self.dst.chunks_exact_mut(self.t).enumerate() {
-            let (s, e) = (start[i], end[i]);
-            let (q, p) = (&q[i * self.t + s..i * self.t + e], &p[i * self.t + s..]);
-            row[..s].fill(F::ZERO);
-            for ((d, &x), &y) in row[s..e].iter_mut().zip(q).zip(p) {
-                *d = x + y;
+        let Self {
+            chunk,
+            dst,
+            t,
+            stores,
+        } = self;
+        match stores {
+            Stores::Regular => window_values(&chunk, t, 0, dst),
+            Stores::NonTemporal => {
+                // The partial line before the first boundary directly; from there on every
+                // segment starts on a line.
+                let head = stream::head(dst);
+                window_values(&chunk, t, 0, &mut dst[..head]);
+                let mut staging = [F::ZERO; STAGED];
+                let mut k = head;
+                while k < dst.len() {
+                    let n = STAGED.min(dst.len() - k);
+                    window_values(&chunk, t, k, &mut staging[..n]);
+                    stream::copy(&staging[..n], &mut dst[k..k + n]);
+                    k += n;
+                }
+                stream::fence();
             }
-            row[e..].fill(F::ZERO);
         }
     }
 }
 
-/// The windowed copy reference: [`WindowCopyTask`] over every row, in chunks of rows.
+/// The windowed copy reference: [`WindowCopyTask`] over every row, in chunks of rows, with
+/// the given stores.
 pub fn parallel_copy_windows<F: Float>(
     batch: &TrajectoryBatch<F>,
     windows: &Windows<F>,
     dst: &mut [F],
+    stores: Stores,
 ) {
     let t = batch.steps();
     if t == 0 {
@@ -410,7 +506,17 @@ pub fn parallel_copy_windows<F: Float>(
     }
     dst.par_chunks_mut(t * REFERENCE_ROWS)
         .zip(window_chunks(batch, windows))
-        .for_each(|(dst, chunk)| simd::dispatch_for(F::BYTES, WindowCopyTask { chunk, dst, t }));
+        .for_each(|(dst, chunk)| {
+            simd::dispatch_for(
+                F::BYTES,
+                WindowCopyTask {
+                    chunk,
+                    dst,
+                    t,
+                    stores,
+                },
+            )
+        });
 }
 
 /// A full-length benchmark batch (every trajectory has `T` steps).
@@ -563,16 +669,14 @@ pub fn kernel_bytes<F: Float>(
     bytes
 }
 
-/// The references, each done the faster way found when the run measured them, with the
-/// buffers the copies write into.
+/// The references, each done the faster of its two ways ([`Floor::ways`]) found when the run
+/// measured them, with the buffers the copies write into.
 struct References<F: Float> {
-    /// The copy reference's destination (`2·B·T`); its first half is the windowed copy's.
+    /// The copy reference's destination (`2·B·T`); its first half is the windowed copy's and
+    /// the read-then-write's.
     dst: Vec<F>,
-    /// Whether the read reference is the row pass ([`parallel_read_rows`]) rather than the
-    /// plain sum ([`parallel_read`]).
-    read_by_rows: bool,
-    /// The same choice for the windowed read reference.
-    read_windows_by_rows: bool,
+    /// Per floor (in [`Floor::ALL`]'s order), whether it is done its second way.
+    second_way: [bool; 5],
     /// Keeps the sums from being elided.
     sink: F,
     /// One value per row, written over each row by the read-then-write reference.
@@ -580,58 +684,74 @@ struct References<F: Float> {
 }
 
 impl<F: Float> References<F> {
-    /// Whether the read `floor` (`Read` or `ReadWindows`) is done by the row pass.
-    fn by_rows(&mut self, floor: Floor) -> &mut bool {
-        match floor {
-            Floor::ReadWindows => &mut self.read_windows_by_rows,
-            _ => &mut self.read_by_rows,
+    /// Every floor done its first way, for a batch of `batch` rows of `steps` steps.
+    fn new(batch: usize, steps: usize) -> Self {
+        Self {
+            dst: vec![F::ZERO; 2 * batch * steps],
+            second_way: [false; 5],
+            sink: F::ZERO,
+            row_values: (0..batch).map(|i| F::from_usize(i % 7)).collect(),
         }
     }
 
-    /// Times the read `floor` both ways, the plain sum and the row pass, and keeps the faster
-    /// for the rest of the run: `[plain, rows, faster]`.
+    /// Whether `floor` is done its second way.
+    fn second_way(&mut self, floor: Floor) -> &mut bool {
+        let k = Floor::ALL
+            .iter()
+            .position(|&f| f == floor)
+            .expect("every floor is in Floor::ALL");
+        &mut self.second_way[k]
+    }
+
+    /// Times `floor` both ways and keeps the faster for the rest of the run: `[first way,
+    /// second way, faster]`.
     fn time_both_ways(
         &mut self,
         floor: Floor,
         setup: &BenchSetup<F>,
         repeats: usize,
     ) -> [Timing; 3] {
-        *self.by_rows(floor) = false;
-        let plain = time_repeats(repeats, || self.run(floor, setup));
-        *self.by_rows(floor) = true;
-        let rows = time_repeats(repeats, || self.run(floor, setup));
-        let faster = rows.best < plain.best;
-        *self.by_rows(floor) = faster;
-        [plain, rows, if faster { rows } else { plain }]
+        *self.second_way(floor) = false;
+        let first = time_repeats(repeats, || self.run(floor, setup));
+        *self.second_way(floor) = true;
+        let second = time_repeats(repeats, || self.run(floor, setup));
+        let faster = second.best < first.best;
+        *self.second_way(floor) = faster;
+        [first, second, if faster { second } else { first }]
     }
 
     /// One call of `floor`'s reference on `setup`'s batch (the windowed ones over the
-    /// windows of the windowed kernels: both use the same windows).
+    /// windows of the windowed kernels: both use the same windows), done the way chosen.
     fn run(&mut self, floor: Floor, setup: &BenchSetup<F>) {
         let batch = setup.batch();
         let n = batch.batch() * batch.steps();
         let w = &setup.generated.windows_log_f;
         let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
+        let second = *self.second_way(floor);
+        let stores = if second {
+            Stores::NonTemporal
+        } else {
+            Stores::Regular
+        };
         match floor {
             Floor::Copy => {
                 let (d0, d1) = self.dst.split_at_mut(n);
-                parallel_copy(q, d0);
-                parallel_copy(p, d1);
+                if second {
+                    parallel_copy_streaming(q, d0);
+                    parallel_copy_streaming(p, d1);
+                } else {
+                    parallel_copy(q, d0);
+                    parallel_copy(p, d1);
+                }
             }
-            Floor::CopyWindows => parallel_copy_windows(batch, w, &mut self.dst[..n]),
+            Floor::CopyWindows => parallel_copy_windows(batch, w, &mut self.dst[..n], stores),
             Floor::ReadThenWrite => {
                 self.run(Floor::Read, setup);
-                // The stores the dense kernels choose for whole rows of this size.
-                let stores = dense_stores(batch, None);
                 fill_dense_with(batch, None, &self.row_values, &mut self.dst[..n], stores);
             }
             Floor::Read | Floor::ReadWindows => {
                 let windows = (floor == Floor::ReadWindows).then_some(w);
-                let by_rows = match windows {
-                    None => self.read_by_rows,
-                    Some(_) => self.read_windows_by_rows,
-                };
-                if by_rows {
+                if second {
                     // Checked when the run began: the same inputs cannot fail.
                     let _ = parallel_read_rows(batch, windows);
                 } else {
@@ -661,54 +781,41 @@ pub fn run_bench<F: Float>(
     let w = &setup.generated.windows_log_f;
     parallel_read_rows(setup.batch(), None)?;
     parallel_read_rows(setup.batch(), Some(w))?;
-    let mut refs = References {
-        dst: vec![F::ZERO; 2 * n],
-        read_by_rows: false,
-        read_windows_by_rows: false,
-        sink: F::ZERO,
-        row_values: (0..batch).map(|i| F::from_usize(i % 7)).collect(),
-    };
-    let copy_t = time_repeats(repeats, || refs.run(Floor::Copy, &setup));
+    let mut refs = References::new(batch, steps);
     let in_bytes = (2 * n * F::BYTES) as f64;
-    let copy_bytes = 2.0 * in_bytes;
-    // The read reference two ways: a plain chunked sum, and the kernels' row pass (chunks of
-    // rows, software prefetch ahead where the kernels prefetch), which ran faster on the
-    // DRAM-sized batch. The floor is the faster of the two (a kernel must not look faster
-    // than its floor because the floor read badly).
-    let [read_plain_t, read_rows_t, read_t] = refs.time_both_ways(Floor::Read, &setup, repeats);
     // The windowed kernels' floors: the same references over the windows' lines only.
     // Reading a window at a random offset in a row of 6–13 lines costs about what the whole
     // row costs (docs/performance.md, session 7), so the contiguous floors' GB/s over the
     // windows' bytes cannot be reached by any code; these can. Both kinds of fraction are
     // reported.
     let w_bytes = input_lines_bytes(setup.batch(), Some(w));
-    let [read_win_plain_t, read_win_rows_t, read_win_t] =
-        refs.time_both_ways(Floor::ReadWindows, &setup, repeats);
-    let copy_win_t = time_repeats(repeats, || refs.run(Floor::CopyWindows, &setup));
-    let copy_win_bytes = w_bytes + (n * F::BYTES) as f64;
-    // The read reference, then the whole rows written once (after the read's choice of way).
-    let read_write_t = time_repeats(repeats, || refs.run(Floor::ReadThenWrite, &setup));
-    let read_write_bytes = in_bytes + (n * F::BYTES) as f64;
     let floor_bytes = |floor: Floor| match floor {
         Floor::Read => in_bytes,
-        Floor::Copy => copy_bytes,
+        Floor::Copy => 2.0 * in_bytes,
         Floor::ReadWindows => w_bytes,
-        Floor::CopyWindows => copy_win_bytes,
-        Floor::ReadThenWrite => read_write_bytes,
+        Floor::CopyWindows => w_bytes + (n * F::BYTES) as f64,
+        Floor::ReadThenWrite => in_bytes + (n * F::BYTES) as f64,
     };
+    // Every floor both ways, the faster kept for the rest of the run (a kernel must not look
+    // faster than its floor because the floor was done badly): the reads as a plain chunked
+    // sum and as the kernels' row pass (software prefetch ahead where the kernels prefetch),
+    // which ran faster on the DRAM-sized batch; the copies and the write after the read with
+    // ordinary and with streaming stores, which won by up to 2.9× on long rows (session 17).
+    // In `Floor::ALL`'s order: the read-then-write reference reads the way the read chose.
+    let timings: Vec<(Floor, [Timing; 3])> = Floor::ALL
+        .iter()
+        .map(|&floor| (floor, refs.time_both_ways(floor, &setup, repeats)))
+        .collect();
     let gbps = |bytes: f64, t: Timing| bytes / t.best / 1e9;
-    let copy_gbps = gbps(copy_bytes, copy_t);
-    let read_gbps = gbps(in_bytes, read_t);
-    let read_win_gbps = gbps(w_bytes, read_win_t);
-    let copy_win_gbps = gbps(copy_win_bytes, copy_win_t);
-    let read_write_gbps = gbps(read_write_bytes, read_write_t);
-    let run_floor_gbps = |floor: Floor| match floor {
-        Floor::Read => read_gbps,
-        Floor::Copy => copy_gbps,
-        Floor::ReadWindows => read_win_gbps,
-        Floor::CopyWindows => copy_win_gbps,
-        Floor::ReadThenWrite => read_write_gbps,
+    let run_floor_gbps = |floor: Floor| {
+        let (_, [.., faster]) = timings
+            .iter()
+            .find(|(f, _)| *f == floor)
+            .expect("every floor is timed");
+        gbps(floor_bytes(floor), *faster)
     };
+    let copy_gbps = run_floor_gbps(Floor::Copy);
+    let read_gbps = run_floor_gbps(Floor::Read);
     let row = |name: &str, form: &str, floor: Floor, t: Timing, bytes: f64, floor_gbps: f64| {
         let g = gbps(bytes, t);
         Measurement {
@@ -729,47 +836,18 @@ pub fn run_bench<F: Float>(
     let reference = |name: &str, form: &str, floor: Floor, t: Timing, bytes: f64| {
         row(name, form, floor, t, bytes, run_floor_gbps(floor))
     };
-    let mut rows = vec![
-        reference("copy", "reference", Floor::Copy, copy_t, copy_bytes),
-        reference("read", "reference", Floor::Read, read_t, in_bytes),
-        reference("read", "plain-sum", Floor::Read, read_plain_t, in_bytes),
-        reference("read", "rows", Floor::Read, read_rows_t, in_bytes),
-        reference(
-            "read-win",
-            "reference",
-            Floor::ReadWindows,
-            read_win_t,
-            w_bytes,
-        ),
-        reference(
-            "read-win",
-            "plain-sum",
-            Floor::ReadWindows,
-            read_win_plain_t,
-            w_bytes,
-        ),
-        reference(
-            "read-win",
-            "rows",
-            Floor::ReadWindows,
-            read_win_rows_t,
-            w_bytes,
-        ),
-        reference(
-            "copy-win",
-            "reference",
-            Floor::CopyWindows,
-            copy_win_t,
-            copy_win_bytes,
-        ),
-        reference(
-            "read-then-write",
-            "reference",
-            Floor::ReadThenWrite,
-            read_write_t,
-            read_write_bytes,
-        ),
-    ];
+    // Per floor: the faster way ("reference"), then each way by its name.
+    let mut rows = Vec::new();
+    for &(floor, [first, second, faster]) in &timings {
+        let [first_name, second_name] = floor.ways();
+        for (form, t) in [
+            ("reference", faster),
+            (first_name, first),
+            (second_name, second),
+        ] {
+            rows.push(reference(floor.name(), form, floor, t, floor_bytes(floor)));
+        }
+    }
     for id in KernelId::ALL {
         for form in [GradForm::PerTrajectory, GradForm::Dense] {
             let floor = Floor::of(id, form);
@@ -874,8 +952,8 @@ pub fn run_bench<F: Float>(
         simd: simd::level_for(F::BYTES),
         copy_gbps,
         read_gbps,
-        read_windows_gbps: read_win_gbps,
-        copy_windows_gbps: copy_win_gbps,
+        read_windows_gbps: run_floor_gbps(Floor::ReadWindows),
+        copy_windows_gbps: run_floor_gbps(Floor::CopyWindows),
         measurements: rows,
     })
 }
@@ -1108,17 +1186,34 @@ mod tests {
         // Negative control: the windows are a strict part of the rows, so the whole rows'
         // sum differs.
         assert_ne!(want, whole);
-        let mut dst = vec![f64::NAN; b * t];
-        parallel_copy_windows(batch, w, &mut dst);
-        for i in 0..b {
-            for k in 0..t {
-                let inside = (w.start()[i]..w.end()[i]).contains(&k);
-                let want = if inside {
-                    q[i * t + k] + p[i * t + k]
-                } else {
-                    0.0
-                };
-                assert_eq!(dst[i * t + k], want, "row {i}, step {k}");
+        // Both kinds of stores, into a buffer at every offset from a line boundary (the
+        // streamed form's partial lines fall at every place in a row).
+        let mut buf = vec![f64::NAN; b * t + 8];
+        for stores in [Stores::Regular, Stores::NonTemporal] {
+            for offset in 0..8 {
+                buf.fill(f64::NAN);
+                let dst = &mut buf[offset..offset + b * t];
+                parallel_copy_windows(batch, w, dst, stores);
+                for i in 0..b {
+                    for k in 0..t {
+                        let inside = (w.start()[i]..w.end()[i]).contains(&k);
+                        let want = if inside {
+                            q[i * t + k] + p[i * t + k]
+                        } else {
+                            0.0
+                        };
+                        assert_eq!(
+                            dst[i * t + k],
+                            want,
+                            "{stores:?} +{offset}: row {i}, step {k}"
+                        );
+                    }
+                }
+                // Nothing outside the destination is written.
+                assert!(buf[..offset]
+                    .iter()
+                    .chain(&buf[offset + b * t..])
+                    .all(|x| x.is_nan()));
             }
         }
     }
@@ -1154,6 +1249,19 @@ mod tests {
                 assert_eq!(m.gbps, m.bytes / m.best_seconds / 1e9);
             }
         }
+        // Every floor is reported both ways and as the faster of the two.
+        for floor in Floor::ALL {
+            let best = |form: &str| {
+                report
+                    .measurements
+                    .iter()
+                    .find(|m| m.name == floor.name() && m.form == form)
+                    .unwrap_or_else(|| panic!("{floor} {form}"))
+                    .best_seconds
+            };
+            let [a, b] = floor.ways();
+            assert_eq!(best("reference"), best(a).min(best(b)), "{floor}");
+        }
         // The references' rows are not paired with anything.
         assert!(report
             .measurements
@@ -1179,29 +1287,54 @@ mod tests {
         let setup = integer_setup(b, t);
         let batch = setup.batch();
         let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
-        let mut refs = References {
-            dst: vec![f64::NAN; 2 * b * t],
-            read_by_rows: false,
-            read_windows_by_rows: false,
-            sink: 0.0,
-            row_values: (0..b).map(|i| (i % 7) as f64 + 1.0).collect(),
-        };
-        refs.run(Floor::ReadThenWrite, &setup);
-        // The plain read's sum of every input (integers: exact in any order).
-        let want: f64 = q.iter().zip(p).map(|(x, y)| x + y).sum();
-        assert_eq!(refs.sink, want);
-        for i in 0..b {
-            for k in 0..t {
-                let want = if k < batch.lengths()[i] {
-                    (i % 7) as f64 + 1.0
-                } else {
-                    0.0
-                };
-                assert_eq!(refs.dst[i * t + k], want, "row {i}, step {k}");
+        // Both ways of the write: ordinary and streaming stores.
+        for streaming in [false, true] {
+            let mut refs = References {
+                dst: vec![f64::NAN; 2 * b * t],
+                row_values: (0..b).map(|i| (i % 7) as f64 + 1.0).collect(),
+                ..References::new(b, t)
+            };
+            *refs.second_way(Floor::ReadThenWrite) = streaming;
+            refs.run(Floor::ReadThenWrite, &setup);
+            // The plain read's sum of every input (integers: exact in any order).
+            let want: f64 = q.iter().zip(p).map(|(x, y)| x + y).sum();
+            assert_eq!(refs.sink, want);
+            for i in 0..b {
+                for k in 0..t {
+                    let want = if k < batch.lengths()[i] {
+                        (i % 7) as f64 + 1.0
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(refs.dst[i * t + k], want, "row {i}, step {k}");
+                }
             }
+            // Negative control: the second half of the buffer (the copy's) is not written.
+            assert!(refs.dst[b * t..].iter().all(|x| x.is_nan()));
         }
-        // Negative control: the second half of the buffer (the copy's) is not written.
-        assert!(refs.dst[b * t..].iter().all(|x| x.is_nan()));
+    }
+
+    #[test]
+    fn the_copy_reference_copies_both_inputs_either_way() {
+        let (b, t) = (300, 19);
+        let setup = integer_setup(b, t);
+        let batch = setup.batch();
+        let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
+        for streaming in [false, true] {
+            let mut refs = References {
+                dst: vec![f64::NAN; 2 * b * t],
+                ..References::new(b, t)
+            };
+            *refs.second_way(Floor::Copy) = streaming;
+            refs.run(Floor::Copy, &setup);
+            assert_eq!(&refs.dst[..b * t], q, "streaming: {streaming}");
+            assert_eq!(&refs.dst[b * t..], p, "streaming: {streaming}");
+        }
+        // Each floor's ways are named apart, and the faster one is "reference".
+        for floor in Floor::ALL {
+            let [a, b] = floor.ways();
+            assert!(a != b && a != "reference" && b != "reference", "{floor}");
+        }
     }
 
     #[test]

@@ -31,6 +31,7 @@ use super::batch::{TrajectoryBatch, Windows};
 use super::error::BatchError;
 use super::float::Float;
 use super::simd;
+use super::stream::LINE_BYTES;
 use super::sum::{
     lanes_sum, lanes_sum2, lanes_sum2_linear_q, lanes_sum_linear, sum_leaves, Leaf, BLOCK,
 };
@@ -1243,9 +1244,6 @@ impl<F: Float> simd::Task for FillTask<'_, F> {
     }
 }
 
-/// A cache line's bytes (a line holds at most 16 elements: f32).
-const LINE_BYTES: usize = 64;
-
 /// Writes a slice front to back as runs of equal values, streaming whole aligned lines.
 struct LineSink<'a, F: Float> {
     out: &'a mut [F],
@@ -1264,12 +1262,7 @@ impl<'a, F: Float> LineSink<'a, F> {
     #[inline(always)]
     fn new(out: &'a mut [F]) -> Self {
         let per_line = LINE_BYTES / F::BYTES;
-        let mis = out.as_ptr() as usize % LINE_BYTES;
-        let head = if mis == 0 {
-            0
-        } else {
-            ((LINE_BYTES - mis) / F::BYTES).min(out.len())
-        };
+        let head = super::stream::head(out);
         let body_end = head + (out.len() - head) / per_line * per_line;
         Self {
             out,
@@ -1334,34 +1327,14 @@ impl<'a, F: Float> LineSink<'a, F> {
     #[inline(always)]
     fn stream(&mut self, line: &[F; 16], at: usize) {
         debug_assert!(at + self.per_line <= self.body_end);
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
-            let dst = self.out[at..at + self.per_line].as_mut_ptr() as *mut __m128i;
-            let src = line.as_ptr() as *const __m128i;
-            debug_assert_eq!(dst as usize % LINE_BYTES, 0);
-            // SAFETY: `dst` points to 64 writable, 64-byte aligned bytes inside `out` (the
-            // slice above is bounds-checked); `src` to 64 readable bytes of `line`
-            // (per_line · size_of::<F>() = 64). SSE2 is part of x86-64.
-            unsafe {
-                for j in 0..4 {
-                    _mm_stream_si128(dst.add(j), _mm_loadu_si128(src.add(j)));
-                }
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        self.out[at..at + self.per_line].copy_from_slice(&line[..self.per_line]);
+        super::stream::line(&mut self.out[at..at + self.per_line], line);
     }
 
     /// Orders the streaming stores before anything the thread writes next.
     #[inline(always)]
     fn finish(self) {
         debug_assert_eq!(self.k, self.out.len());
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a store fence has no preconditions.
-        unsafe {
-            std::arch::x86_64::_mm_sfence()
-        };
+        super::stream::fence();
     }
 }
 

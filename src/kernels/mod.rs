@@ -11,6 +11,7 @@
 //! - [`softmax`]: the chain rule from per-step `log q` gradients to tabular softmax logits;
 //! - [`sum`]: pairwise summation with a known rounding depth;
 //! - [`simd`]: runtime dispatch of the memory-bound loops to AVX2 / AVX-512;
+//! - `stream`: streaming stores of whole cache lines (the dense writer's and the copy floors');
 //! - [`generate`]: reproducible random batches;
 //! - [`bench`]: throughput measurement beside a memory-copy reference;
 //! - [`cuda`]: the same kernels on an NVIDIA GPU (feature `cuda`; a stub returning
@@ -37,6 +38,7 @@ pub mod fused;
 pub mod generate;
 pub mod simd;
 pub mod softmax;
+pub(crate) mod stream;
 pub mod sum;
 
 #[cfg(feature = "cuda")]
