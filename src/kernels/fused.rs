@@ -1136,13 +1136,15 @@ pub fn dense_stores<F: Float>(batch: &TrajectoryBatch<F>, windows: Option<&Windo
 /// The stores for a dense gradient of `batch` columns of `column` bytes each (around windows
 /// if `windowed`), on a last-level cache of `cache` bytes. Streaming stores where both hold:
 /// - **the call's working set is out of the cache**: the inputs read and the gradient written,
-///   `3·B·T·s` bytes, exceed half the cache. Below that the written lines are cheap to read
-///   first and may be used again; above it each read is a second trip to memory. Half, not
-///   all: this machine's 480 MiB L3 is shared with the host's other tenants, and a write of
-///   128 MB alone already ran at DRAM speed with ordinary stores (23 against 51 GB/s
-///   streaming, f64). At a 157 MB working set (f64, `B = 65536`, `T = 100`) `bench`'s write
-///   alone ran as fast or faster with ordinary stores, so half the cache is the smaller change
-///   that the measurements ask for (`docs/performance.md`, session 17);
+///   `3·B·T·s` bytes, exceed an eighth of the cache (the bound of [`prefetch_rows`] too). Below
+///   that the written lines are cheap to read first and may be used again; above it each read
+///   is a second trip to memory. An eighth, not all: this machine's 480 MiB L3 is shared with
+///   the host's other tenants, and the share one call gets is far smaller. Beside the kernels'
+///   own pass (`bench`'s read-then-write reference: every input read, then the gradient
+///   written) streaming won by 1.4× in `f32` and 1.8× in `f64` at `B = 65536`, `T = 100`
+///   (79 and 157 MB); with it the dense kernels there ran 78–81 → 97–101 % of their floor in
+///   `f64`, REINFORCE-KL's 62–63 → 90–91 % (`docs/performance.md`, session 18). The write
+///   alone, over a buffer still in the cache from its last call, was even (session 17);
 /// - **a column is long enough for the streaming writer**, which assembles every partial line
 ///   element by element: at least a line ([`LINE_BYTES`]) for whole rows (rows of 16–48 bytes
 ///   wrote 1.2–2.3× faster with ordinary stores, rows of a line or more 1.9–3.4× slower), and
@@ -1155,7 +1157,7 @@ pub fn stores_for(batch: usize, column: usize, windowed: bool, cache: usize) -> 
     } else {
         LINE_BYTES
     };
-    if column >= shortest && working_set > cache / 2 {
+    if column >= shortest && working_set > cache / 8 {
         Stores::NonTemporal
     } else {
         Stores::Regular
@@ -1164,9 +1166,11 @@ pub fn stores_for(batch: usize, column: usize, windowed: bool, cache: usize) -> 
 
 /// The fewest lines a windowed column takes for streaming stores. On this machine they won from
 /// 4 lines (`f32`, `T = 64`: 19 against 14 GB/s); the AMD EPYC of session 13 measured ordinary
-/// stores 1.6× faster at 6¼ lines (`f32`, `T = 100`), so the bound sits above both: at 16 lines
-/// and more (`T ≥ 256` in `f32`) streaming wrote 2.3–2.9× faster here.
-const WINDOWED_STREAM_LINES: usize = 16;
+/// stores 1.6× faster at 6¼ lines (`f32`, `T = 100`), so the bound sits above that: at 12½
+/// lines (`f64`, `T = 100`, `B = 2^20`) the windowed dense kernels ran 85–86 → 109–111 % of
+/// their floor with streaming stores (session 18), and from 16 lines streaming wrote 2.3–2.9×
+/// faster alone (session 17).
+const WINDOWED_STREAM_LINES: usize = 8;
 
 /// Phase 3: writes `g_i` on row `i`'s live (windowed) steps and 0 elsewhere.
 pub(crate) fn fill_dense<F: Float>(
@@ -2131,10 +2135,10 @@ mod tests {
     }
 
     #[test]
-    fn streaming_stores_for_long_columns_out_of_half_the_cache() {
+    fn streaming_stores_for_long_columns_out_of_an_eighth_of_the_cache() {
         let cache = 480 << 20;
-        // Whole rows: a line per column and a working set over half the cache.
-        let out_of_cache = cache / 2 / (3 * 64) + 1;
+        // Whole rows: a line per column and a working set over an eighth of the cache.
+        let out_of_cache = cache / 8 / (3 * 64) + 1;
         assert_eq!(
             stores_for(out_of_cache, 64, false, cache),
             Stores::NonTemporal
@@ -2144,36 +2148,49 @@ mod tests {
             stores_for(out_of_cache - 1, 64, false, cache),
             Stores::Regular
         );
-        // Around windows: sixteen lines.
-        let out_of_cache = cache / 2 / (3 * 1024) + 1;
+        // Around windows: eight lines.
+        let out_of_cache = cache / 8 / (3 * 512) + 1;
         assert_eq!(
-            stores_for(out_of_cache, 1024, true, cache),
+            stores_for(out_of_cache, 512, true, cache),
             Stores::NonTemporal
         );
-        assert_eq!(stores_for(out_of_cache, 1023, true, cache), Stores::Regular);
+        assert_eq!(stores_for(out_of_cache, 511, true, cache), Stores::Regular);
         assert_eq!(
-            stores_for(out_of_cache, 1024, false, cache),
+            stores_for(out_of_cache, 512, false, cache),
             Stores::NonTemporal
+        );
+        assert_eq!(
+            stores_for(out_of_cache - 1, 512, true, cache),
+            Stores::Regular
         );
         // The shapes that set the rule, on that cache: f32 rows of 8 steps at B = 2^23 keep
-        // ordinary stores, f64 rows of 8 stream; f64 T = 3000 at B = 4096 (295 MB) streams,
-        // f64 T = 100 at B = 65536 (157 MB) does not; windowed f32 T = 1000 at B = 65536
-        // streams, windowed f32 T = 100 at B = 2^20 does not.
+        // ordinary stores, f64 rows of 8 stream; T = 100 at B = 65536 streams in both types
+        // (79 and 157 MB), f32 T = 100 at B = 32768 (39 MB) does not; windowed f32 T = 1000 at
+        // B = 65536 streams, windowed f32 T = 100 at B = 2^20 (6¼ lines) does not, windowed
+        // f64 T = 100 (12½ lines) does.
         assert_eq!(stores_for(1 << 23, 8 * 4, false, cache), Stores::Regular);
         assert_eq!(
             stores_for(1 << 23, 8 * 8, false, cache),
             Stores::NonTemporal
         );
         assert_eq!(
-            stores_for(4096, 3000 * 8, false, cache),
+            stores_for(65536, 100 * 4, false, cache),
             Stores::NonTemporal
         );
-        assert_eq!(stores_for(65536, 100 * 8, false, cache), Stores::Regular);
+        assert_eq!(
+            stores_for(65536, 100 * 8, false, cache),
+            Stores::NonTemporal
+        );
+        assert_eq!(stores_for(32768, 100 * 4, false, cache), Stores::Regular);
         assert_eq!(
             stores_for(65536, 1000 * 4, true, cache),
             Stores::NonTemporal
         );
         assert_eq!(stores_for(1 << 20, 100 * 4, true, cache), Stores::Regular);
+        assert_eq!(
+            stores_for(1 << 20, 100 * 8, true, cache),
+            Stores::NonTemporal
+        );
     }
 
     #[test]
