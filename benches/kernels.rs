@@ -1,12 +1,14 @@
 //! Criterion benchmarks of the fused kernels: each kernel, f32 and f64, dense and
 //! per-trajectory gradient, at B = 65536, T = 100 and a small case, with throughput in bytes
-//! (counted as `bench` counts them) beside the copy and read references measured in the same
-//! run. The inputs, kernels and byte counts come from `kernels::bench::BenchSetup`, the same
-//! setup `rtb-trustpcl bench` uses.
+//! (counted as `bench` counts them) beside the copy (ordinary and streaming stores) and read
+//! references measured in the same run. The inputs, kernels and byte counts come from
+//! `kernels::bench::BenchSetup`, the same setup `rtb-trustpcl bench` uses.
 //!
 //! `cargo bench --bench kernels -- --measurement-time 3` (sample size 10 is set below).
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rtb_trustpcl::kernels::bench::{parallel_copy, parallel_read, BenchSetup};
+use rtb_trustpcl::kernels::bench::{
+    parallel_copy, parallel_copy_streaming, parallel_read, BenchSetup,
+};
 use rtb_trustpcl::kernels::{Float, GradForm, KernelId};
 
 fn bench_dtype<F: Float>(c: &mut Criterion, batch: usize, steps: usize) {
@@ -24,6 +26,14 @@ fn bench_dtype<F: Float>(c: &mut Criterion, batch: usize, steps: usize) {
                 let (d0, d1) = dst.split_at_mut(n);
                 parallel_copy(b.log_q().as_slice(), d0);
                 parallel_copy(b.log_p().as_slice(), d1);
+            })
+        });
+        // The same with streaming stores (`bench`'s copy floor is the faster of the two).
+        group.bench_function("copy-reference-streaming", |bch| {
+            bch.iter(|| {
+                let (d0, d1) = dst.split_at_mut(n);
+                parallel_copy_streaming(b.log_q().as_slice(), d0);
+                parallel_copy_streaming(b.log_p().as_slice(), d1);
             })
         });
         group.throughput(Throughput::Bytes((2 * n * F::BYTES) as u64));
