@@ -2267,6 +2267,47 @@ mod tests {
         }
     }
 
+    /// Columns of every length around a line, with every range inside them, at every
+    /// misalignment of the start: the streaming sink writes what each column means.
+    fn sink_writes_every_column<F: Float>() {
+        let mut backing = [F::NAN; 3000];
+        for offset in 0..20 {
+            for seed in 0..5usize {
+                let len = 2000 + offset;
+                let out = &mut backing[offset..offset + len];
+                out.fill(F::NAN);
+                let mut want = Vec::with_capacity(len);
+                let mut sink = LineSink::new(out);
+                let mut r = seed * 7919 + offset;
+                let mut next = |m: usize| {
+                    r = r
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407)
+                        >> 7;
+                    r % m
+                };
+                while want.len() < len {
+                    let t = (1 + next(20)).min(len - want.len());
+                    let s = next(t + 1);
+                    let e = s + next(t - s + 1);
+                    let g = F::from_usize(1 + want.len() % 1000);
+                    sink.column(t, s, e, g);
+                    want.extend((0..t).map(|c| if (s..e).contains(&c) { g } else { F::ZERO }));
+                }
+                sink.finish();
+                let got = &backing[offset..offset + len];
+                let bad = got.iter().zip(&want).position(|(a, b)| a != b);
+                assert_eq!(bad, None, "{} offset {offset} seed {seed}", F::NAME);
+            }
+        }
+    }
+
+    #[test]
+    fn streaming_sink_writes_every_short_column() {
+        sink_writes_every_column::<f32>();
+        sink_writes_every_column::<f64>();
+    }
+
     #[test]
     fn streaming_sink_writes_what_ordinary_stores_write() {
         sink_writes_every_run::<f32>();
