@@ -1281,6 +1281,20 @@ mod tests {
         }
     }
 
+    /// One call of `floor` on `setup`'s batch, done its first or `second` way, into a buffer of
+    /// NaNs (row `i`'s value for the read-then-write reference: `i % 7 + 1`).
+    fn run_one_way(setup: &BenchSetup<f64>, floor: Floor, second: bool) -> References<f64> {
+        let (b, t) = (setup.batch().batch(), setup.batch().steps());
+        let mut refs = References {
+            dst: vec![f64::NAN; 2 * b * t],
+            row_values: (0..b).map(|i| (i % 7) as f64 + 1.0).collect(),
+            ..References::new(b, t)
+        };
+        *refs.second_way(floor) = second;
+        refs.run(floor, setup);
+        refs
+    }
+
     #[test]
     fn the_read_then_write_reference_reads_every_input_then_writes_every_row() {
         let (b, t) = (300, 19);
@@ -1289,13 +1303,7 @@ mod tests {
         let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
         // Both ways of the write: ordinary and streaming stores.
         for streaming in [false, true] {
-            let mut refs = References {
-                dst: vec![f64::NAN; 2 * b * t],
-                row_values: (0..b).map(|i| (i % 7) as f64 + 1.0).collect(),
-                ..References::new(b, t)
-            };
-            *refs.second_way(Floor::ReadThenWrite) = streaming;
-            refs.run(Floor::ReadThenWrite, &setup);
+            let refs = run_one_way(&setup, Floor::ReadThenWrite, streaming);
             // The plain read's sum of every input (integers: exact in any order).
             let want: f64 = q.iter().zip(p).map(|(x, y)| x + y).sum();
             assert_eq!(refs.sink, want);
@@ -1321,12 +1329,7 @@ mod tests {
         let batch = setup.batch();
         let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
         for streaming in [false, true] {
-            let mut refs = References {
-                dst: vec![f64::NAN; 2 * b * t],
-                ..References::new(b, t)
-            };
-            *refs.second_way(Floor::Copy) = streaming;
-            refs.run(Floor::Copy, &setup);
+            let refs = run_one_way(&setup, Floor::Copy, streaming);
             assert_eq!(&refs.dst[..b * t], q, "streaming: {streaming}");
             assert_eq!(&refs.dst[b * t..], p, "streaming: {streaming}");
         }

@@ -1141,10 +1141,12 @@ pub fn dense_stores<F: Float>(batch: &TrajectoryBatch<F>, windows: Option<&Windo
 ///   is a second trip to memory. An eighth, not all: this machine's 480 MiB L3 is shared with
 ///   the host's other tenants, and the share one call gets is far smaller. Beside the kernels'
 ///   own pass (`bench`'s read-then-write reference: every input read, then the gradient
-///   written) streaming won by 1.4× in `f32` and 1.8× in `f64` at `B = 65536`, `T = 100`
-///   (79 and 157 MB); with it the dense kernels there ran 78–81 → 97–101 % of their floor in
-///   `f64`, REINFORCE-KL's 62–63 → 90–91 % (`docs/performance.md`, session 18). The write
-///   alone, over a buffer still in the cache from its last call, was even (session 17);
+///   written) streaming won by 1.1–1.9× in `f32` and 1.7–1.8× in `f64` at `B = 65536`,
+///   `T = 100` (79 and 157 MB; seven runs), and by 1.1–1.2× in `f64` at `B = 32768` (79 MB),
+///   where `f32` (39 MB) was even; with it the `f64` dense kernels at `B = 65536` ran 77–81 →
+///   96–98 % of their floor, REINFORCE-KL's 62–63 → 91–92 % (`docs/performance.md`, session
+///   18). The write alone, over a buffer still in the cache from its last call, was even
+///   there (session 17);
 /// - **a column is long enough for the streaming writer**, which assembles every partial line
 ///   element by element: at least a line ([`LINE_BYTES`]) for whole rows (rows of 16–48 bytes
 ///   wrote 1.2–2.3× faster with ordinary stores, rows of a line or more 1.9–3.4× slower), and
