@@ -1,6 +1,8 @@
 //! Times the dense gradient's write alone (`fill_dense_with`) with each kind of stores, over
 //! whole rows and around SubTB's windows, for several row lengths at one total size: the
-//! measurement behind [`dense_stores`]'s choice (`docs/performance.md`, session 17). Each of
+//! measurement behind the column-length bounds of [`dense_stores`]'s choice
+//! (`docs/performance.md`, session 17; its cache bound comes from `bench`'s read-then-write
+//! reference, session 18). Each of
 //! the four writes is called `CALLS` times in a row; the figure is the best call's.
 //!
 //! ```sh

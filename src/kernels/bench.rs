@@ -45,7 +45,8 @@
 //! ([`KernelId::dense_after_all_reads`]): it cannot overlap reads and writes as the copy does.
 //! Its floor is the **read-then-write reference**: the read reference, then the same dense
 //! write the kernels do (every row's value over its row, the faster of ordinary and streaming
-//! stores), timed as one (`2·B·T·s + B·T·s` bytes). Its fraction of the copy reference is reported beside.
+//! stores), timed as one (`2·B·T·s + B·T·s` bytes). Its fraction of the copy reference is
+//! reported beside.
 use std::time::Instant;
 
 use nalgebra::DMatrix;
@@ -1146,12 +1147,13 @@ pub fn run_device_bench<F: crate::kernels::cuda::CudaFloat>(
 mod tests {
     use super::*;
 
-    /// A batch of integer-valued log-probabilities (every sum exact in f64) with its generated windows.
-    fn integer_setup(batch: usize, steps: usize) -> BenchSetup<f64> {
-        let mut setup = BenchSetup::<f64>::new(batch, steps).expect("a valid bench batch");
+    /// A batch of small integer-valued log-probabilities (every sum of the tests below exact in
+    /// f32 and f64) with its generated windows.
+    fn integer_setup<F: Float>(batch: usize, steps: usize) -> BenchSetup<F> {
+        let mut setup = BenchSetup::<F>::new(batch, steps).expect("a valid bench batch");
         let g = &mut setup.generated;
-        let q: Vec<f64> = (0..batch * steps).map(|k| -((k % 7) as f64)).collect();
-        let p: Vec<f64> = (0..batch * steps).map(|k| -((k % 5) as f64)).collect();
+        let q: Vec<F> = (0..batch * steps).map(|k| -F::from_usize(k % 7)).collect();
+        let p: Vec<F> = (0..batch * steps).map(|k| -F::from_usize(k % 5)).collect();
         g.batch = TrajectoryBatch::from_row_major(
             batch,
             steps,
@@ -1165,14 +1167,13 @@ mod tests {
         setup
     }
 
-    #[test]
-    fn the_windowed_references_touch_exactly_the_windows() {
+    fn windowed_references_touch_exactly_the_windows<F: Float>() {
         let (b, t) = (600, 37);
-        let setup = integer_setup(b, t);
+        let setup = integer_setup::<F>(b, t);
         let batch = setup.batch();
         let w = &setup.generated.windows_log_f;
         let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
-        let (mut want, mut whole) = (0.0, 0.0);
+        let (mut want, mut whole) = (F::ZERO, F::ZERO);
         for i in 0..b {
             for k in 0..t {
                 let x = q[i * t + k] + p[i * t + k];
@@ -1188,10 +1189,10 @@ mod tests {
         assert_ne!(want, whole);
         // Both kinds of stores, into a buffer at every offset from a line boundary (the
         // streamed form's partial lines fall at every place in a row).
-        let mut buf = vec![f64::NAN; b * t + 8];
+        let mut buf = vec![F::NAN; b * t + 16];
         for stores in [Stores::Regular, Stores::NonTemporal] {
-            for offset in 0..8 {
-                buf.fill(f64::NAN);
+            for offset in 0..16 {
+                buf.fill(F::NAN);
                 let dst = &mut buf[offset..offset + b * t];
                 parallel_copy_windows(batch, w, dst, stores);
                 for i in 0..b {
@@ -1200,12 +1201,13 @@ mod tests {
                         let want = if inside {
                             q[i * t + k] + p[i * t + k]
                         } else {
-                            0.0
+                            F::ZERO
                         };
                         assert_eq!(
                             dst[i * t + k],
                             want,
-                            "{stores:?} +{offset}: row {i}, step {k}"
+                            "{} {stores:?} +{offset}: row {i}, step {k}",
+                            F::NAME
                         );
                     }
                 }
@@ -1213,9 +1215,15 @@ mod tests {
                 assert!(buf[..offset]
                     .iter()
                     .chain(&buf[offset + b * t..])
-                    .all(|x| x.is_nan()));
+                    .all(|x| x.to_f64().is_nan()));
             }
         }
+    }
+
+    #[test]
+    fn the_windowed_references_touch_exactly_the_windows() {
+        windowed_references_touch_exactly_the_windows::<f32>();
+        windowed_references_touch_exactly_the_windows::<f64>();
     }
 
     #[test]
@@ -1283,11 +1291,11 @@ mod tests {
 
     /// One call of `floor` on `setup`'s batch, done its first or `second` way, into a buffer of
     /// NaNs (row `i`'s value for the read-then-write reference: `i % 7 + 1`).
-    fn run_one_way(setup: &BenchSetup<f64>, floor: Floor, second: bool) -> References<f64> {
+    fn run_one_way<F: Float>(setup: &BenchSetup<F>, floor: Floor, second: bool) -> References<F> {
         let (b, t) = (setup.batch().batch(), setup.batch().steps());
         let mut refs = References {
-            dst: vec![f64::NAN; 2 * b * t],
-            row_values: (0..b).map(|i| (i % 7) as f64 + 1.0).collect(),
+            dst: vec![F::NAN; 2 * b * t],
+            row_values: (0..b).map(|i| F::from_usize(i % 7 + 1)).collect(),
             ..References::new(b, t)
         };
         *refs.second_way(floor) = second;
@@ -1295,45 +1303,59 @@ mod tests {
         refs
     }
 
-    #[test]
-    fn the_read_then_write_reference_reads_every_input_then_writes_every_row() {
+    fn read_then_write_reads_every_input_then_writes_every_row<F: Float>() {
         let (b, t) = (300, 19);
-        let setup = integer_setup(b, t);
+        let setup = integer_setup::<F>(b, t);
         let batch = setup.batch();
         let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
         // Both ways of the write: ordinary and streaming stores.
         for streaming in [false, true] {
             let refs = run_one_way(&setup, Floor::ReadThenWrite, streaming);
-            // The plain read's sum of every input (integers: exact in any order).
-            let want: f64 = q.iter().zip(p).map(|(x, y)| x + y).sum();
-            assert_eq!(refs.sink, want);
+            // The plain read's sum of every input (small integers: exact in any order).
+            let want: F = q.iter().zip(p).map(|(&x, &y)| x + y).sum();
+            assert_eq!(refs.sink, want, "{}", F::NAME);
             for i in 0..b {
                 for k in 0..t {
                     let want = if k < batch.lengths()[i] {
-                        (i % 7) as f64 + 1.0
+                        F::from_usize(i % 7 + 1)
                     } else {
-                        0.0
+                        F::ZERO
                     };
-                    assert_eq!(refs.dst[i * t + k], want, "row {i}, step {k}");
+                    assert_eq!(refs.dst[i * t + k], want, "{} row {i}, step {k}", F::NAME);
                 }
             }
             // Negative control: the second half of the buffer (the copy's) is not written.
-            assert!(refs.dst[b * t..].iter().all(|x| x.is_nan()));
+            assert!(refs.dst[b * t..].iter().all(|x| x.to_f64().is_nan()));
+        }
+    }
+
+    #[test]
+    fn the_read_then_write_reference_reads_every_input_then_writes_every_row() {
+        read_then_write_reads_every_input_then_writes_every_row::<f32>();
+        read_then_write_reads_every_input_then_writes_every_row::<f64>();
+    }
+
+    fn copy_copies_both_inputs_either_way<F: Float>() {
+        // Rows of 37 steps put every row's start at another place in a line.
+        let (b, t) = (300, 37);
+        let setup = integer_setup::<F>(b, t);
+        let batch = setup.batch();
+        let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
+        for streaming in [false, true] {
+            let refs = run_one_way(&setup, Floor::Copy, streaming);
+            assert_eq!(&refs.dst[..b * t], q, "{} streaming: {streaming}", F::NAME);
+            assert_eq!(&refs.dst[b * t..], p, "{} streaming: {streaming}", F::NAME);
         }
     }
 
     #[test]
     fn the_copy_reference_copies_both_inputs_either_way() {
-        let (b, t) = (300, 19);
-        let setup = integer_setup(b, t);
-        let batch = setup.batch();
-        let (q, p) = (batch.log_q().as_slice(), batch.log_p().as_slice());
-        for streaming in [false, true] {
-            let refs = run_one_way(&setup, Floor::Copy, streaming);
-            assert_eq!(&refs.dst[..b * t], q, "streaming: {streaming}");
-            assert_eq!(&refs.dst[b * t..], p, "streaming: {streaming}");
-        }
-        // Each floor's ways are named apart, and the faster one is "reference".
+        copy_copies_both_inputs_either_way::<f32>();
+        copy_copies_both_inputs_either_way::<f64>();
+    }
+
+    #[test]
+    fn each_floor_names_its_two_ways_apart_from_the_reference() {
         for floor in Floor::ALL {
             let [a, b] = floor.ways();
             assert!(a != b && a != "reference" && b != "reference", "{floor}");

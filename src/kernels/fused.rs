@@ -1136,16 +1136,17 @@ pub fn dense_stores<F: Float>(batch: &TrajectoryBatch<F>, windows: Option<&Windo
 /// The stores for a dense gradient of `batch` columns of `column` bytes each (around windows
 /// if `windowed`), on a last-level cache of `cache` bytes. Streaming stores where both hold:
 /// - **the call's working set is out of the cache**: the inputs read and the gradient written,
-///   `3·B·T·s` bytes, exceed an eighth of the cache (the bound of [`prefetch_rows`] too). Below
+///   `3·B·T·s` bytes, exceed an eighth of the cache (the fraction [`prefetch_rows`] applies to
+///   the inputs alone). Below
 ///   that the written lines are cheap to read first and may be used again; above it each read
 ///   is a second trip to memory. An eighth, not all: this machine's 480 MiB L3 is shared with
 ///   the host's other tenants, and the share one call gets is far smaller. Beside the kernels'
 ///   own pass (`bench`'s read-then-write reference: every input read, then the gradient
 ///   written) streaming won by 1.1–1.9× in `f32` and 1.7–1.8× in `f64` at `B = 65536`,
 ///   `T = 100` (79 and 157 MB; seven runs), and by 1.1–1.2× in `f64` at `B = 32768` (79 MB),
-///   where `f32` (39 MB) was even; with it the `f64` dense kernels at `B = 65536` ran 77–81 →
-///   96–98 % of their floor, REINFORCE-KL's 62–63 → 91–92 % (`docs/performance.md`, session
-///   18). The write alone, over a buffer still in the cache from its last call, was even
+///   where `f32` (39 MB) was even; with it the `f64` dense kernels at `B = 65536` ran 72–81 →
+///   87–98 % of their floor over five rounds, REINFORCE-KL's 59–63 → 91–95 %
+///   (`docs/performance.md`, session 18). The write alone, over a buffer still in the cache from its last call, was even
 ///   there (session 17);
 /// - **a column is long enough for the streaming writer**, which assembles every partial line
 ///   element by element: at least a line ([`LINE_BYTES`]) for whole rows (rows of 16–48 bytes
@@ -1333,7 +1334,9 @@ impl<'a, F: Float> LineSink<'a, F> {
     #[inline(always)]
     fn stream(&mut self, line: &[F; 16], at: usize) {
         debug_assert!(at + self.per_line <= self.body_end);
-        super::stream::line(&mut self.out[at..at + self.per_line], line);
+        // SAFETY: `out[head]` is on a 64-byte boundary (`stream::head`), and every `at` passed
+        // here is `head` plus whole lines (`run` streams only where `(k − head) % l == 0`).
+        unsafe { super::stream::line(&mut self.out[at..at + self.per_line], line) };
     }
 
     /// Orders the streaming stores before anything the thread writes next.
@@ -2269,8 +2272,9 @@ mod tests {
         }
     }
 
-    /// Columns of every length around a line, with every range inside them, at every
-    /// misalignment of the start: the streaming sink writes what each column means.
+    /// Columns of every length from 1 to 20 steps (around a line in both types), with random
+    /// ranges inside them, at every misalignment of the start: the streaming sink writes what
+    /// each column means.
     fn sink_writes_every_column<F: Float>() {
         let mut backing = [F::NAN; 3000];
         for offset in 0..20 {
@@ -2331,8 +2335,9 @@ mod tests {
         }
     }
 
-    /// The dense gradient written inside the pass: streaming stores (chosen only above the
-    /// last-level cache, so never at the other tests' sizes) give what ordinary stores give,
+    /// The dense gradient written inside the pass: streaming stores (chosen by [`stores_for`]
+    /// only above an eighth of the last-level cache, so rarely at the other tests' sizes) give
+    /// what ordinary stores give,
     /// for full rows and windows, in f32 and f64.
     fn fused_pass_stores_agree<F: Float>() {
         for (batch, steps) in [(600, 100), (300, 7), (513, 33)] {

@@ -12,11 +12,15 @@ use super::float::Float;
 /// A cache line's bytes (a line holds at most 16 elements: f32).
 pub(crate) const LINE_BYTES: usize = 64;
 
-/// Writes `src[..n]` into `dst`, one whole line: `dst.len()` is `n = LINE_BYTES / F::BYTES`
-/// elements starting on a 64-byte boundary.
+/// Writes `src[..n]` into `dst[..n]`, one whole line: `n = LINE_BYTES / size_of::<F>()`
+/// elements.
+///
+/// # Safety
+/// `dst` must start on a 64-byte boundary (the streaming store faults, or is undefined
+/// behaviour, otherwise). Both slices are bounds-checked to hold `n` elements.
 #[inline(always)]
-pub(crate) fn line<F: Float>(dst: &mut [F], src: &[F]) {
-    let n = LINE_BYTES / F::BYTES;
+pub(crate) unsafe fn line<F: Float>(dst: &mut [F], src: &[F]) {
+    let n = LINE_BYTES / std::mem::size_of::<F>();
     let (dst, src) = (&mut dst[..n], &src[..n]);
     #[cfg(target_arch = "x86_64")]
     {
@@ -25,8 +29,8 @@ pub(crate) fn line<F: Float>(dst: &mut [F], src: &[F]) {
         let src = src.as_ptr() as *const __m128i;
         debug_assert_eq!(dst as usize % LINE_BYTES, 0);
         // SAFETY: `dst` points to 64 writable bytes (n · size_of::<F>() = 64, the slice above
-        // is bounds-checked), 64-byte aligned (the callers' contract, checked in debug builds);
-        // `src` to 64 readable bytes. SSE2 is part of x86-64.
+        // is bounds-checked), 64-byte aligned (the caller's contract); `src` to 64 readable
+        // bytes, loaded unaligned. SSE2 is part of x86-64.
         unsafe {
             for j in 0..4 {
                 _mm_stream_si128(dst.add(j), _mm_loadu_si128(src.add(j)));
@@ -45,7 +49,7 @@ pub(crate) fn head<F: Float>(dst: &[F]) -> usize {
     if mis == 0 {
         0
     } else {
-        ((LINE_BYTES - mis) / F::BYTES).min(dst.len())
+        ((LINE_BYTES - mis) / std::mem::size_of::<F>()).min(dst.len())
     }
 }
 
@@ -55,13 +59,15 @@ pub(crate) fn head<F: Float>(dst: &[F]) -> usize {
 #[inline(always)]
 pub(crate) fn copy<F: Float>(src: &[F], dst: &mut [F]) {
     assert_eq!(src.len(), dst.len(), "a copy between slices of one length");
-    let per_line = LINE_BYTES / F::BYTES;
+    let per_line = LINE_BYTES / std::mem::size_of::<F>();
     let head = head(dst);
     let body_end = head + (dst.len() - head) / per_line * per_line;
     dst[..head].copy_from_slice(&src[..head]);
     let mut k = head;
     while k < body_end {
-        line(&mut dst[k..k + per_line], &src[k..k + per_line]);
+        // SAFETY: `dst[head]` is the first element on a 64-byte boundary ([`head`]), and `k`
+        // moves from it in whole lines.
+        unsafe { line(&mut dst[k..k + per_line], &src[k..k + per_line]) };
         k += per_line;
     }
     dst[body_end..].copy_from_slice(&src[body_end..]);
