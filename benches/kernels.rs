@@ -21,21 +21,20 @@ fn bench_dtype<F: Float>(c: &mut Criterion, batch: usize, steps: usize) {
         // Copy reference: the 2·B·T input values into a second buffer (read + write bytes).
         let mut dst = vec![F::ZERO; 2 * n];
         group.throughput(Throughput::Bytes((4 * n * F::BYTES) as u64));
-        group.bench_function("copy-reference", |bch| {
-            bch.iter(|| {
-                let (d0, d1) = dst.split_at_mut(n);
-                parallel_copy(b.log_q().as_slice(), d0);
-                parallel_copy(b.log_p().as_slice(), d1);
-            })
-        });
-        // The same with streaming stores (`bench`'s copy floor is the faster of the two).
-        group.bench_function("copy-reference-streaming", |bch| {
-            bch.iter(|| {
-                let (d0, d1) = dst.split_at_mut(n);
-                parallel_copy_streaming(b.log_q().as_slice(), d0);
-                parallel_copy_streaming(b.log_p().as_slice(), d1);
-            })
-        });
+        // With ordinary and with streaming stores (`bench`'s copy floor is the faster).
+        let copy_ordinary: fn(&[F], &mut [F]) = parallel_copy;
+        for (name, copy) in [
+            ("copy-reference", copy_ordinary),
+            ("copy-reference-streaming", parallel_copy_streaming),
+        ] {
+            group.bench_function(name, |bch| {
+                bch.iter(|| {
+                    let (d0, d1) = dst.split_at_mut(n);
+                    copy(b.log_q().as_slice(), d0);
+                    copy(b.log_p().as_slice(), d1);
+                })
+            });
+        }
         group.throughput(Throughput::Bytes((2 * n * F::BYTES) as u64));
         group.bench_function("read-reference", |bch| {
             bch.iter(|| parallel_read(b.log_q().as_slice(), b.log_p().as_slice()))

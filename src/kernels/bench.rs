@@ -737,13 +737,13 @@ impl<F: Float> References<F> {
         match floor {
             Floor::Copy => {
                 let (d0, d1) = self.dst.split_at_mut(n);
-                if second {
-                    parallel_copy_streaming(q, d0);
-                    parallel_copy_streaming(p, d1);
+                let copy: fn(&[F], &mut [F]) = if second {
+                    parallel_copy_streaming
                 } else {
-                    parallel_copy(q, d0);
-                    parallel_copy(p, d1);
-                }
+                    parallel_copy
+                };
+                copy(q, d0);
+                copy(p, d1);
             }
             Floor::CopyWindows => parallel_copy_windows(batch, w, &mut self.dst[..n], stores),
             Floor::ReadThenWrite => {
